@@ -1,0 +1,27 @@
+"""User-facing errors: the CLI prints their message on one line and exits non-zero, without a traceback."""
+
+from __future__ import annotations
+
+
+class NbsError(Exception):
+    """An expected mistake in the user's input or environment (bad arch string, missing file, ...)."""
+
+
+class ArchStringError(NbsError, ValueError):
+    """A malformed NB201 arch string, index or NASLib tuple."""
+
+
+class MissingFileError(NbsError, FileNotFoundError):
+    """A benchmark table, dataset or checkpoint that should exist does not."""
+
+
+class ConfigError(NbsError, ValueError):
+    """An unknown method/dataset/preset, a bad `--set` override, or an incompatible resume."""
+
+
+class CheckpointError(NbsError):
+    """A checkpoint that cannot be read (truncated, corrupted) or does not match its run."""
+
+
+class DivergenceError(NbsError):
+    """The search produced a non-finite loss; the run stops cleanly and records it."""
