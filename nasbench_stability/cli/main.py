@@ -1,0 +1,140 @@
+"""The ``nbs`` command line: thin wrappers that parse, call the library, and print.
+
+Expected mistakes (:class:`~nasbench_stability.errors.NbsError`) print one line on stderr and exit
+with status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ..errors import ConfigError, NbsError
+
+
+class NbsGroup(click.Group):
+    """Turns NbsError into a one-line message and exit status 2."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except NbsError as err:
+            click.echo(f"nbs: error: {err}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("nbs: interrupted; finished epochs are checkpointed, re-run the command to resume", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=NbsGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="nasbench_stability")
+def main() -> None:
+    """nbs — NAS-Bench-201 benchmarking and stability analysis of differentiable NAS."""
+
+
+def _parse_sets(pairs: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"--set expects key=value, got {pair!r}")
+        k, v = pair.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+@main.command()
+@click.option("--method", "-m", required=True, help="Search method (see `nbs methods`).")
+@click.option("--seeds", type=int, default=1, show_default=True, help="Run seeds 0..K-1.")
+@click.option("--seed-list", default=None, help="Comma-separated explicit seeds (overrides --seeds).")
+@click.option("--dataset", default="cifar10", show_default=True)
+@click.option("--epochs", type=int, default=None, help="Override the preset's / method's epochs.")
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N]")
+@click.option("--preset", default=None, help="smoke | cpu-small | paper (default: paper on CUDA, cpu-small on CPU).")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("runs"), show_default=True)
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a run or method option.")
+@click.option("--data-root", type=click.Path(path_type=Path), default=None, help="Dataset file or folder.")
+@click.option("--benchmark", type=click.Path(path_type=Path), default=None, help="Benchmark table (.parquet).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def run(method, seeds, seed_list, dataset, epochs, device, preset, out, sets, data_root, benchmark, quiet) -> None:
+    """Search with METHOD for several seeds; one run directory per seed, resumable."""
+    from ..engine.executor import run_seeds
+
+    seed_values = _seed_values(seeds, seed_list)
+    results = run_seeds(method, seed_values, dataset=dataset, epochs=epochs, device=device, preset=preset,
+                        out=out, overrides=_parse_sets(sets), data_root=data_root, benchmark_path=benchmark,
+                        progress=not quiet)
+    failed = False
+    for r in results:
+        if r.state.startswith("already"):
+            click.echo(r.message)
+        elif r.state == "diverged":
+            click.echo(f"nbs: {r.message}", err=True)
+            failed = True
+        else:
+            click.echo(f"{r.run_dir}: {r.state} after {r.epochs_done} epochs, final cell {r.final_genotype}")
+    click.echo(f"records: {out}/<run>/records/*.parquet  (read with `pandas.read_parquet`)")
+    if failed:
+        sys.exit(3)
+
+
+def _seed_values(seeds: int, seed_list: str | None) -> list[int]:
+    if seed_list:
+        try:
+            return [int(s) for s in seed_list.split(",") if s.strip()]
+        except ValueError:
+            raise ConfigError(f"--seed-list must be comma-separated integers, got {seed_list!r}") from None
+    if seeds < 1:
+        raise ConfigError("--seeds must be at least 1")
+    return list(range(seeds))
+
+
+@main.command()
+@click.option("--show", "show", default=None, metavar="NAME", help="Print one method's defaults and sources.")
+def methods(show: str | None) -> None:
+    """List the search methods, or show one method's options."""
+    from ..methods.describe import describe_method, list_lines
+
+    click.echo(describe_method(show) if show else list_lines())
+
+
+@main.group()
+def bench() -> None:
+    """Build the NAS-Bench-201 lookup table."""
+
+
+@bench.command("build")
+@click.option("--source", type=click.Path(path_type=Path), default=None,
+              help="Folder with nats_bench.csv, mini-bench pickle, NASLib zip (default: ../shared/nb201).")
+@click.option("--nb201-pth", type=click.Path(path_type=Path), default=None, help="Official NAS-Bench-201 .pth.")
+@click.option("--nats", "nats_path", type=click.Path(path_type=Path), default=None, help="NATS-Bench topology data.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Table path (default: the search order).")
+@click.option("--force", is_flag=True, help="Replace an existing table.")
+@click.option("--if-missing", is_flag=True, help="Do nothing when the table already exists.")
+def bench_build(source, nb201_pth, nats_path, out, force, if_missing) -> None:
+    from ..bench.build import build_and_write
+    from ..bench.locate import table_path
+
+    if if_missing and table_path(out).exists():
+        click.echo(f"benchmark table present: {table_path(out)}")
+        return
+    path = build_and_write(out, source, nb201_pth=nb201_pth, nats_path=nats_path, force=force)
+    click.echo(f"wrote {path}")
+
+
+@main.command()
+@click.argument("arch")
+@click.option("--benchmark", type=click.Path(path_type=Path), default=None)
+def query(arch: str, benchmark: Path | None) -> None:
+    """Print every known metric of one cell (arch string, NASLib tuple or NB201 index)."""
+    from ..bench.query import format_cell_report
+    from ..bench.table import Benchmark
+
+    bench_table = Benchmark.load(benchmark)
+    cell = int(arch) if arch.strip().isdigit() else arch
+    click.echo(format_cell_report(bench_table, cell))
+
+
+if __name__ == "__main__":
+    main()

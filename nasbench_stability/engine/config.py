@@ -1,0 +1,187 @@
+"""The resolved, typed description of one run, and the presets that size it.
+
+A :class:`RunConfig` is everything that determines a run's records: it is saved in the run
+directory, compared on resume, and hashed into ``config_hash``. Equal configs ⇒ same run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field, fields
+from typing import Any, get_type_hints
+
+import torch
+
+from ..errors import ConfigError
+from ..methods.options import apply_overrides
+from ..methods.registry import get_method
+
+DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """How big a run is. ``None`` means: the method's own default (paper settings)."""
+
+    name: str
+    description: str
+    channels: int
+    cells_per_stage: int
+    data_subset: int | None      # examples per half (train / valid); None = the full 25k halves
+    epochs: int | None
+    eval_batches: int | None     # valid batches evaluated per epoch; None = the whole valid half
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        Preset("smoke", "seconds on a CPU: C=8, N=1, 256+256 images, 2 epochs", 8, 1, 256, 2, 2),
+        Preset("cpu-small", "minutes on a CPU: C=8, N=2, 2048+2048 images, 10 epochs", 8, 2, 2048, 10, 8),
+        Preset("paper", "the NB201 reference: C=16, N=5, 25k+25k images, the method's epochs", 16, 5, None, None, None),
+    )
+}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    method: str
+    dataset: str = "cifar10"
+    seed: int = 0
+    preset: str = "paper"
+    epochs: int = 50
+    batch_size: int = 64
+    channels: int = 16
+    cells_per_stage: int = 5
+    data_subset: int | None = None
+    eval_batches: int | None = None
+    device: str = "cpu"
+    track_running_stats: bool = False   # BN running stats in searchable cells (NB201 reference: off)
+    amp: bool = False                   # bf16 autocast (CUDA only)
+    channels_last: bool = False
+    split_policy: str = "auto"          # "auto" | "official" | "balanced"
+    hessian_every: int = 0              # dominant eigenvalue of ∇²α L_valid every N epochs (0 = off)
+    hessian_batches: int = 2
+    method_options: tuple[tuple[str, Any], ...] = field(default=())
+
+    # ---- identity -----------------------------------------------------------------------------
+    @property
+    def run_name(self) -> str:
+        return f"{self.method}-{self.dataset}-seed{self.seed}"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["method_options"] = {k: v for k, v in self.method_options}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        d = dict(d)
+        opts = d.pop("method_options", {}) or {}
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ConfigError(f"config has unknown fields: {', '.join(sorted(unknown))}")
+        return cls(**d, method_options=tuple(sorted((k, _freeze(v)) for k, v in opts.items())))
+
+    @property
+    def config_hash(self) -> str:
+        blob = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def options(self):
+        """The method's typed options object."""
+        info = get_method(self.method)
+        return apply_overrides(info.default_options(), dict(self.method_options))
+
+    def torch_device(self) -> torch.device:
+        return torch.device(self.device)
+
+
+def _freeze(v: Any) -> Any:
+    return tuple(v) if isinstance(v, list) else v
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("--device cuda asked for, but this torch build sees no CUDA device")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ConfigError(f"unknown device {device!r}; use auto, cpu or cuda[:N]")
+    return device
+
+
+def default_preset(device: str) -> str:
+    """The paper settings on CUDA; a CPU run defaults to the small preset (the paper takes days there)."""
+    return "paper" if device.startswith("cuda") else "cpu-small"
+
+
+def resolve_config(method: str, *, dataset: str = "cifar10", seed: int = 0, preset: str | None = None,
+                   device: str = "auto", epochs: int | None = None,
+                   overrides: dict[str, str] | None = None) -> RunConfig:
+    """Build a RunConfig from CLI-level choices. ``overrides`` are ``--set key=value`` pairs: keys of
+    RunConfig or of the method's options (a method option wins when both have the key)."""
+    info = get_method(method)
+    if dataset not in DATASETS:
+        raise ConfigError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
+    device = resolve_device(device)
+    preset_name = preset or default_preset(device)
+    if preset_name not in PRESETS:
+        raise ConfigError(f"unknown preset {preset_name!r}; known: {', '.join(PRESETS)}")
+    p = PRESETS[preset_name]
+    overrides = dict(overrides or {})
+
+    option_fields = {f.name for f in fields(info.options_cls)}
+    method_overrides = {k: v for k, v in overrides.items() if k in option_fields}
+    run_overrides = {k: v for k, v in overrides.items() if k not in option_fields}
+    if epochs is not None:
+        method_overrides["epochs"] = str(epochs)
+    options = apply_overrides(info.default_options(), method_overrides)
+    if p.epochs is not None and "epochs" not in method_overrides:
+        options = dataclasses.replace(options, epochs=p.epochs)
+
+    base = RunConfig(
+        method=method, dataset=dataset, seed=seed, preset=preset_name, epochs=options.epochs,
+        batch_size=options.batch_size, channels=p.channels, cells_per_stage=p.cells_per_stage,
+        data_subset=p.data_subset, eval_batches=p.eval_batches, device=device,
+        method_options=tuple(sorted((f.name, getattr(options, f.name)) for f in fields(options))),
+    )
+    return _apply_run_overrides(base, run_overrides)
+
+
+_LOCKED = {"method", "dataset", "seed", "preset", "method_options", "epochs", "batch_size", "device"}
+
+
+def _apply_run_overrides(cfg: RunConfig, overrides: dict[str, str]) -> RunConfig:
+    hints = get_type_hints(RunConfig)
+    changes: dict[str, Any] = {}
+    for key, raw in overrides.items():
+        if key not in hints or key in _LOCKED:
+            settable = sorted(set(hints) - _LOCKED)
+            raise ConfigError(f"unknown --set key {key!r}; run keys: {', '.join(settable)}, or a method option "
+                              f"(see `nbs methods --show {cfg.method}`)")
+        changes[key] = _parse_value(raw, hints[key], key)
+    if changes.get("amp") and not cfg.device.startswith("cuda"):
+        raise ConfigError("amp (bf16 autocast) is for CUDA runs; drop --set amp=true on CPU")
+    if "split_policy" in changes and changes["split_policy"] not in ("auto", "official", "balanced"):
+        raise ConfigError("split_policy must be auto, official or balanced")
+    return dataclasses.replace(cfg, **changes)
+
+
+def _parse_value(raw: str, hint: Any, key: str) -> Any:
+    text = str(raw).strip()
+    if text.lower() in ("none", "null") and "None" in str(hint):
+        return None
+    if hint is bool or hint == "bool":
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"--set {key}: expected true/false, got {raw!r}")
+    kind = int if "int" in str(hint) else float if "float" in str(hint) else str
+    try:
+        return kind(text)
+    except ValueError:
+        raise ConfigError(f"--set {key}: expected {kind.__name__}, got {raw!r}") from None

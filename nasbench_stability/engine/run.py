@@ -1,0 +1,302 @@
+"""One run: a resolved config in, a run directory out.
+
+``<out>/<method>-<dataset>-seed<k>/`` holds ``config.json`` (the resolved RunConfig), ``status.json``,
+``checkpoint.pt`` (after every epoch) and ``records/epoch-NNNN.parquet``. Re-running the same
+config resumes from the checkpoint; a finished run is not re-run; a different config in the same
+directory is refused, and nothing already written is overwritten.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import random
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+
+from ..bench.table import Benchmark
+from ..data.pipeline import BatchStream
+from ..data.search import SearchData, search_data
+from ..errors import ConfigError, NbsError
+from ..methods.base import SearchContext, SearchMethod, StepStats
+from ..methods.registry import get_method
+from ..space.ops import EDGES, OPS
+from ..space.supernet import NetworkShape
+from .atomic import write_text_atomic
+from .checkpoint import load_checkpoint, save_checkpoint, set_rng_state
+from .config import RunConfig
+from .records import drop_records_after, write_record
+
+CONFIG_FILE, STATUS_FILE, CHECKPOINT_FILE, LOCK_FILE = "config.json", "status.json", "checkpoint.pt", ".lock"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    state: str             # "finished" | "diverged" | "already-finished"
+    epochs_done: int
+    final_genotype: str | None
+    message: str = ""
+
+
+# ---------------------------------------------------------------------------------------------
+# run directory bookkeeping
+# ---------------------------------------------------------------------------------------------
+def run_dir_for(out: Path, config: RunConfig) -> Path:
+    return Path(out) / config.run_name
+
+
+def read_status(run_dir: Path) -> dict[str, Any]:
+    p = Path(run_dir) / STATUS_FILE
+    return json.loads(p.read_text()) if p.exists() else {}
+
+
+def _write_status(run_dir: Path, state: str, epochs_done: int, message: str = "") -> None:
+    write_text_atomic(run_dir / STATUS_FILE, json.dumps(
+        {"state": state, "epochs_done": epochs_done, "message": message, "updated": time.time()}, indent=2))
+
+
+def _check_or_write_config(run_dir: Path, config: RunConfig) -> None:
+    path = run_dir / CONFIG_FILE
+    if path.exists():
+        try:
+            saved = RunConfig.from_dict(json.loads(path.read_text()))
+        except (ValueError, TypeError, NbsError) as err:
+            raise ConfigError(f"{path} is not a readable nbs config ({err}); refusing to touch this run") from None
+        if saved.config_hash != config.config_hash:
+            diff = sorted(k for k, v in config.to_dict().items() if saved.to_dict().get(k) != v)
+            raise ConfigError(f"{run_dir} holds a run with a different config (differs in: {', '.join(diff)}); "
+                              f"use another --out or the same settings to resume")
+        return
+    write_text_atomic(path, json.dumps(config.to_dict(), indent=2, default=str))
+
+
+@contextmanager
+def _exclusive(run_dir: Path) -> Iterator[None]:
+    """One process per run directory: a second `nbs run` on the same run fails fast."""
+    with open(run_dir / LOCK_FILE, "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"{run_dir} is being run by another process") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# per-epoch accumulation (device tensors; one host sync per epoch)
+# ---------------------------------------------------------------------------------------------
+class EpochAccumulator:
+    def __init__(self) -> None:
+        self.loss = self.correct = 0
+        self.count = 0
+        self.sums: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, int] = {}
+
+    def _add(self, name: str, value: torch.Tensor | None) -> None:
+        if value is None:
+            return
+        value = value.detach().float()
+        self.sums[name] = self.sums[name] + value if name in self.sums else value.clone()
+        self.counts[name] = self.counts.get(name, 0) + 1
+
+    def add(self, stats: StepStats) -> None:
+        self.loss = self.loss + stats.loss_sum.detach().float()
+        self.correct = self.correct + stats.correct.detach()
+        self.count += stats.count
+        self._add("op_grad", stats.op_grad)
+        self._add("gc_inner", stats.gc_inner)
+        self._add("gc_cos", stats.gc_cos)
+        for k, v in stats.extra.items():
+            self._add(k, v)
+
+    def means(self) -> dict[str, np.ndarray]:
+        return {k: (v / self.counts[k]).cpu().numpy() for k, v in self.sums.items()}
+
+
+def _evaluate(method: SearchMethod, stream: BatchStream, epoch: int) -> tuple[float, float]:
+    """Supernet loss/accuracy on the valid half under the current architecture (no gradients)."""
+    method.eval()
+    loss = correct = 0
+    n = 0
+    with torch.no_grad():
+        for x, y in stream.epoch(epoch):
+            logits = method.logits(x)
+            loss = loss + torch.nn.functional.cross_entropy(logits, y, reduction="sum")
+            correct = correct + (logits.argmax(1) == y).sum()
+            n += len(y)
+    method.train()
+    return float(loss) / max(n, 1), 100.0 * float(correct) / max(n, 1)
+
+
+def _cycle(stream: BatchStream, epoch: int) -> Iterator:
+    """Batches of ``epoch``; if a step needs more than the stream has, continue with fresh passes."""
+    k = 0
+    while True:
+        yield from stream.epoch(epoch * 1000 + k if k else epoch)
+        k += 1
+
+
+# ---------------------------------------------------------------------------------------------
+# the run
+# ---------------------------------------------------------------------------------------------
+class Run:
+    """Executes one RunConfig into its run directory. Construct, then call :meth:`execute`."""
+
+    def __init__(self, config: RunConfig, out: Path, *, benchmark: Benchmark, data_root: Path | None = None,
+                 progress: bool = True, log: Callable[[str], None] = print,
+                 hessian: Callable[[SearchMethod, list], float] | None = None) -> None:
+        self.config, self.benchmark = config, benchmark
+        self.run_dir = run_dir_for(out, config)
+        self.data_root, self.progress, self.log = data_root, progress, log
+        self.hessian = hessian
+
+    def execute(self) -> RunResult:
+        cfg = self.config
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with _exclusive(self.run_dir):
+            _check_or_write_config(self.run_dir, cfg)
+            status = read_status(self.run_dir)
+            if status.get("state") in ("finished", "diverged"):
+                return RunResult(self.run_dir, "already-" + status["state"], status.get("epochs_done", 0), None,
+                                 f"{self.run_dir} already {status['state']}; not re-run")
+            return self._search()
+
+    def _build(self, data: SearchData, steps: int) -> SearchMethod:
+        cfg = self.config
+        info = get_method(cfg.method)
+        ctx = SearchContext(
+            shape=NetworkShape(cfg.channels, cfg.cells_per_stage, data.num_classes),
+            device=cfg.torch_device(), epochs=cfg.epochs, steps_per_epoch=steps, seed=cfg.seed,
+            track_running_stats=cfg.track_running_stats,
+            amp_dtype=torch.bfloat16 if cfg.amp else None, channels_last=cfg.channels_last)
+        seed_everything(cfg.seed)
+        return info.factory(cfg.options(), ctx)
+
+    def _streams(self, data: SearchData, method: SearchMethod) -> dict[str, BatchStream]:
+        cfg = self.config
+        split = {"train": data.train, "train2": data.train, "valid": data.valid}
+        return {name: BatchStream(split[name], cfg.batch_size, cfg.seed, name, augment=True,
+                                  mean=data.mean, std=data.std) for name in method.streams}
+
+    def _search(self) -> RunResult:
+        cfg, run_dir = self.config, self.run_dir
+        device = cfg.torch_device()
+        data = search_data(cfg.dataset, self.data_root, cfg.seed, subset=cfg.data_subset, device=device,
+                           split_policy=cfg.split_policy, include_test=False)
+        steps = len(BatchStream(data.train, cfg.batch_size, cfg.seed, "train", augment=False,
+                                mean=data.mean, std=data.std))
+        method = self._build(data, steps)
+        streams = self._streams(data, method)
+        eval_stream = BatchStream(data.valid, cfg.batch_size, cfg.seed, "eval", augment=False, mean=data.mean,
+                                  std=data.std, drop_last=False, shuffle=False, limit_batches=cfg.eval_batches)
+        hessian_batches = [b for b, _ in zip(eval_stream.epoch(0), range(cfg.hessian_batches))]
+
+        start_epoch, wall = 0, 0.0
+        ckpt_path = run_dir / CHECKPOINT_FILE
+        if ckpt_path.exists():
+            payload = load_checkpoint(ckpt_path, config_hash=cfg.config_hash, device=device)
+            method.load_checkpoint_state(payload["method"])
+            set_rng_state(payload["rng"])
+            start_epoch, wall = payload["epochs_done"], payload["wall_seconds"]
+            drop_records_after(run_dir, start_epoch)
+            self.log(f"{cfg.run_name}: resuming after epoch {start_epoch}/{cfg.epochs}")
+        _write_status(run_dir, "running", start_epoch)
+
+        genotype = None
+        for epoch in range(start_epoch, cfg.epochs):
+            t0 = time.perf_counter()
+            acc = self._train_epoch(method, streams, epoch, steps)
+            train_loss = float(acc.loss) / max(acc.count, 1)
+            diverged = not math.isfinite(train_loss)
+            valid_loss, valid_acc = (math.nan, math.nan) if diverged else _evaluate(method, eval_stream, epoch)
+            hess = math.nan
+            if self.hessian is not None and cfg.hessian_every and (epoch + 1) % cfg.hessian_every == 0 and not diverged:
+                hess = float(self.hessian(method, hessian_batches))
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            seconds = time.perf_counter() - t0
+            wall += seconds
+            record = self._record(method, epoch, acc, train_loss, valid_loss, valid_acc, seconds, wall, hess, diverged)
+            genotype = record["genotype"]
+            write_record(run_dir, epoch + 1, record)
+            if diverged:
+                msg = f"{cfg.run_name} diverged at epoch {epoch + 1} (non-finite training loss); records kept"
+                _write_status(run_dir, "diverged", epoch + 1, msg)
+                return RunResult(run_dir, "diverged", epoch + 1, genotype, msg)
+            save_checkpoint(ckpt_path, config_hash=cfg.config_hash, epochs_done=epoch + 1,
+                            method_state=method.checkpoint_state(), wall_seconds=wall)
+            _write_status(run_dir, "running", epoch + 1)
+            self.log(f"{cfg.run_name} epoch {epoch + 1}/{cfg.epochs}: {genotype} "
+                     f"test={record.get('bench_cifar10_test_200', math.nan):.2f} train_acc={record['train_acc']:.1f}")
+        _write_status(run_dir, "finished", cfg.epochs)
+        return RunResult(run_dir, "finished", cfg.epochs, genotype)
+
+    def _train_epoch(self, method: SearchMethod, streams: dict[str, BatchStream], epoch: int,
+                     steps: int) -> EpochAccumulator:
+        cfg = self.config
+        gc_every = getattr(method.options, "gc_every", 0)
+        method.train()
+        method.begin_epoch(epoch)
+        iters = {name: _cycle(s, epoch) for name, s in streams.items()}
+        acc = EpochAccumulator()
+        bar = range(steps)
+        if self.progress:
+            from tqdm.auto import tqdm
+            bar = tqdm(bar, desc=f"{cfg.run_name} ep {epoch + 1}/{cfg.epochs}", leave=False, unit="step")
+        for step in bar:
+            batches = {name: next(it) for name, it in iters.items()}
+            measure = gc_every > 0 and step % gc_every == 0
+            acc.add(method.step(batches, epoch, step, measure))
+        return acc
+
+    def _record(self, method: SearchMethod, epoch: int, acc: EpochAccumulator, train_loss: float,
+                valid_loss: float, valid_acc: float, seconds: float, wall: float, hess: float,
+                diverged: bool) -> dict[str, Any]:
+        cfg = self.config
+        weights = method.op_weights()
+        genotype = method.derive()
+        scored = method.lookup_genotype()
+        bench = self.benchmark.lookup_one(scored)
+        means = acc.means()
+        nan = np.full((len(EDGES), len(OPS)), np.nan)
+        gc_inner, gc_cos = means.get("gc_inner", nan), means.get("gc_cos", nan)
+        record: dict[str, Any] = {
+            "run": cfg.run_name, "method": cfg.method, "dataset": cfg.dataset, "seed": cfg.seed,
+            "preset": cfg.preset, "epoch": epoch + 1, "epochs": cfg.epochs,
+            "genotype": genotype.to_str(), "lookup_genotype": scored.to_str(),
+            "canonical_key": scored.canonical_key, "param_free_count": genotype.param_free_count,
+            "bench_index": int(bench["index"]),
+            "op_weights": np.asarray(weights, dtype=np.float64),
+            "train_loss": train_loss, "train_acc": 100.0 * float(acc.correct) / max(acc.count, 1),
+            "valid_loss": valid_loss, "valid_acc": valid_acc,
+            **method.learning_rates(),
+            "epoch_seconds": seconds, "wall_seconds": wall,
+            "op_grad": means.get("op_grad", nan),
+            "gc_inner": gc_inner, "gc_cos": gc_cos,
+            "gc_mean": float(np.nanmean(gc_inner)) if np.isfinite(gc_inner).any() else math.nan,
+            "gc_cos_mean": float(np.nanmean(gc_cos)) if np.isfinite(gc_cos).any() else math.nan,
+            "hessian_eig": hess, "diverged": diverged,
+        }
+        for spec in self.benchmark.accuracy_columns:
+            record[f"bench_{spec.name}"] = float(bench.get(spec.name, math.nan))
+        for k, v in means.items():
+            if k not in ("op_grad", "gc_inner", "gc_cos"):
+                record[k] = v
+        record.update(method.extra_records())
+        return record

@@ -1,0 +1,108 @@
+"""What a search method is, as the engine sees it.
+
+A method says *what* one step computes (given the batches it asked for, update w and α, return
+step statistics) and how to derive a genotype. The engine owns epochs, data, seeds, records,
+checkpoints, timing and devices; a method never writes files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..space.genotype import Genotype
+from ..space.supernet import NetworkShape
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class SearchContext:
+    """What the engine tells a method when it builds it."""
+
+    shape: NetworkShape
+    device: torch.device
+    epochs: int
+    steps_per_epoch: int
+    seed: int
+    track_running_stats: bool = False
+    amp_dtype: torch.dtype | None = None   # autocast dtype (bf16 on CUDA) or None
+    channels_last: bool = False
+
+
+@dataclass
+class StepStats:
+    """Statistics of one step, as device tensors (the engine syncs once per epoch)."""
+
+    loss_sum: torch.Tensor
+    correct: torch.Tensor
+    count: int
+    op_grad: torch.Tensor | None = None        # ∂L/∂α the arch optimizer saw, shape like α
+    gc_inner: torch.Tensor | None = None       # (E, O) inner products ⟨∇w L(B_w), ∇w L(B_α)⟩, NaN = not learnable
+    gc_cos: torch.Tensor | None = None         # (E, O) cosine form
+    extra: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class SearchMethod(nn.Module):
+    """Base class. Subclasses define the streams they need, ``step``, and ``op_weights``."""
+
+    #: batch streams the engine must provide each step: any of "train", "train2", "valid"
+    streams: tuple[str, ...] = ("train",)
+
+    def __init__(self, options: Any, ctx: SearchContext) -> None:
+        super().__init__()
+        self.options = options
+        self.ctx = ctx
+
+    # ---- the step ---------------------------------------------------------------------------
+    def begin_epoch(self, epoch: int) -> None:
+        """Called before the first step of ``epoch`` (0-based)."""
+
+    def step(self, batches: dict[str, Batch], epoch: int, step: int, measure_gc: bool) -> StepStats:
+        raise NotImplementedError
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Supernet output under the current architecture (used for validation)."""
+        raise NotImplementedError
+
+    # ---- what is recorded -------------------------------------------------------------------
+    def op_weights(self) -> np.ndarray:
+        """(edges, ops) architecture weights after activation, as recorded every epoch."""
+        raise NotImplementedError
+
+    def derive(self) -> Genotype:
+        return Genotype.from_weights(self.op_weights())
+
+    def lookup_genotype(self) -> Genotype:
+        """The cell to score in the benchmark (methods whose derived cells are not uniform override)."""
+        return self.derive()
+
+    def learning_rates(self) -> dict[str, float]:
+        return {}
+
+    def extra_records(self) -> dict[str, Any]:
+        """Method-specific per-epoch record columns (flat scalars, strings or lists)."""
+        return {}
+
+    def arch_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Loss as a differentiable function of the architecture parameters (Hessian analysis)."""
+        raise NotImplementedError
+
+    def arch_parameters(self) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    # ---- checkpointing ----------------------------------------------------------------------
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {}
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {"module": self.state_dict(), "optimizers": {k: o.state_dict() for k, o in self.optimizers().items()}}
+
+    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
+        self.load_state_dict(state["module"])
+        for k, opt in self.optimizers().items():
+            opt.load_state_dict(state["optimizers"][k])

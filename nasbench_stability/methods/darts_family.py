@@ -1,0 +1,259 @@
+"""Shared machinery of the gradient-based methods with one α matrix shared by all cells.
+
+DARTS-V1/V2 and Single-DARTS differ only in the activation on α, the optimization mode and the
+order of the α gradient, so they are one class with different option defaults. Later methods
+(MergeNAS, EDAS, ...) subclass :class:`DartsFamily` and override the cell or the weights.
+
+Optimization modes (Single-DARTS Table 4):
+* ``bilevel``: the α step uses a batch of the ``valid`` half, the w step a batch of ``train``;
+* ``single-level-two-batches``: both from ``train``, different batches;
+* ``single-level``: one forward/backward on one ``train`` batch gives ∇w and ∇α; both step.
+
+In the two-batch modes the α step runs before the w step of the same iteration, as in the DARTS
+code (architect.step, then the weight step).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..space.mixed_cell import MixedCell
+from ..space.ops import NUM_EDGES, NUM_OPS, OP_INDEX
+from ..space.supernet import Supernet
+from .base import Batch, SearchContext, SearchMethod, StepStats
+from .options import NB201, OURS, option
+
+MODES = ("bilevel", "single-level-two-batches", "single-level")
+ACTIVATIONS = ("softmax", "sigmoid")
+_LEARNABLE = (OP_INDEX["nor_conv_1x1"], OP_INDEX["nor_conv_3x3"])
+
+
+@dataclass(frozen=True)
+class DartsOptions:
+    """Defaults are the NB201 reference (xautodl DARTS config) unless a subclass says otherwise."""
+
+    epochs: int = option(50, NB201, "search epochs")
+    batch_size: int = option(64, NB201, "batch size of every stream")
+    mode: str = option("bilevel", NB201, "optimization mode", MODES)
+    activation: str = option("softmax", NB201, "activation on α", ACTIVATIONS)
+    order: int = option(1, NB201, "1 = first-order α gradient, 2 = unrolled second order", (1, 2))
+    w_lr: float = option(0.025, NB201, "SGD learning rate of the network weights")
+    w_lr_min: float = option(0.001, NB201, "cosine annealing floor of the weight learning rate")
+    w_momentum: float = option(0.9, NB201, "SGD momentum")
+    w_nesterov: bool = option(True, NB201, "Nesterov momentum")
+    w_weight_decay: float = option(5e-4, NB201, "weight decay of the network weights")
+    grad_clip: float = option(5.0, NB201, "gradient-norm clip of the weights (0 = off)")
+    a_lr: float = option(3e-4, NB201, "Adam learning rate of α")
+    a_beta1: float = option(0.5, NB201, "Adam β1 of α")
+    a_beta2: float = option(0.999, NB201, "Adam β2 of α")
+    a_weight_decay: float = option(1e-3, NB201, "Adam weight decay (L2) of α")
+    alpha_init_std: float = option(1e-3, NB201, "α initialised as std·N(0, 1) (xautodl)")
+    unrolled_eps: float = option(0.01, NB201, "finite-difference ε numerator for order 2 (DARTS: 0.01/‖∇w'L‖)")
+    gc_every: int = option(10, OURS, "measure gradient correlation every k steps (0 = never)")
+
+
+def cosine_lr(base: float, floor: float, progress: float) -> float:
+    """Cosine annealing from ``base`` to ``floor`` as ``progress`` goes 0 → 1 (per step, as xautodl)."""
+    return floor + (base - floor) * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0))) / 2
+
+
+class DartsFamily(SearchMethod):
+    def __init__(self, options: DartsOptions, ctx: SearchContext) -> None:
+        super().__init__(options, ctx)
+        self.supernet = self.build_supernet()
+        self.alpha = nn.Parameter(options.alpha_init_std * torch.randn(*self.alpha_shape()))
+        self.to(ctx.device)
+        if ctx.channels_last:
+            self.supernet.to(memory_format=torch.channels_last)
+        self.streams = {"bilevel": ("train", "valid"), "single-level-two-batches": ("train", "train2"),
+                        "single-level": ("train",)}[options.mode]
+        self.w_params = [p for p in self.supernet.parameters()]
+        self.w_opt = torch.optim.SGD(self.w_params, lr=options.w_lr, momentum=options.w_momentum,
+                                     nesterov=options.w_nesterov, weight_decay=options.w_weight_decay)
+        self.a_opt = torch.optim.Adam(self.arch_parameters(), lr=options.a_lr,
+                                      betas=(options.a_beta1, options.a_beta2), weight_decay=options.a_weight_decay)
+        self._gc_groups = self._learnable_op_params()
+
+    # ---- construction hooks -----------------------------------------------------------------
+    def build_supernet(self) -> Supernet:
+        track = self.ctx.track_running_stats
+        return Supernet(self.ctx.shape, lambda c: MixedCell(c, track_running_stats=track))
+
+    def alpha_shape(self) -> tuple[int, ...]:
+        return (NUM_EDGES, NUM_OPS)
+
+    def arch_parameters(self) -> list[torch.Tensor]:
+        return [self.alpha]
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"w": self.w_opt, "alpha": self.a_opt}
+
+    def _learnable_op_params(self) -> dict[tuple[int, int], list[nn.Parameter]]:
+        """(edge, op) → that op's weights in every cell (the w_o of gradient correlation)."""
+        groups: dict[tuple[int, int], list[nn.Parameter]] = {}
+        for cell in self.supernet.search_cells:
+            if not hasattr(cell, "conv_weight"):
+                return {}
+            for e in range(NUM_EDGES):
+                for op in _LEARNABLE:
+                    groups.setdefault((e, op), []).append(cell.conv_weight(e, op))
+        return groups
+
+    # ---- architecture -----------------------------------------------------------------------
+    def activate(self, alpha: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(alpha) if self.options.activation == "sigmoid" else torch.softmax(alpha, dim=-1)
+
+    def op_weights(self) -> np.ndarray:
+        with torch.no_grad():
+            return self.activate(self.alpha).float().cpu().numpy()
+
+    def _forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        if self.ctx.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if self.ctx.amp_dtype is not None:
+            with torch.autocast(self.ctx.device.type, dtype=self.ctx.amp_dtype):
+                return self.supernet(x, weights).float()
+        return self.supernet(x, weights)
+
+    def loss_and_logits(self, x: torch.Tensor, y: torch.Tensor, arch_grad: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        weights = self.activate(self.alpha)
+        logits = self._forward(x, weights if arch_grad else weights.detach())
+        return F.cross_entropy(logits, y), logits
+
+    def arch_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.loss_and_logits(x, y, arch_grad=True)[0]
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self._forward(x, self.activate(self.alpha).detach())
+
+    # ---- schedule ---------------------------------------------------------------------------
+    def _set_lr(self, epoch: int, step: int) -> None:
+        progress = (epoch + step / max(self.ctx.steps_per_epoch, 1)) / max(self.ctx.epochs, 1)
+        lr = cosine_lr(self.options.w_lr, self.options.w_lr_min, progress)
+        for group in self.w_opt.param_groups:
+            group["lr"] = lr
+
+    def learning_rates(self) -> dict[str, float]:
+        return {"lr_w": float(self.w_opt.param_groups[0]["lr"]), "lr_alpha": float(self.a_opt.param_groups[0]["lr"])}
+
+    # ---- one step ---------------------------------------------------------------------------
+    def step(self, batches: dict[str, Batch], epoch: int, step: int, measure_gc: bool) -> StepStats:
+        self._set_lr(epoch, step)
+        measure_gc = measure_gc and bool(self._gc_groups)
+        if self.options.mode == "single-level":
+            return self._single_level_step(batches["train"], measure_gc)
+        arch_batch = batches["valid" if self.options.mode == "bilevel" else "train2"]
+        alpha_grad, arch_weight_grads = self._arch_step(batches["train"], arch_batch, measure_gc)
+        stats, raw = self._weight_step(batches["train"], keep_raw_grads=measure_gc)
+        stats.op_grad = alpha_grad
+        if measure_gc:
+            stats.gc_inner, stats.gc_cos = self._gradient_correlation(raw, arch_weight_grads)
+        return stats
+
+    def _clip_and_step_weights(self) -> None:
+        if self.options.grad_clip > 0:
+            nn.utils.clip_grad_norm_(self.w_params, self.options.grad_clip)
+        self.w_opt.step()
+
+    def _weight_step(self, batch: Batch, keep_raw_grads: bool = False) -> tuple[StepStats, dict]:
+        x, y = batch
+        self.w_opt.zero_grad(set_to_none=True)
+        loss, logits = self.loss_and_logits(x, y, arch_grad=False)
+        loss.backward()
+        # gradient correlation compares raw gradients: copy them before clipping scales them in place
+        raw = {p: p.grad.detach().clone() for ps in self._gc_groups.values() for p in ps} if keep_raw_grads else {}
+        self._clip_and_step_weights()
+        return StepStats(loss.detach() * len(y), (logits.argmax(1) == y).sum(), len(y)), raw
+
+    def _arch_step(self, train: Batch, arch: Batch, measure_gc: bool):
+        """One α update. Returns (∂L/∂α as seen by Adam, {w_o: ∇w L(B_α)} when measuring)."""
+        gc_params = [p for ps in self._gc_groups.values() for p in ps] if measure_gc else []
+        self.a_opt.zero_grad(set_to_none=True)
+        if self.options.order == 2:
+            grad = self._unrolled_alpha_grad(train, arch)
+            weight_grads = {}
+            if gc_params:  # ∇w L(B_α) at the current w (not at the virtual w'): one extra backward
+                loss, _ = self.loss_and_logits(*arch, arch_grad=False)
+                weight_grads = dict(zip(gc_params, torch.autograd.grad(loss, gc_params)))
+        else:
+            loss, _ = self.loss_and_logits(*arch, arch_grad=True)
+            # only ∂/∂α (and the op weights when measuring): the convolutions skip their weight gradients
+            grads = torch.autograd.grad(loss, self.arch_parameters() + gc_params)
+            grad, weight_grads = grads[0], dict(zip(gc_params, grads[1:]))
+        self.alpha.grad = grad
+        self.a_opt.step()
+        return grad.detach(), weight_grads
+
+    def _unrolled_alpha_grad(self, train: Batch, arch: Batch) -> torch.Tensor:
+        """DARTS second order: ∇α L_val(w', α) − ξ·(∇α L_train(w⁺) − ∇α L_train(w⁻)) / 2ε.
+
+        w' = w − ξ·(momentum·buf + ∇w L_train + wd·w), ξ the current weight lr (DARTS / xautodl
+        ``_compute_unrolled_model``); w± = w ± ε·∇w' L_val with ε = 0.01 / ‖∇w' L_val‖.
+        """
+        opts, params = self.options, self.w_params
+        xi = self.w_opt.param_groups[0]["lr"]
+        loss, _ = self.loss_and_logits(*train, arch_grad=False)
+        grads = torch.autograd.grad(loss, params, allow_unused=True)
+        backup = [p.detach().clone() for p in params]
+        with torch.no_grad():
+            for p, g in zip(params, grads):
+                d = (g if g is not None else torch.zeros_like(p)) + opts.w_weight_decay * p
+                buf = self.w_opt.state.get(p, {}).get("momentum_buffer")
+                if buf is not None:
+                    d = d + opts.w_momentum * buf
+                p.sub_(xi * d)
+        val_loss, _ = self.loss_and_logits(*arch, arch_grad=True)
+        val_grads = torch.autograd.grad(val_loss, [self.alpha] + params, allow_unused=True)
+        d_alpha = val_grads[0]
+        d_w = [g if g is not None else torch.zeros_like(p) for p, g in zip(params, val_grads[1:])]
+        eps = opts.unrolled_eps / (torch.sqrt(sum((g * g).sum() for g in d_w)) + 1e-12)
+
+        def alpha_grad_at(sign: float) -> torch.Tensor:
+            with torch.no_grad():
+                for p, b, g in zip(params, backup, d_w):
+                    p.copy_(b + sign * eps * g)
+            loss_t, _ = self.loss_and_logits(*train, arch_grad=True)
+            return torch.autograd.grad(loss_t, [self.alpha])[0]
+
+        g_pos, g_neg = alpha_grad_at(1.0), alpha_grad_at(-1.0)
+        with torch.no_grad():
+            for p, b in zip(params, backup):
+                p.copy_(b)
+        return d_alpha - xi * (g_pos - g_neg) / (2 * eps)
+
+    def _single_level_step(self, batch: Batch, measure_gc: bool) -> StepStats:
+        x, y = batch
+        self.w_opt.zero_grad(set_to_none=True)
+        self.a_opt.zero_grad(set_to_none=True)
+        loss, logits = self.loss_and_logits(x, y, arch_grad=True)
+        loss.backward()
+        grad = self.alpha.grad.detach().clone()
+        gc = None
+        if measure_gc:  # B_w = B_α: gc_o = ‖∇w_o L‖², cosine 1 (computed, not assumed)
+            g = {p: p.grad for ps in self._gc_groups.values() for p in ps}
+            gc = self._gradient_correlation(g, g)
+        self._clip_and_step_weights()
+        self.a_opt.step()
+        stats = StepStats(loss.detach() * len(y), (logits.argmax(1) == y).sum(), len(y), op_grad=grad)
+        if gc is not None:
+            stats.gc_inner, stats.gc_cos = gc
+        return stats
+
+    def _gradient_correlation(self, g_w: dict, g_a: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per (edge, op): ⟨∇w_o L(B_w), ∇w_o L(B_α)⟩ summed over cells, and its cosine."""
+        device = self.alpha.device
+        inner = torch.full((NUM_EDGES, NUM_OPS), float("nan"), device=device)
+        cos = torch.full((NUM_EDGES, NUM_OPS), float("nan"), device=device)
+        for (e, op), params in self._gc_groups.items():
+            a = torch.cat([g_w[p].reshape(-1) for p in params]).float()
+            b = torch.cat([g_a[p].reshape(-1) for p in params]).float()
+            dot = (a * b).sum()
+            inner[e, op] = dot
+            cos[e, op] = dot / (a.norm() * b.norm()).clamp_min(1e-30)
+        return inner, cos

@@ -1,0 +1,71 @@
+"""The one registry of search methods. A method module registers itself with ``@register``.
+
+``nbs methods`` and the engine only ever go through :func:`get_method` / :func:`list_methods`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass
+from typing import Callable
+
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    name: str
+    summary: str           # one line for `nbs methods`
+    paper: str             # where it comes from
+    options_cls: type      # a frozen dataclass of options with documented defaults
+    factory: Callable      # (options, context) -> SearchMethod
+    departures: tuple[str, ...] = ()  # where nbs differs from the paper, and why
+
+    def default_options(self):
+        return self.options_cls()
+
+
+_REGISTRY: dict[str, MethodInfo] = {}
+_LOADED = False
+
+
+def register(name: str, *, summary: str, paper: str, options: type, departures: tuple[str, ...] = (),
+             factory: Callable | None = None):
+    """Class decorator (or call with ``factory=``) adding a method variant under ``name``."""
+
+    def add(target):
+        if name in _REGISTRY:
+            raise ValueError(f"method {name!r} registered twice")
+        _REGISTRY[name] = MethodInfo(name, summary, paper, options, factory or target, departures)
+        return target
+
+    if factory is not None:
+        add(factory)
+        return factory
+    return add
+
+
+def _load_all() -> None:
+    """Import every module of this package once so that their ``@register`` calls run."""
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
+    package = importlib.import_module(__package__)
+    for mod in pkgutil.iter_modules(package.__path__):
+        if not mod.name.startswith("_"):
+            importlib.import_module(f"{__package__}.{mod.name}")
+
+
+def list_methods() -> list[MethodInfo]:
+    _load_all()
+    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+
+
+def get_method(name: str) -> MethodInfo:
+    _load_all()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"unknown method {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None

@@ -1,0 +1,31 @@
+"""Single-DARTS (paper 001): single-level optimization — one batch gives ∇w and ∇α — with sigmoid α."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .darts_family import ACTIVATIONS, MODES, DartsFamily, DartsOptions
+from .options import NB201, PAPER, option
+from .registry import register
+
+
+@dataclass(frozen=True)
+class SingleDartsOptions(DartsOptions):
+    mode: str = option("single-level", PAPER, "optimization mode (the paper: same batch for w and α)", MODES)
+    activation: str = option("sigmoid", PAPER, "σ(α_e)_o·o(x) with independent sigmoids (paper's best)", ACTIVATIONS)
+    w_lr: float = option(0.005, PAPER, "SGD learning rate, cosine schedule (§5.1, NB201)")
+    w_weight_decay: float = option(5e-4, NB201, "weight decay of the weights (value lost in the text)")
+    a_lr: float = option(3e-4, NB201, "Adam learning rate of α, fixed (value lost in the text)")
+
+
+register(
+    "single-darts",
+    summary="Single-DARTS: single-level, the same batch updates w and α; sigmoid on α",
+    paper="Hou et al. Single-DARTS: Towards Stable Architecture Search (paper 001)",
+    options=SingleDartsOptions,
+    departures=(
+        "Weight decay of w and the α learning rate are lost in the paper's text: NB201 reference values (5e-4, 3e-4).",
+        "Nesterov momentum and gradient clip 5 follow the NB201 reference; the paper does not say.",
+    ),
+    factory=lambda options, ctx: DartsFamily(options, ctx),
+)
