@@ -155,6 +155,17 @@ def _cycle(stream: BatchStream, epoch: int) -> Iterator:
 # ---------------------------------------------------------------------------------------------
 # the run
 # ---------------------------------------------------------------------------------------------
+def build_method(cfg: RunConfig, num_classes: int, steps_per_epoch: int) -> SearchMethod:
+    """The config's method, freshly initialised from the config's seed."""
+    ctx = SearchContext(
+        shape=NetworkShape(cfg.channels, cfg.cells_per_stage, num_classes),
+        device=cfg.torch_device(), epochs=cfg.epochs, steps_per_epoch=steps_per_epoch, seed=cfg.seed,
+        track_running_stats=cfg.track_running_stats,
+        amp_dtype=torch.bfloat16 if cfg.amp else None, channels_last=cfg.channels_last)
+    seed_everything(cfg.seed)
+    return get_method(cfg.method).factory(cfg.options(), ctx)
+
+
 class Run:
     """Executes one RunConfig into its run directory. Construct, then call :meth:`execute`."""
 
@@ -177,17 +188,6 @@ class Run:
                                  f"{self.run_dir} already {status['state']}; not re-run")
             return self._search()
 
-    def _build(self, data: SearchData, steps: int) -> SearchMethod:
-        cfg = self.config
-        info = get_method(cfg.method)
-        ctx = SearchContext(
-            shape=NetworkShape(cfg.channels, cfg.cells_per_stage, data.num_classes),
-            device=cfg.torch_device(), epochs=cfg.epochs, steps_per_epoch=steps, seed=cfg.seed,
-            track_running_stats=cfg.track_running_stats,
-            amp_dtype=torch.bfloat16 if cfg.amp else None, channels_last=cfg.channels_last)
-        seed_everything(cfg.seed)
-        return info.factory(cfg.options(), ctx)
-
     def _streams(self, data: SearchData, method: SearchMethod) -> dict[str, BatchStream]:
         cfg = self.config
         split = {"train": data.train, "train2": data.train, "valid": data.valid}
@@ -201,7 +201,7 @@ class Run:
                            split_policy=cfg.split_policy, include_test=False)
         steps = len(BatchStream(data.train, cfg.batch_size, cfg.seed, "train", augment=False,
                                 mean=data.mean, std=data.std))
-        method = self._build(data, steps)
+        method = build_method(cfg, data.num_classes, steps)
         streams = self._streams(data, method)
         eval_stream = BatchStream(data.valid, cfg.batch_size, cfg.seed, "eval", augment=False, mean=data.mean,
                                   std=data.std, drop_last=False, shuffle=False, limit_batches=cfg.eval_batches)

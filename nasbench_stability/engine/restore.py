@@ -1,0 +1,45 @@
+"""Bring a run's search state back from its directory (for analyses that need the supernet)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..data.pipeline import BatchStream
+from ..data.search import SearchData, search_data
+from ..errors import MissingFileError
+from ..methods.base import SearchMethod
+from .checkpoint import load_checkpoint
+from .config import RunConfig
+from .run import CHECKPOINT_FILE, CONFIG_FILE, build_method
+
+
+@dataclass
+class RestoredRun:
+    config: RunConfig
+    method: SearchMethod     # weights and α as of the last checkpoint
+    data: SearchData
+    epochs_done: int
+
+
+def restore_run(run_dir: Path, *, data_root: Path | None = None, device: str | None = None) -> RestoredRun:
+    run_dir = Path(run_dir)
+    cfg_path, ckpt_path = run_dir / CONFIG_FILE, run_dir / CHECKPOINT_FILE
+    for p in (cfg_path, ckpt_path):
+        if not p.exists():
+            raise MissingFileError(f"{p} not found; is {run_dir} an nbs run directory with a finished epoch?")
+    config = RunConfig.from_dict(json.loads(cfg_path.read_text()))
+    saved_hash = config.config_hash
+    if device is not None and device != config.device:
+        config = dataclasses.replace(config, device=device)
+    data = search_data(config.dataset, data_root, config.seed, subset=config.data_subset,
+                       device=config.torch_device(), split_policy=config.split_policy, include_test=False)
+    steps = len(BatchStream(data.train, config.batch_size, config.seed, "train", augment=False,
+                            mean=data.mean, std=data.std))
+    method = build_method(config, data.num_classes, steps)
+    payload = load_checkpoint(ckpt_path, config_hash=saved_hash, device=config.torch_device())
+    method.load_checkpoint_state(payload["method"])
+    method.eval()
+    return RestoredRun(config, method, data, payload["epochs_done"])
