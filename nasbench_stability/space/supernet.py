@@ -66,7 +66,7 @@ class Supernet(nn.Module):
         ``active``: optional host-side (E, O) boolean mask of ops worth computing; ops outside it
         must have weight exactly 0 (single-path methods use this to skip work).
         """
-        per_cell = weights.dim() == 3
+        per_cell = weights is not None and weights.dim() == 3
         if per_cell and weights.shape[0] != len(self._search_positions):
             raise ValueError(f"expected {len(self._search_positions)} per-cell weight matrices, got {weights.shape[0]}")
         x = self.stem(x)
