@@ -37,13 +37,28 @@ def bench_path(shared, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def nbs(bench_path, cifar_root):
+def nbs_env(bench_path, cifar_root) -> dict[str, str]:
+    """The environment of a user who built the benchmark and has CIFAR-10 where nbs looks."""
+    return {**os.environ, "NBS_BENCHMARK": str(bench_path), "NBS_DATA": str(cifar_root), "PYTHONUNBUFFERED": "1"}
+
+
+NBS = [sys.executable, "-m", "nasbench_stability.cli.main"]
+
+
+@pytest.fixture(scope="session")
+def nbs_popen(nbs_env):
+    """Start ``nbs ARGS...`` in the background (for kill-and-resume tests)."""
+    return lambda *args: subprocess.Popen([*NBS, *args], cwd=REPO, env=nbs_env, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="session")
+def nbs(nbs_env):
     """Run ``nbs ARGS...`` as a user would (a new process); returns CompletedProcess."""
 
     def call(*args: str, check: bool = False, timeout: float = 600, **kw) -> subprocess.CompletedProcess:
-        env = {**os.environ, "NBS_BENCHMARK": str(bench_path), "NBS_DATA": str(cifar_root), "PYTHONUNBUFFERED": "1"}
-        proc = subprocess.run([sys.executable, "-m", "nasbench_stability.cli.main", *args], cwd=kw.pop("cwd", REPO),
-                              env=env, capture_output=True, text=True, timeout=timeout, **kw)
+        proc = subprocess.run([*NBS, *args], cwd=kw.pop("cwd", REPO),
+                              env=nbs_env, capture_output=True, text=True, timeout=timeout, **kw)
         if check and proc.returncode != 0:
             raise AssertionError(f"nbs {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
         return proc

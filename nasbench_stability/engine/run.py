@@ -71,11 +71,19 @@ def _check_or_write_config(run_dir: Path, config: RunConfig) -> None:
         except (ValueError, TypeError, NbsError) as err:
             raise ConfigError(f"{path} is not a readable nbs config ({err}); refusing to touch this run") from None
         if saved.config_hash != config.config_hash:
-            diff = sorted(k for k, v in config.to_dict().items() if saved.to_dict().get(k) != v)
+            old, new = _flat(saved.to_dict()), _flat(config.to_dict())
+            diff = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
             raise ConfigError(f"{run_dir} holds a run with a different config (differs in: {', '.join(diff)}); "
                               f"use another --out or the same settings to resume")
         return
     write_text_atomic(path, json.dumps(config.to_dict(), indent=2, default=str))
+
+
+def _flat(d: dict[str, Any]) -> dict[str, Any]:
+    """Config dict with method options as top-level keys, so a mismatch names the option."""
+    out = {k: v for k, v in d.items() if k != "method_options"}
+    out.update(d.get("method_options", {}))
+    return out
 
 
 @contextmanager
