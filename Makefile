@@ -3,10 +3,10 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+NBS := $(VENV)/bin/nbs
 TORCH_SPEC ?= torch==2.13.0
-SHARED ?= ../shared
 
-.PHONY: venv smoke test bench clean-venv
+.PHONY: venv smoke test browser bench-step clean-venv
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,11 +17,23 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
+# A CPU-sized search on real CIFAR-10 (../shared/datasets); the benchmark table is built once from ../shared/nb201.
 smoke: venv
-	$(VENV)/bin/nbs run --method single-darts --seeds 1 --preset smoke --out runs/
+	$(NBS) bench build --if-missing
+	$(NBS) run --method single-darts --seeds 1 --preset smoke --out runs/
 
-test: venv
+# Chromium renders the HTML report in its test; installed from Debian when we can (root), else that test skips.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+	  echo "chromium not installed: the browser test of the report will be skipped"; }
+
+test: venv browser
 	$(PY) -m pytest -q
+
+bench-step: venv
+	$(PY) -m pip install -q --no-deps xautodl==1.0.0
+	$(PY) benchmarks/darts_step_vs_xautodl.py
 
 clean-venv:
 	rm -rf $(VENV)
