@@ -153,3 +153,28 @@ def test_query_all_skip_cell(nbs):
     assert "54.30" in line and "exact" in line
     valid = [l for l in proc.stdout.splitlines() if "valid" in l and "@200" in l]
     assert len(valid) == 3 and all("approximate" in l for l in valid)
+
+
+def test_concurrent_runs_under_one_out_match_sequential_runs(nbs_popen, two_seeds, tmp_path):
+    """Two processes writing seeds 0 and 1 under the same --out at once: each run's records equal
+    the ones the sequential two-seed run wrote."""
+    procs = [nbs_popen("run", "--method", "single-darts", "--seed-list", str(s), "--out", str(tmp_path), *SMALL)
+             for s in (0, 1)]
+    assert [p.wait(timeout=600) for p in procs] == [0, 0]
+    for s in (0, 1):
+        pd.testing.assert_frame_equal(comparable(read_records(run_dir(tmp_path, "single-darts", s))),
+                                      comparable(read_records(run_dir(two_seeds, "single-darts", s))),
+                                      check_exact=True)
+
+
+def test_same_run_started_twice_at_once_is_refused(nbs, tmp_path):
+    """While one process holds a run directory (its lock), a second `nbs run` of it fails fast."""
+    import fcntl
+
+    rd = run_dir(tmp_path, "darts-v1", 0)
+    rd.mkdir(parents=True)
+    with open(rd / ".lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        proc = nbs("run", "--method", "darts-v1", "--seeds", "1", *SMALL, "--out", str(tmp_path))
+    assert_one_line_error(proc, "another process")
+    assert not (rd / "records").exists()
