@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from nasbench_stability import paths
+from nasbench_stability.data.cache import load_arrays
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -64,6 +65,30 @@ def nbs(nbs_env):
         return proc
 
     return call
+
+
+# C=8 (smoke), 16+16 images in batches of 8 (2 steps an epoch), one eval batch
+METHOD_RUN_ARGS = ("--preset", "smoke", "--quiet", "--set", "data_subset=16", "--set", "batch_size=8",
+         "--set", "eval_batches=1")
+
+
+@pytest.fixture(scope="session")
+def method_cli(bench_path, cifar_root, tmp_path_factory):
+    """(argv builder, env) for `nbs run`. NBS_HOME is one directory per pytest session where CIFAR-10 is
+    decoded once, here, before any run starts (concurrent runs would each decode it); one thread per
+    process so concurrent runs share the 2 cores."""
+    home = tmp_path_factory.getbasetemp() / "nbs-home"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NBS_HOME", str(home))
+        load_arrays("cifar10", cifar_root, progress=False)
+    env = {**os.environ, "NBS_HOME": str(home), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+    def argv(method: str, out: Path, *extra: str) -> list[str]:
+        return [sys.executable, "-m", "nasbench_stability.cli.main", "run", "--method", method, "--out", str(out),
+                "--benchmark", str(bench_path), "--data-root", str(cifar_root), *METHOD_RUN_ARGS, *extra]
+
+    return argv, env
+
 
 
 def pytest_collection_modifyitems(config, items):

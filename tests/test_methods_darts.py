@@ -9,22 +9,15 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from nasbench_stability.engine.config import resolve_config
-from nasbench_stability.engine.run import build_method
 from nasbench_stability.errors import ConfigError
 from nasbench_stability.methods.describe import describe_method, list_lines
 from nasbench_stability.methods.registry import get_method, list_methods
 
-
-def tiny(method: str, **overrides):
-    cfg = resolve_config(method, preset="smoke", device="cpu",
-                         overrides={"channels": "4", **{k: str(v) for k, v in overrides.items()}})
-    return build_method(cfg, num_classes=10, steps_per_epoch=4)
+from method_helpers import batch, tiny
 
 
-def batch(seed: int, n: int = 8):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(n, 3, 32, 32, generator=g), torch.randint(0, 10, (n,), generator=g)
+
+
 
 
 def alpha_grad(method, b):

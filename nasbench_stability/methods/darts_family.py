@@ -98,11 +98,11 @@ class DartsFamily(SearchMethod):
         """(edge, op) → that op's weights in every cell (the w_o of gradient correlation)."""
         groups: dict[tuple[int, int], list[nn.Parameter]] = {}
         for cell in self.supernet.search_cells:
-            if not hasattr(cell, "conv_weight"):
+            if not hasattr(cell, "conv_weights"):
                 return {}
             for e in range(NUM_EDGES):
                 for op in _LEARNABLE:
-                    groups.setdefault((e, op), []).append(cell.conv_weight(e, op))
+                    groups.setdefault((e, op), []).extend(cell.conv_weights(e, op))
         return groups
 
     # ---- architecture -----------------------------------------------------------------------
@@ -113,13 +113,13 @@ class DartsFamily(SearchMethod):
         with torch.no_grad():
             return self.activate(self.alpha).float().cpu().numpy()
 
-    def _forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def _forward(self, x: torch.Tensor, weights: torch.Tensor, active=None) -> torch.Tensor:
         if self.ctx.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         if self.ctx.amp_dtype is not None:
             with torch.autocast(self.ctx.device.type, dtype=self.ctx.amp_dtype):
-                return self.supernet(x, weights).float()
-        return self.supernet(x, weights)
+                return self.supernet(x, weights, active).float()
+        return self.supernet(x, weights, active)
 
     def loss_and_logits(self, x: torch.Tensor, y: torch.Tensor, arch_grad: bool) -> tuple[torch.Tensor, torch.Tensor]:
         weights = self.activate(self.alpha)

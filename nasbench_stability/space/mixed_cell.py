@@ -34,9 +34,11 @@ OUT_EDGES: tuple[tuple[tuple[int, int], ...], ...] = tuple(
 CONV_OPS: tuple[tuple[int, int], ...] = ((_C1, 1), (_C3, 3))  # (op column, kernel size)
 
 
-def _conv_weight(channels: int, kernel: int) -> nn.Parameter:
-    w = torch.empty(channels, channels, kernel, kernel)
-    nn.init.kaiming_uniform_(w, a=math.sqrt(5))  # nn.Conv2d's default initialisation
+def conv_weight_init(c_out: int, c_in: int, kernel: int) -> nn.Parameter:
+    """A conv kernel with nn.Conv2d's default initialisation. Stacked kernels get the same
+    distribution as separate ones (the fan-in is c_in·k·k either way)."""
+    w = torch.empty(c_out, c_in, kernel, kernel)
+    nn.init.kaiming_uniform_(w, a=math.sqrt(5))
     return nn.Parameter(w)
 
 
@@ -48,8 +50,8 @@ class MixedCell(nn.Module):
         self.channels = channels
         self.track_running_stats = track_running_stats
         self.eps = eps
-        self.conv1x1 = nn.ParameterList([_conv_weight(channels, 1) for _ in EDGES])
-        self.conv3x3 = nn.ParameterList([_conv_weight(channels, 3) for _ in EDGES])
+        self.conv1x1 = nn.ParameterList([conv_weight_init(channels, channels, 1) for _ in EDGES])
+        self.conv3x3 = nn.ParameterList([conv_weight_init(channels, channels, 3) for _ in EDGES])
         for src, outs in enumerate(OUT_EDGES):
             self.register_buffer(f"_edges_from{src}", torch.tensor([e for e, _ in outs]), persistent=False)
             if track_running_stats:
@@ -57,8 +59,9 @@ class MixedCell(nn.Module):
                     self.register_buffer(f"running_mean_{src}_{op}", torch.zeros(len(outs) * channels))
                     self.register_buffer(f"running_var_{src}_{op}", torch.ones(len(outs) * channels))
 
-    def conv_weight(self, edge: int, op: int) -> nn.Parameter:
-        return (self.conv1x1 if op == _C1 else self.conv3x3)[edge]
+    def conv_weights(self, edge: int, op: int) -> list[nn.Parameter]:
+        """The weights of conv op ``op`` on ``edge`` (gradient-correlation groups)."""
+        return [(self.conv1x1 if op == _C1 else self.conv3x3)[edge]]
 
     def _bn(self, y: torch.Tensor, scale: torch.Tensor, src: int, op: int, rows: slice | None) -> torch.Tensor:
         """BatchNorm (affine=False) times the op weight of each edge, as one call over stacked edges."""

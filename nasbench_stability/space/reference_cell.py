@@ -7,7 +7,6 @@ networks (one op per edge) for parameter and FLOP counting.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .ops import EDGES, NUM_NODES, OPS

@@ -1,0 +1,189 @@
+"""DNAS / CAM (paper 002): one op-weight matrix per searchable cell, from decoupled parameters.
+
+``ψ[k,i,j] = sigmoid(α[i,j]) · softmax_i(β[k,:])[i] · sigmoid(γ[k,j])`` (the paper's eq. 4-5):
+α (6×5, edge × op) is shared, β (L×6, layer × edge) and γ (L×5, layer × op) modulate it per layer,
+so L·6 + L·5 + 30 numbers (195 for L = 15) give every cell its own weights. Cell k's edge i outputs
+Σ_j ψ[k,i,j]·O_j(x): the fused MixedCell with the per-cell (L, E, O) weights ``Supernet`` accepts.
+
+The 195 numbers live in one flat parameter (DartsFamily's ``alpha``), viewed as (α, β, γ) by
+:func:`cam_parts`. Adam is elementwise, so this equals three parameters under one optimizer, and
+every DartsFamily step (first/second order, all modes), checkpointing and the Hessian analysis
+apply unchanged.
+
+FairDARTS' zero-one loss (which the paper adopts) is added to the architecture objective only:
+``L_01 = −w·mean((σ − 0.5)²)`` over the sigmoid-activated numbers, σ(α) and σ(γ) (β is a softmax).
+*Minimizing* it maximizes the squared distance of each sigmoid from 0.5, i.e. drives it to 0 or 1 —
+the sign of FairDARTS' code (``loss + w·(−mse(σ, 0.5))``). It does not depend on w, so weight
+gradients are untouched (and in the unrolled gradient its two Hessian terms cancel exactly).
+
+Derivation: the benchmark scores uniform cells, so the looked-up cell is argmax_j σ(α[i,j]) (the
+shared part). Each layer's cell is argmax_j ψ[k,i,j] (records: ``layer_genotypes``, how many are
+distinct); ``genotype`` is their per-edge majority vote, the one-cell summary of the network that
+was searched. ``lookup_exact`` says whether every layer's cell equals the looked-up one.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+from ..space.genotype import Genotype
+from ..space.ops import NUM_EDGES, NUM_OPS, OP_INDEX
+from .base import Batch, StepStats
+from .darts_family import DartsFamily, DartsOptions
+from .options import NB201, OURS, PAPER, option
+from .registry import register
+
+
+@dataclass(frozen=True)
+class DnasOptions(DartsOptions):
+    """NB201 reference optimizers and schedule (bi-level, first order); CAM and the zero-one loss."""
+
+    activation: str = option("cam", PAPER, "ψ = sigmoid(α)·softmax_edges(β)·sigmoid(γ) (eq. 4-5)", ("cam",))
+    alpha_init_std: float = option(1e-3, NB201, "α, β and γ initialised as std·N(0, 1) (xautodl's α init)")
+    zero_one_weight: float = option(10.0, PAPER, "weight w of FairDARTS' zero-one loss −w·mean((σ−0.5)²); "
+                                                  "FairDARTS' default, adopted by the paper (0 = off)")
+    partial_channels: int = option(1, OURS, "PC-DARTS channel fraction 1/K; 1 = off (docs: off on NB201). "
+                                            "K > 1 is not implemented")
+
+    def __post_init__(self) -> None:
+        if self.partial_channels != 1:
+            raise ConfigError(
+                "dnas: partial channels (PC-DARTS, partial_channels > 1) is not implemented; NB201 cells sum "
+                "their edges without the node-level edge normalization and preprocessing that PC-DARTS relies "
+                "on, so its bypassed channels would pile up. Use partial_channels=1.")
+
+
+class CamParts(NamedTuple):
+    alpha: torch.Tensor   # (E, O) edge × op, shared by all layers
+    beta: torch.Tensor    # (L, E) layer × edge
+    gamma: torch.Tensor   # (L, O) layer × op
+
+
+def cam_size(layers: int) -> int:
+    """Number of architecture parameters: L·E + L·O + E·O (195 for NB201's L = 15)."""
+    return layers * NUM_EDGES + layers * NUM_OPS + NUM_EDGES * NUM_OPS
+
+
+def cam_parts(flat: torch.Tensor, layers: int) -> CamParts:
+    """Views of the flat parameter vector (α first, then β, then γ); also splits its gradients."""
+    a, b = NUM_EDGES * NUM_OPS, layers * NUM_EDGES
+    return CamParts(flat[:a].view(NUM_EDGES, NUM_OPS), flat[a:a + b].view(layers, NUM_EDGES),
+                    flat[a + b:].view(layers, NUM_OPS))
+
+
+def cam_weights(parts: CamParts) -> torch.Tensor:
+    """ψ, shape (L, E, O)."""
+    return (torch.sigmoid(parts.alpha)[None]
+            * torch.softmax(parts.beta, dim=-1)[:, :, None]
+            * torch.sigmoid(parts.gamma)[:, None, :])
+
+
+def zero_one_loss(parts: CamParts, weight: float) -> torch.Tensor:
+    """FairDARTS' −w·mean((σ − 0.5)²) over σ(α) and σ(γ); minimizing it pushes each σ to 0 or 1."""
+    sig = torch.cat([torch.sigmoid(parts.alpha).flatten(), torch.sigmoid(parts.gamma).flatten()])
+    return -weight * (sig - 0.5).pow(2).mean()
+
+
+def majority_vote(genotypes: list[Genotype]) -> Genotype:
+    """Per edge, the op most layers chose; ties go to the first op in ``OPS`` order (deterministic)."""
+    ops = []
+    for e in range(NUM_EDGES):
+        counts = Counter(g.ops[e] for g in genotypes)
+        ops.append(max(counts, key=lambda op: (counts[op], -OP_INDEX[op])))
+    return Genotype(tuple(ops))
+
+
+class Dnas(DartsFamily):
+    @property
+    def layers(self) -> int:
+        return self.ctx.shape.num_search_cells
+
+    def alpha_shape(self) -> tuple[int, ...]:
+        return (cam_size(self.layers),)
+
+    def parts(self, flat: torch.Tensor | None = None) -> CamParts:
+        return cam_parts(self.alpha if flat is None else flat, self.layers)
+
+    def activate(self, alpha: torch.Tensor) -> torch.Tensor:
+        return cam_weights(self.parts(alpha))
+
+    def loss_and_logits(self, x: torch.Tensor, y: torch.Tensor, arch_grad: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """The architecture objective (``arch_grad``) carries the zero-one loss; the weights' does not.
+        (In ``single-level`` mode one loss serves both, so its recorded train loss includes it.)"""
+        loss, logits = super().loss_and_logits(x, y, arch_grad)
+        if arch_grad and self.options.zero_one_weight:
+            loss = loss + zero_one_loss(self.parts(), self.options.zero_one_weight)
+        return loss, logits
+
+    def arch_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """L_valid alone, as the Hessian indicator defines it (no zero-one regularizer)."""
+        return super().loss_and_logits(x, y, arch_grad=True)[0]
+
+    def step(self, batches: dict[str, Batch], epoch: int, step: int, measure_gc: bool) -> StepStats:
+        stats = super().step(batches, epoch, step, measure_gc)
+        grads = self.parts(stats.op_grad)      # op_grad of the flat vector → the paper's three parts
+        stats.op_grad = grads.alpha
+        stats.extra.update(op_grad_beta=grads.beta, op_grad_gamma=grads.gamma)
+        return stats
+
+    # ---- derivation and records ---------------------------------------------------------------
+    def op_weights(self) -> np.ndarray:
+        """σ(α), the shared (6, 5) part: what the common records and the lookup use."""
+        with torch.no_grad():
+            return torch.sigmoid(self.parts().alpha).float().cpu().numpy()
+
+    def layer_op_weights(self) -> np.ndarray:
+        """ψ, (L, 6, 5)."""
+        with torch.no_grad():
+            return self.activate(self.alpha).float().cpu().numpy()
+
+    def layer_genotypes(self) -> list[Genotype]:
+        return [Genotype.from_weights(w) for w in self.layer_op_weights()]
+
+    def derive(self) -> Genotype:
+        return majority_vote(self.layer_genotypes())
+
+    def lookup_genotype(self) -> Genotype:
+        return Genotype.from_weights(self.op_weights())
+
+    def extra_records(self) -> dict[str, Any]:
+        layers = self.layer_genotypes()
+        shared = self.lookup_genotype()
+        with torch.no_grad():
+            p = self.parts()
+            beta, gamma = torch.softmax(p.beta, dim=-1), torch.sigmoid(p.gamma)
+        return {
+            "layer_op_weights": self.layer_op_weights(),
+            "layer_edge_weights": beta.float().cpu().numpy(),    # softmax_i β[k, :]
+            "layer_op_gates": gamma.float().cpu().numpy(),       # σ(γ[k, :])
+            "layer_genotypes": [g.to_str() for g in layers],
+            "distinct_layer_genotypes": len({g.to_str() for g in layers}),
+            "layers_differing_from_lookup": sum(g != shared for g in layers),
+            "majority_genotype": self.derive().to_str(),
+            "lookup_exact": all(g == shared for g in layers),
+        }
+
+
+register(
+    "dnas",
+    summary="DNAS/CAM: per-layer op weights ψ = σ(α)·softmax(β)·σ(γ) (195 params), zero-one loss, bi-level",
+    paper="Xu, He. DNAS: A Decoupled Global Neural Architecture Search Method. CVPR Workshops 2022 (paper 002)",
+    options=DnasOptions,
+    departures=(
+        "NB201 search network (L = 15 cells of one type) instead of the DARTS global network with its "
+        "normal and reduction blocks.",
+        "Edge output Σ_j ψ·O_j (eq. 5), as docs/methods.md fixes it; eq. 1's normalization of σ^ψ over the "
+        "ops is not applied.",
+        "PC-DARTS partial channels (which the paper uses) are not implemented: partial_channels > 1 is refused.",
+        "No skip-connect dropout (the paper's 0.2, from its DARTS settings): NB201 reference runs have none.",
+        "The benchmark scores uniform cells: the lookup uses the shared σ(α) cell (lookup_exact says "
+        "whether all layers agree with it); the per-layer cells and their majority vote are recorded.",
+    ),
+    factory=Dnas,
+)
