@@ -4,6 +4,7 @@ helper to run the real `nbs` CLI in a subprocess."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from nasbench_stability import paths
+from nasbench_stability.bench.table import Benchmark
 from nasbench_stability.data.cache import load_arrays
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,9 +40,26 @@ def bench_path(shared, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def nbs_env(bench_path, cifar_root) -> dict[str, str]:
+def nbs_home(tmp_path_factory, cifar_root) -> Path:
+    """One NBS_HOME per session where CIFAR-10 is decoded once, before any run starts (runs started
+    concurrently would each decode it)."""
+    home = tmp_path_factory.getbasetemp() / "nbs-home"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NBS_HOME", str(home))
+        load_arrays("cifar10", cifar_root, progress=False)
+    return home
+
+
+# one thread per process: tests run several nbs processes at once on 2 cores, and oversubscribed
+# BLAS/OpenMP threads crawl
+SUBPROCESS_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture(scope="session")
+def nbs_env(bench_path, cifar_root, nbs_home) -> dict[str, str]:
     """The environment of a user who built the benchmark and has CIFAR-10 where nbs looks."""
-    return {**os.environ, "NBS_BENCHMARK": str(bench_path), "NBS_DATA": str(cifar_root), "PYTHONUNBUFFERED": "1"}
+    return {**os.environ, "NBS_BENCHMARK": str(bench_path), "NBS_DATA": str(cifar_root), "NBS_HOME": str(nbs_home),
+            **SUBPROCESS_ENV}
 
 
 NBS = [sys.executable, "-m", "nasbench_stability.cli.main"]
@@ -73,15 +92,9 @@ METHOD_RUN_ARGS = ("--preset", "smoke", "--quiet", "--set", "data_subset=16", "-
 
 
 @pytest.fixture(scope="session")
-def method_cli(bench_path, cifar_root, tmp_path_factory):
-    """(argv builder, env) for `nbs run`. NBS_HOME is one directory per pytest session where CIFAR-10 is
-    decoded once, here, before any run starts (concurrent runs would each decode it); one thread per
-    process so concurrent runs share the 2 cores."""
-    home = tmp_path_factory.getbasetemp() / "nbs-home"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("NBS_HOME", str(home))
-        load_arrays("cifar10", cifar_root, progress=False)
-    env = {**os.environ, "NBS_HOME": str(home), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+def method_cli(bench_path, cifar_root, nbs_home):
+    """(argv builder, env) for `nbs run` with explicit --benchmark and --data-root."""
+    env = {**os.environ, "NBS_HOME": str(nbs_home), **SUBPROCESS_ENV}
 
     def argv(method: str, out: Path, *extra: str) -> list[str]:
         return [sys.executable, "-m", "nasbench_stability.cli.main", "run", "--method", method, "--out", str(out),
@@ -89,6 +102,53 @@ def method_cli(bench_path, cifar_root, tmp_path_factory):
 
     return argv, env
 
+
+
+# ---- a small real study for the analysis / plot / report tests ------------------------------------
+METHODS = ("darts-v1", "single-darts")
+SEEDS = 2
+EPOCHS = 4
+HESSIAN_EVERY = 2      # the Hessian costs more than the 2 training steps of an epoch here
+RUN_SETTINGS = ("--preset", "smoke", "--epochs", str(EPOCHS), "--set", "data_subset=128", "--set", "eval_batches=1",
+                "--set", f"hessian_every={HESSIAN_EVERY}", "--set", "hessian_batches=1")
+
+
+@dataclass(frozen=True)
+class Study:
+    root: Path
+    runs: Path                 # the --out folder holding one run directory per (method, seed)
+    benchmark_path: Path
+    data_root: Path
+    home: Path
+
+    @property
+    def benchmark(self) -> Benchmark:
+        return Benchmark.load(self.benchmark_path)
+
+    def run_dirs(self) -> list[Path]:
+        return sorted(p for p in self.runs.iterdir() if p.is_dir())
+
+
+def _make_study(root: Path, bench_path: Path, cifar_root: Path, home: Path) -> Study:
+    study = Study(root, root / "runs", bench_path, cifar_root, home)
+    root.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "NBS_HOME": str(home), **SUBPROCESS_ENV}
+    for method in METHODS:
+        cmd = [sys.executable, "-m", "nasbench_stability.cli.main", "run", "--method", method, "--seeds", str(SEEDS),
+               "--out", str(study.runs), "--data-root", str(study.data_root), "--benchmark", str(study.benchmark_path),
+               "--device", "cpu", "--quiet", *RUN_SETTINGS]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return study
+
+
+@pytest.fixture(scope="session")
+def study(tmp_path_factory, bench_path, cifar_root, nbs_home) -> Study:
+    """Real smoke runs (2 methods × 2 seeds, Hessian recorded) shared by the analysis, plot and report tests."""
+    made = _make_study(tmp_path_factory.getbasetemp() / "nbs-analysis-study", bench_path, cifar_root, nbs_home)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NBS_HOME", str(made.home))
+        yield made
 
 
 def pytest_collection_modifyitems(config, items):

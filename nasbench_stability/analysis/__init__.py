@@ -1,0 +1,50 @@
+"""Analysis of run directories: tidy pandas frames and statistics, no plotting.
+
+    from nasbench_stability.analysis import load_runs, results_table, collapse_summary
+    df = load_runs("runs/")                      # one row per run and epoch
+    table = results_table(df, Benchmark.load())  # NB201-style final results
+    table.display()                              # "mean ± std" strings, with an "optimal" row
+
+Names are imported lazily (PEP 562), so that the engine's import of :mod:`.hessian` during a
+search does not pull in pandas, scipy and the rest of the analysis stack.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    # loading
+    "load_runs": "loading", "run_index": "loading", "find_run_dirs": "loading", "read_run_records": "loading",
+    "NoRunsError": "loading",
+    # reshaping array columns
+    "stack": "matrices", "long_edge_op": "matrices", "EDGE_LABELS": "matrices",
+    # results tables
+    "result_columns": "bench_columns", "benchmark_column": "bench_columns", "ResultColumn": "bench_columns",
+    "final_records": "tables", "per_seed_table": "tables", "per_seed_display": "tables",
+    "results_table": "tables", "ResultsTable": "tables",
+    # per-epoch curves over seeds
+    "epoch_curves": "curves", "array_epoch_curves": "curves",
+    # collapse
+    "CollapseCriteria": "collapse", "collapse_per_run": "collapse", "collapse_summary": "collapse",
+    "collapse_display": "collapse",
+    # ranking
+    "rank_correlation": "ranking", "RankingResult": "ranking", "UnsupportedAnalysisError": "ranking",
+    "discrete_eval_problem": "ranking",
+    # Hessian
+    "power_iteration": "hessian", "dominant_arch_eigenvalue": "hessian",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -136,5 +136,14 @@ def query(arch: str, benchmark: Path | None) -> None:
     click.echo(format_cell_report(bench_table, cell))
 
 
+def _register_analysis_commands() -> None:
+    from .analysis_commands import plot, report
+
+    main.add_command(report)
+    main.add_command(plot)
+
+
+_register_analysis_commands()
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,79 @@
+"""Publication figures from run records (matplotlib + seaborn, headless).
+
+Every figure is a function ``DataFrame → matplotlib Figure`` over :func:`~nasbench_stability.analysis.load_runs`
+output; :data:`PLOTS` names them for ``nbs plot KIND`` and the report, and :func:`save_figure`
+writes PNG, PDF or SVG by the file suffix. One colour per method everywhere (:func:`method_color`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from ..bench.table import Benchmark
+from ..errors import ConfigError
+from .alphas import plot_alphas, plot_factors, plot_layer_heatmap
+from .collapse import plot_collapse
+from .common import NothingToPlotError
+from .gradients import plot_gradient_correlation, plot_hessian, plot_op_gradients
+from .style import PlotFormatError, method_color, method_palette, save_figure
+
+
+class UnknownPlotError(ConfigError):
+    """A plot kind that :data:`PLOTS` does not have."""
+
+
+@dataclass(frozen=True)
+class PlotKind:
+    name: str
+    description: str
+    draw: Callable[[pd.DataFrame, Benchmark | None, int | None], Figure]
+
+
+PLOTS: dict[str, PlotKind] = {p.name: p for p in (
+    PlotKind("collapse", "benchmark test accuracy of the derived cell and its parameter-free ops vs epoch",
+             lambda df, bench, seed: plot_collapse(df, benchmark=bench)),
+    PlotKind("alphas", "op weights per edge vs epoch, argmax changes marked (mean over seeds, or --seed)",
+             lambda df, bench, seed: plot_alphas(df, seed=seed)),
+    PlotKind("layers", "DNAS per-layer op weights (heatmaps at the first, middle and last epoch)",
+             lambda df, bench, seed: plot_layer_heatmap(df, seed=seed)),
+    PlotKind("factors", "factorized methods' β weights per edge vs epoch",
+             lambda df, bench, seed: plot_factors(df, seed=seed)),
+    PlotKind("gradcorr", "gradient correlation (cosine and inner product) vs epoch, bi- vs single-level",
+             lambda df, bench, seed: plot_gradient_correlation(df)),
+    PlotKind("opgrads", "∂L/∂α per op vs epoch, one panel per method",
+             lambda df, bench, seed: plot_op_gradients(df)),
+    PlotKind("hessian", "dominant eigenvalue of the α-Hessian of the valid loss vs epoch",
+             lambda df, bench, seed: plot_hessian(df)),
+)}
+
+
+def make_plot(kind: str, df: pd.DataFrame, *, benchmark: Benchmark | None = None, seed: int | None = None) -> Figure:
+    """The figure ``kind`` (a key of :data:`PLOTS`) of the records in ``df``."""
+    spec = PLOTS.get(kind)
+    if spec is None:
+        raise UnknownPlotError(f"unknown plot kind {kind!r}; known: {', '.join(PLOTS)}")
+    return spec.draw(df, benchmark, seed)
+
+
+def plot_runs(kind: str, paths, out: str | Path, *, benchmark: Benchmark | None = None,
+              seed: int | None = None) -> Path:
+    """Load the runs under ``paths``, draw ``kind`` and save it to ``out`` (format from the suffix)."""
+    from ..analysis.loading import load_runs
+
+    if kind not in PLOTS:
+        raise UnknownPlotError(f"unknown plot kind {kind!r}; known: {', '.join(PLOTS)}")
+    if Path(out).suffix.lower() not in (".png", ".pdf", ".svg"):
+        raise PlotFormatError(f"cannot write a figure as {Path(out).name!r}; use a .png, .pdf or .svg file name")
+    return save_figure(make_plot(kind, load_runs(paths), benchmark=benchmark, seed=seed), out)
+
+
+__all__ = [
+    "PLOTS", "PlotKind", "UnknownPlotError", "NothingToPlotError", "PlotFormatError", "make_plot", "plot_runs",
+    "plot_collapse", "plot_alphas", "plot_layer_heatmap", "plot_factors", "plot_gradient_correlation",
+    "plot_op_gradients", "plot_hessian", "save_figure", "method_color", "method_palette",
+]

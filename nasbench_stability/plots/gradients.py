@@ -1,0 +1,98 @@
+"""Gradient-side indicators over the search: gradient correlation, operator gradients, Hessian eigenvalue.
+
+Single-DARTS argues (its §4.2, §5.2) that bi-level DARTS collapses because the weight and α steps
+see uncorrelated gradients, while single-level ones share a batch (cosine 1); Zela et al. that the
+dominant eigenvalue of ∇²_α L_valid grows before collapse. These figures put methods of both kinds
+on one axis so the claims can be checked on the runs at hand.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from ..analysis.curves import array_epoch_curves, epoch_curves
+from ..space.ops import OPS
+from .common import (EPOCH_LABEL, NothingToPlotError, band, figure_legend, integer_epochs, method_label,
+                     method_style, methods_in, require_values)
+from .style import OP_LABELS, figure_style, method_color, new_figure, op_color
+
+
+def plot_gradient_correlation(df: pd.DataFrame) -> Figure:
+    """Left: cosine between ∇w L(B_w) and ∇w L(B_α), mean over learnable ops; right: the inner
+    product (symlog). Bi-level methods dashed, single-level solid; mean ± std over seeds."""
+    require_values(df, "gc_cos_mean", "gradient correlation", "it is measured every gc_every steps (method option)")
+    handles = {}
+    with figure_style():
+        fig = new_figure(8.2, 3.4)
+        ax_cos, ax_dot = fig.subplots(1, 2)
+        cos, dot = epoch_curves(df, "gc_cos_mean"), epoch_curves(df, "gc_mean")
+        for method in methods_in(df):
+            style = method_style(df, method)
+            label = method_label(df, method, with_mode=True)
+            if (cos["method"] == method).any():
+                handles[label] = band(ax_cos, cos[cos["method"] == method], **style)
+            if (dot["method"] == method).any():
+                band(ax_dot, dot[dot["method"] == method], **style)
+        ax_cos.set_ylabel(r"$\cos\,(\nabla_w L(B_w),\ \nabla_w L(B_\alpha))$")
+        ax_cos.set_title("gradient correlation, cosine")
+        ax_cos.axhline(0.0, color="0.4", linewidth=0.8)
+        finite = dot["mean"].abs()[np.isfinite(dot["mean"]) & (dot["mean"] != 0)]
+        if len(finite):
+            ax_dot.set_yscale("symlog", linthresh=float(max(finite.min(), finite.max() * 1e-4)))
+        ax_dot.set_ylabel(r"$\langle \nabla_w L(B_w),\ \nabla_w L(B_\alpha) \rangle$ (symlog)")
+        ax_dot.set_title("gradient correlation, inner product")
+        for ax in (ax_cos, ax_dot):
+            ax.set_xlabel(EPOCH_LABEL)
+            integer_epochs(ax)
+        figure_legend(fig, list(handles.values()), list(handles.keys()), ncol=min(len(handles), 3))
+    return fig
+
+
+def plot_op_gradients(df: pd.DataFrame) -> Figure:
+    """One panel per method: ∂L/∂α per op (mean over the 6 edges; mean ± std over seeds)."""
+    require_values(df, "op_grad", "operator gradients")
+    methods = methods_in(df)
+    curves = array_epoch_curves(df, "op_grad")
+    handles = {}
+    with figure_style():
+        fig = new_figure(min(3.2 * len(methods), 13.0) + 0.4, 3.2)
+        axes = fig.subplots(1, len(methods), squeeze=False)[0]
+        for ax, method in zip(axes, methods):
+            sub = curves[curves["method"] == method]
+            for k, op in enumerate(OPS):
+                c = sub[sub["op"] == op]
+                if not c.empty:
+                    handles[OP_LABELS[op]] = band(ax, c, color=op_color(op, k))
+            ax.axhline(0.0, color="0.4", linewidth=0.8)
+            ax.set_title(method, color=method_color(method))
+            ax.set_xlabel(EPOCH_LABEL)
+            integer_epochs(ax)
+            ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
+        axes[0].set_ylabel(r"$\partial L / \partial \alpha$ (mean over edges)")
+        figure_legend(fig, list(handles.values()), list(handles.keys()), ncol=len(handles))
+    return fig
+
+
+def plot_hessian(df: pd.DataFrame) -> Figure:
+    """Dominant eigenvalue of ∇²_α L_valid over the search, one line per method (mean ± std)."""
+    require_values(df, "hessian_eig", "Hessian eigenvalues", "run the search with --set hessian_every=N")
+    curves = epoch_curves(df, "hessian_eig")
+    handles = {}
+    with figure_style():
+        fig = new_figure(5.2, 3.4)
+        ax = fig.add_subplot()
+        for method in methods_in(df):
+            c = curves[curves["method"] == method]
+            if c.empty:
+                continue
+            handles[method_label(df, method, with_mode=True)] = band(ax, c, marker="o", **method_style(df, method))
+        if not handles:
+            raise NothingToPlotError("no Hessian eigenvalues in these records")
+        ax.set_ylabel(r"dominant eigenvalue of $\nabla^2_\alpha L_{valid}$")
+        ax.set_xlabel(EPOCH_LABEL)
+        ax.set_title(r"Hessian of the validation loss w.r.t. $\alpha$")
+        integer_epochs(ax)
+        figure_legend(fig, list(handles.values()), list(handles.keys()), ncol=min(len(handles), 2))
+    return fig

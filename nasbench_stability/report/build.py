@@ -1,0 +1,241 @@
+"""``build_report``: run directories in; an HTML page, Markdown and LaTeX tables and figure files out.
+
+    reports/NAME/index.html      self-contained page (figures embedded, tables, configs, provenance)
+    reports/NAME/tables.md       every table in Markdown
+    reports/NAME/tables.tex      every table in LaTeX (booktabs)
+    reports/NAME/figures/*.png|pdf
+
+The page says where every number comes from: which runs (with their full configs), which
+benchmark table, which of its columns are exact and which approximate, and the collapse criteria.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import time
+import warnings
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from ..analysis.bench_columns import RECORD_PREFIX, result_columns
+from ..analysis.collapse import CollapseCriteria, collapse_display, collapse_per_run, collapse_summary
+from ..analysis.loading import PathsLike, load_runs, run_index
+from ..analysis.tables import per_seed_display, per_seed_table, results_table
+from ..bench.columns import METRIC_COLUMNS, ColumnSpec
+from ..bench.table import Benchmark
+from ..errors import ConfigError, NbsError
+from .figures import ReportFigure, render_figures
+from .page import Section, figures_section, render_page, table_section
+from .tables import Table, to_latex, to_markdown
+
+RUN_TABLE_COLUMNS = {
+    "run": "run", "method": "method", "seed": "seed", "preset": "preset", "status": "status",
+    "epochs_done": "epochs done", "epochs": "epochs", "channels": "C", "cells_per_stage": "N",
+    "data_subset": "images per half", "eval_batches": "eval batches", "batch_size": "batch",
+    "mode": "mode", "activation": "activation", "order": "order", "hessian_every": "Hessian every",
+    "device": "device",
+}
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    out: Path
+    html: Path
+    markdown: Path
+    latex: Path
+    figures: tuple[ReportFigure, ...]
+    tables: tuple[Table, ...]
+
+
+def build_report(paths: PathsLike, out: str | Path, *, benchmark: Benchmark | None = None,
+                 title: str | None = None, description: str | None = None, criteria: CollapseCriteria = CollapseCriteria(),
+                 figure_formats: Sequence[str] = ("png", "pdf"), rank_cells: int = 0, rank_batches: int = 4,
+                 data_root: str | Path | None = None) -> ReportFiles:
+    """Write the report of the runs under ``paths`` to the folder ``out`` (created; files replaced).
+
+    ``benchmark`` adds the optimal row and the exact/approximate provenance; ``description`` is a
+    paragraph under the title (how the runs were made, what to look at); ``rank_cells > 0`` adds
+    the supernet ranking analysis (restores every supported run and evaluates cells: slow).
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise NbsError(f"{out} exists and is not a folder")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        df = load_runs(paths)
+    load_notes = [str(w.message) for w in caught]
+    searched = sorted(df["dataset"].astype(str).unique())
+    if len(searched) > 1:
+        raise ConfigError(f"the runs searched on several datasets ({', '.join(searched)}); tables group by method, "
+                          f"so make one report per search dataset")
+    runs = run_index(paths)
+    mixed = runs.groupby("method")["preset"].nunique()
+    load_notes += [f"{m}: runs of several presets are pooled as seeds of one method" for m in mixed[mixed > 1].index]
+    out.mkdir(parents=True, exist_ok=True)
+
+    figures, skipped = render_figures(df, out / "figures", benchmark=benchmark, formats=figure_formats)
+    tables = _tables(df, runs, benchmark, criteria, rank_cells, rank_batches, data_root)
+    title = title or f"nbs report: {', '.join(sorted(df['method'].astype(str).unique()))}"
+
+    by_key = {t.key: t for t in tables}
+    sections = [
+        table_section("results", "Final results", [by_key["results"]]),
+        table_section("collapse", "Collapse statistics", [by_key["collapse"], by_key["collapse-runs"]]),
+        figures_section(figures, skipped),
+    ]
+    if "ranking" in by_key:
+        sections.append(table_section("ranking", "Supernet ranking", [by_key["ranking"]]))
+    sections += [
+        table_section("seeds", "Per-seed results", [by_key["seeds"]]),
+        table_section("benchmark", "Benchmark columns and their provenance", [by_key["benchmark"]],
+                      intro=_benchmark_intro(benchmark)),
+        Section("runs", "Runs and configurations", _runs_body(by_key["runs"], runs, load_notes)),
+    ]
+    meta = _meta_line(df, runs, benchmark)
+    html_path = out / "index.html"
+    html_path.write_text(render_page(title, meta, sections, _version(), description or ""), encoding="utf-8")
+    md_path, tex_path = out / "tables.md", out / "tables.tex"
+    intro = f"{html.unescape(meta)}\n\n" + (f"{description}\n\n" if description else "")
+    md_path.write_text(f"# {title}\n\n{intro}" + "\n".join(to_markdown(t) for t in tables), encoding="utf-8")
+    tex_path.write_text("% nbs report tables; needs \\usepackage{booktabs}\n"
+                        + "\n".join(to_latex(t) for t in tables), encoding="utf-8")
+    return ReportFiles(out, html_path, md_path, tex_path, tuple(figures), tuple(tables))
+
+
+# ---- tables ----------------------------------------------------------------------------------
+def _tables(df: pd.DataFrame, runs: pd.DataFrame, benchmark: Benchmark | None, criteria: CollapseCriteria,
+            rank_cells: int, rank_batches: int, data_root) -> list[Table]:
+    results = results_table(df, benchmark)
+    columns = result_columns(benchmark.columns if benchmark is not None else None)
+    tables = [
+        Table("results", "Final derived cells in NAS-Bench-201 (accuracy %, 200 epochs)", results.display(),
+              tuple(results.footnotes())),
+        Table("collapse", "Collapse statistics per method (CIFAR-10 test accuracy %, NB201 200 epochs)",
+              collapse_display(collapse_summary(df, criteria), criteria), (criteria.describe(),)),
+        Table("collapse-runs", "Collapse statistics per run", _collapse_runs_display(df, criteria)),
+    ]
+    if rank_cells > 0:
+        tables.append(_ranking_table(df, rank_cells, rank_batches, data_root, benchmark))
+    tables += [
+        Table("seeds", "Final derived cell of every run", per_seed_display(per_seed_table(df, columns), columns),
+              ("Accuracy (%) in NAS-Bench-201 (200-epoch training) of each run's final derived cell, i.e. the "
+               "cell of its last recorded epoch.", *results.provenance_notes())),
+        Table("benchmark", "Benchmark accuracy columns in the records", _benchmark_display(df, benchmark)),
+        Table("runs", "Runs", _runs_display(runs)),
+    ]
+    return tables
+
+
+def _collapse_runs_display(df: pd.DataFrame, criteria: CollapseCriteria) -> pd.DataFrame:
+    per_run = collapse_per_run(df, criteria)
+    return pd.DataFrame({
+        "method": per_run["method"].astype(str), "seed": per_run["seed"].astype(str),
+        "epochs": per_run["epochs_recorded"].astype(str),
+        "best epoch": per_run["best_epoch"].map(_int_or_dash),
+        "acc. at best": per_run["acc_best"].map(lambda v: f"{v:.2f}"),
+        "acc. at end": per_run["acc_end"].map(lambda v: f"{v:.2f}"),
+        "drop": per_run["drop"].map(lambda v: f"{v:.2f}"),
+        f"first epoch ≥ {criteria.param_free_fraction:.0%} param-free": per_run["first_param_free_epoch"].map(_int_or_dash),
+        "final param-free ops": per_run["final_param_free"].astype(str),
+        "collapsed": per_run["collapsed"].map({True: "yes", False: "no"}),
+    })
+
+
+def _ranking_table(df: pd.DataFrame, n_cells: int, batches: int, data_root, benchmark: Benchmark | None) -> Table:
+    from ..analysis.ranking import UnsupportedAnalysisError, rank_correlation
+
+    rows, notes = [], []
+    for run_dir in sorted(df["run_dir"].unique()):
+        try:
+            result = rank_correlation(run_dir, n_cells, batches, seed=0, data_root=data_root, benchmark=benchmark)
+        except UnsupportedAnalysisError as err:
+            notes.append(str(err))
+            continue
+        s = result.summary()
+        rows.append({k: (f"{v:.3f}" if isinstance(v, float) else str(v)) for k, v in s.items()})
+    notes.insert(0, f"{n_cells} cells sampled uniformly (seed 0) from NB201, each evaluated with the run's final "
+                    f"shared weights (one-hot op weights, BatchNorm on batch statistics) on the first {batches} "
+                    f"batches of the run's valid split; rank correlation with the benchmark column.")
+    return Table("ranking", "Supernet ranking: benchmark vs shared-weight accuracy", pd.DataFrame(rows), tuple(notes))
+
+
+def _benchmark_display(df: pd.DataFrame, benchmark: Benchmark | None) -> pd.DataFrame:
+    names = [c[len(RECORD_PREFIX):] for c in df.columns
+             if c.startswith(RECORD_PREFIX) and c[len(RECORD_PREFIX):] in METRIC_COLUMNS]
+    specs: dict[str, ColumnSpec] = {s.name: s for s in benchmark.columns} if benchmark is not None else {}
+    rows = []
+    for name in names:
+        spec = specs.get(name)
+        rows.append({"column": name,
+                     "exact?": spec.exactness if spec else "unknown (no benchmark table given)",
+                     "source": spec.source if spec else "", "note": spec.note if spec else "",
+                     "best value": f"{benchmark.optimum(name)[0]:.2f}" if spec else ""})
+    return pd.DataFrame(rows)
+
+
+def _benchmark_intro(benchmark: Benchmark | None) -> str:
+    if benchmark is None:
+        return ("No benchmark table was given: the records' benchmark values are shown, but not which are exact. "
+                "Pass --benchmark to add provenance and the optimal row.")
+    return (f"Benchmark table: {_shown_path(benchmark.path)} ({len(benchmark)} cells). Every record stores the "
+            f"benchmark values of the cell derived at that epoch; 'exact' columns equal the official NAS-Bench-201 "
+            f"seed means, 'approximate' ones (marked † in the results) come from a different source.")
+
+
+def _runs_display(runs: pd.DataFrame) -> pd.DataFrame:
+    shown = runs[[c for c in RUN_TABLE_COLUMNS if c in runs]].rename(columns=RUN_TABLE_COLUMNS)
+    return shown.map(lambda v: "–" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
+
+
+def _runs_body(table: Table, runs: pd.DataFrame, load_notes: list[str]) -> str:
+    from .tables import to_html
+
+    body = [f'<div class="scroll">{to_html(table)}</div>']
+    if load_notes:
+        body.append('<div class="notes">' + "".join(f"<p>{html.escape(n)}</p>" for n in load_notes) + "</div>")
+    for run in runs.itertuples(index=False):
+        body.append(f"<details><summary><code>{html.escape(str(run.run))}</code> — "
+                    f"{html.escape(_shown_path(run.run_dir))}</summary>"
+                    f"<pre>{html.escape(json.dumps(run.config, indent=2, default=str), quote=False)}</pre></details>")
+    return "\n".join(body)
+
+
+# ---- small helpers ---------------------------------------------------------------------------
+def _meta_line(df: pd.DataFrame, runs: pd.DataFrame, benchmark: Benchmark | None) -> str:
+    methods = sorted(df["method"].astype(str).unique())
+    presets = sorted(runs["preset"].dropna().astype(str).unique())
+    status = runs["status"].value_counts().to_dict()
+    parts = [f"{len(runs)} runs of {len(methods)} methods ({', '.join(methods)})",
+             f"preset {', '.join(presets)}",
+             "status " + ", ".join(f"{v} {k}" for k, v in sorted(status.items())),
+             f"benchmark {_shown_path(benchmark.path) if benchmark is not None else 'not given'}",
+             f"generated {time.strftime('%Y-%m-%d %H:%M %Z')} by nbs {_version()}"]
+    return html.escape(" · ".join(parts))
+
+
+def _int_or_dash(v: float) -> str:
+    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else str(int(v))
+
+
+def _shown_path(path) -> str:
+    """Paths under the working directory are shown relative to it (reports are committed)."""
+    if path is None:
+        return "?"
+    p = Path(path).resolve()
+    try:
+        return str(p.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(p)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("nasbench_stability")
+    except metadata.PackageNotFoundError:
+        return "unknown"

@@ -1,0 +1,76 @@
+"""The report's figures: which ones, in which order, with which caption; written as files and
+kept as PNG bytes for embedding.
+
+A figure whose data the runs do not have (no Hessian measured, no DNAS run) is skipped with a
+one-line reason instead of failing the report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from ..bench.table import Benchmark
+from ..plots import NothingToPlotError, make_plot, save_figure
+
+# (plot kind, title, caption) in report order.
+REPORT_FIGURES: tuple[tuple[str, str, str], ...] = (
+    ("collapse", "Collapse curves",
+     "Benchmark test accuracy (NB201, 200-epoch training) of the cell derived at each search epoch, "
+     "mean ± std over seeds (one line per method; bi-level dashed, single-level solid); the dashed black "
+     "line is the best cell of the space. Below: parameter-free ops (none, skip, pool) in the derived cell; "
+     "dotted: half of the 6 edges."),
+    ("alphas", "Architecture weights",
+     "Op weights after activation (softmax or sigmoid of α) per edge over the search, mean ± std over seeds. "
+     "Triangles mark epochs where the argmax op of an edge (hence the derived cell) changed, coloured by the new op."),
+    ("layers", "DNAS per-layer weights",
+     "ψ of every searchable cell (rows) for each edge and op (columns), at the first, middle and last epoch of one seed."),
+    ("factors", "Factorized weights (β)",
+     "The second group of architecture weights of the factorized methods per edge over the search."),
+    ("gradcorr", "Gradient correlation",
+     "Between the weight gradient of the w step's batch and of the α step's batch, over learnable ops "
+     "(Single-DARTS §4.2): single-level methods share one batch (cosine 1), bi-level ones do not."),
+    ("opgrads", "Operator gradients",
+     "∂L/∂α as the α optimizer saw it, per op (mean over the 6 edges and the epoch's steps), mean ± std over seeds."),
+    ("hessian", "Hessian eigenvalue",
+     "Dominant eigenvalue of the Hessian of the validation loss w.r.t. α (power iteration with "
+     "Hessian-vector products on fixed valid batches), at the epochs where it was measured."),
+)
+
+# Method-specific figures: absent without such runs, which is not worth a note.
+METHOD_SPECIFIC = frozenset({"layers", "factors"})
+
+
+@dataclass(frozen=True)
+class ReportFigure:
+    key: str
+    title: str
+    caption: str
+    files: tuple[Path, ...]     # the written files; the first is the PNG
+
+    @property
+    def png(self) -> Path:
+        return self.files[0]
+
+
+def render_figures(df: pd.DataFrame, out_dir: Path, *, benchmark: Benchmark | None = None,
+                   formats: Sequence[str] = ("png", "pdf"),
+                   kinds: Sequence[str] | None = None) -> tuple[list[ReportFigure], list[str]]:
+    """Draw and save every report figure the records support; returns (figures, skipped notes)."""
+    formats = ["png"] + [f for f in formats if f != "png"]   # the page embeds the PNG
+    figures, skipped = [], []
+    for kind, title, caption in REPORT_FIGURES:
+        if kinds is not None and kind not in kinds:
+            continue
+        try:
+            fig = make_plot(kind, df, benchmark=benchmark)
+        except NothingToPlotError as err:
+            if kind not in METHOD_SPECIFIC:
+                skipped.append(f"{title}: {err}")
+            continue
+        files = tuple(save_figure(fig, out_dir / f"{kind}.{fmt}") for fmt in formats)
+        figures.append(ReportFigure(kind, title, caption, files))
+    return figures, skipped

@@ -1,0 +1,288 @@
+"""The report from the real study: files, tables that agree with the analysis, the CLI, and the page
+rendered in a real headless browser (Debian chromium; skipped with a reason when it is absent)."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from nasbench_stability.analysis import load_runs, results_table
+from nasbench_stability.cli.analysis_commands import plot, report
+from nasbench_stability.cli.main import NbsGroup
+from nasbench_stability.report import build_report
+
+from conftest import METHODS, SEEDS
+
+
+class PageParser(HTMLParser):
+    """Collects what the tests look at: tables (id → rows of cell texts), images, links, scripts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: dict[str, list[list[str]]] = {}
+        self.images: list[str] = []
+        self.external: list[str] = []
+        self._table: str | None = None
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "table":
+            self._table = a.get("id", f"table-{len(self.tables)}")
+            self.tables[self._table] = []
+        elif tag == "tr" and self._table:
+            self.tables[self._table].append([])
+        elif tag in ("td", "th") and self._table:
+            self._cell = []
+        elif tag == "img":
+            self.images.append(a.get("src", ""))
+        for key in ("src", "href"):
+            value = a.get(key) or ""
+            if re.match(r"^(https?:)?//", value):
+                self.external.append(value)
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None and self._table:
+            self.tables[self._table][-1].append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "table":
+            self._table = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+@pytest.fixture(scope="module")
+def built(study, tmp_path_factory):  # noqa: F811
+    out = tmp_path_factory.mktemp("report") / "study"
+    return build_report([study.runs], out, benchmark=study.benchmark, title="Test study",
+                        figure_formats=("png", "pdf"))
+
+
+def parse(path: Path) -> PageParser:
+    parser = PageParser()
+    parser.feed(path.read_text(encoding="utf-8"))
+    return parser
+
+
+def test_report_writes_page_tables_and_figures(built):
+    assert built.html.name == "index.html" and built.markdown.exists() and built.latex.exists()
+    kinds = [f.key for f in built.figures]
+    assert kinds == ["collapse", "alphas", "gradcorr", "opgrads", "hessian"]
+    for fig in built.figures:
+        assert [p.suffix for p in fig.files] == [".png", ".pdf"]
+        assert all(p.stat().st_size > 1000 for p in fig.files)
+
+
+def test_page_is_self_contained_and_complete(built):
+    page = parse(built.html)
+    assert not page.external, f"external resources: {page.external}"
+    assert len(page.images) == len(built.figures)
+    for src in page.images:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:4] == b"\x89PNG"
+    expected = {"table-results", "table-collapse", "table-collapse-runs", "table-seeds", "table-benchmark",
+                "table-runs"}
+    assert expected <= set(page.tables)
+    assert len(page.tables["table-seeds"]) == 1 + len(METHODS) * SEEDS
+    text = built.html.read_text(encoding="utf-8")
+    assert "nb201_zen.zip" in text and "approximate" in text and "Collapsed:" in text
+    assert text.count("<details>") == len(METHODS) * SEEDS and '"hessian_every": 2' in text
+
+
+def test_report_tables_agree_with_the_analysis(built, study):  # noqa: F811
+    shown = results_table(load_runs(study.runs), study.benchmark).display()
+    page = parse(built.html)
+    head, *rows = page.tables["table-results"]
+    assert head == ["method", *shown.columns]
+    by_method = {r[0]: r[1:] for r in rows}
+    for method in [*METHODS, "optimal"]:
+        assert by_method[method] == list(shown.loc[method]), method
+    markdown = built.markdown.read_text(encoding="utf-8")
+    latex = built.latex.read_text(encoding="utf-8")
+    for method in METHODS:
+        cell = shown.loc[method, "CIFAR-10 test"]
+        assert f"| {method} | " in markdown and cell in markdown
+        assert cell.replace("±", r"$\pm$") in latex
+    assert r"CIFAR-10 valid$^\dagger$" in latex and r"\toprule" in latex
+    assert latex.count(r"\begin{table}") == latex.count(r"\end{table}") == len(built.tables)
+    assert r"\textbar{}" in latex and "|nor_conv" not in latex      # arch strings escaped
+    assert "\\|" in markdown                                          # pipes inside cells escaped
+
+
+# ---- CLI -------------------------------------------------------------------------------------
+@pytest.fixture
+def cli() -> click.Group:
+    """The commands as the lead registers them: in an NbsGroup (one-line errors, exit status 2)."""
+    group = NbsGroup(name="nbs")
+    group.add_command(report)
+    group.add_command(plot)
+    return group
+
+
+def test_cli_report_and_plot(cli, study, tmp_path):  # noqa: F811
+    runner = CliRunner()
+    out = tmp_path / "rep"
+    result = runner.invoke(cli, ["report", str(study.runs), "--out", str(out), "--benchmark",
+                                 str(study.benchmark_path), "--format", "svg"])
+    assert result.exit_code == 0, result.output
+    assert f"wrote {out / 'index.html'}" in result.output
+    assert (out / "figures" / "collapse.svg").exists() and (out / "tables.tex").exists()
+    for kind, name in (("collapse", "c.pdf"), ("hessian", "h.png"), ("alphas", "a.svg")):
+        result = runner.invoke(cli, ["plot", kind, *map(str, study.run_dirs()), "--out", str(tmp_path / name),
+                                     "--benchmark", str(study.benchmark_path)])
+        assert result.exit_code == 0, result.output
+        assert (tmp_path / name).stat().st_size > 1000
+
+
+@pytest.mark.parametrize("args, message", [
+    (["plot", "pie", "{runs}", "--out", "x.png"], "unknown plot kind 'pie'"),
+    (["plot", "collapse", "{empty}", "--out", "x.png"], "no nbs run directories"),
+    (["plot", "collapse", "{runs}", "--out", "x.gif"], "use a .png, .pdf or .svg"),
+    (["report", "{empty}", "--out", "r", "--benchmark", "{bench}"], "no nbs run directories"),
+    (["report", "{runs}", "--out", "r", "--benchmark", "{empty}/none.parquet"], "no benchmark table"),
+])
+def test_cli_errors_are_one_line(cli, study, tmp_path, args, message):  # noqa: F811
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    fill = {"runs": str(study.runs), "empty": str(empty), "bench": str(study.benchmark_path)}
+    result = CliRunner().invoke(cli, [a.format(**fill) for a in args])
+    assert result.exit_code == 2, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("nbs: error:") and message in lines[0], result.output
+
+
+def test_main_cli_has_the_commands_once_registered():
+    from nasbench_stability.cli.main import main
+
+    if "report" not in main.commands:
+        pytest.skip("nbs report/plot not registered in nasbench_stability.cli.main yet")
+    assert main.commands["report"] is report and main.commands["plot"] is plot
+
+
+# ---- a real browser --------------------------------------------------------------------------
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--hide-scrollbars", "--window-size=1280,1600"]
+
+
+class DevTools:
+    """Just enough of the Chrome DevTools protocol: send a command, collect events."""
+
+    def __init__(self, url: str) -> None:
+        import websocket
+
+        self.ws = websocket.create_connection(url, timeout=60)
+        self.next_id = 0
+        self.events: list[dict] = []
+
+    def call(self, method: str, **params) -> dict:
+        self.next_id += 1
+        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        while True:
+            msg = json.loads(self.ws.recv())
+            if msg.get("id") == self.next_id:
+                if "error" in msg:
+                    raise RuntimeError(f"{method}: {msg['error']}")
+                return msg.get("result", {})
+            self.events.append(msg)
+
+    def wait_for(self, event: str, timeout: float = 60.0) -> dict:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            for e in self.events:
+                if e.get("method") == event:
+                    return e
+            self.events.append(json.loads(self.ws.recv()))
+        raise TimeoutError(event)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# marks, not fixture skips: they are decided before the (module-scoped, slow) report is built
+needs_chromium = pytest.mark.skipif(CHROMIUM is None,
+                                    reason="chromium is not installed (Debian: apt-get install -y chromium)")
+needs_websocket = pytest.mark.skipif(importlib.util.find_spec("websocket") is None,
+                                     reason="websocket-client is not installed (pip install websocket-client)")
+
+
+@pytest.fixture
+def browser(tmp_path):
+    port = _free_port()
+    proc = subprocess.Popen([CHROMIUM, *CHROMIUM_FLAGS, f"--remote-debugging-port={port}",
+                             f"--user-data-dir={tmp_path / 'profile'}", "about:blank"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        import urllib.request
+
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=2) as r:
+                    pages = [t for t in json.load(r) if t.get("type") == "page"]
+                if pages:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                pytest.fail("chromium did not start its DevTools endpoint")
+            time.sleep(0.3)
+        tools = DevTools(pages[0]["webSocketDebuggerUrl"])
+        yield tools
+        tools.ws.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@needs_chromium
+@needs_websocket
+def test_report_renders_in_headless_chromium(browser, built, tmp_path):
+    for domain in ("Page", "Runtime", "Log"):
+        browser.call(f"{domain}.enable")
+    browser.call("Page.navigate", url=built.html.resolve().as_uri())
+    browser.wait_for("Page.loadEventFired")
+    state = browser.call("Runtime.evaluate", returnByValue=True, expression="""(() => ({
+        images: Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight]),
+        tables: Array.from(document.querySelectorAll('table')).map(t => t.id),
+        rows: document.querySelectorAll('#table-results tbody tr').length,
+        title: document.title,
+        height: document.documentElement.scrollHeight }))()""")["result"]["value"]
+    assert state["title"] == "Test study"
+    assert len(state["images"]) == len(built.figures)
+    assert all(ok and w > 0 and h > 0 for ok, w, h in state["images"]), state["images"]
+    assert {"table-results", "table-collapse", "table-seeds", "table-benchmark", "table-runs"} <= set(state["tables"])
+    assert state["rows"] == len(METHODS) + 1
+    problems = [e for e in browser.events
+                if e.get("method") == "Runtime.exceptionThrown"
+                or (e.get("method") == "Runtime.consoleAPICalled" and e["params"]["type"] in ("error", "warning"))
+                or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] in ("error", "warning"))]
+    assert not problems, problems
+    shot = browser.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
+                        clip={"x": 0, "y": 0, "width": 1280, "height": min(state["height"], 6000), "scale": 1})
+    png = base64.b64decode(shot["data"])
+    assert png[:4] == b"\x89PNG" and len(png) > 50_000
+    target = Path(os.environ.get("NBS_REPORT_SCREENSHOT", tmp_path / "report.png"))
+    target.write_bytes(png)
