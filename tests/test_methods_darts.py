@@ -109,3 +109,17 @@ def test_sigmoid_activation_does_not_normalise_and_softmax_does():
     d = tiny("darts-v1").op_weights()
     np.testing.assert_allclose(d.sum(1), 1.0, rtol=1e-6)
     assert s.sum(1).min() > 2.4  # five independent sigmoids near 0.5
+
+
+def test_derivation_can_leave_none_out():
+    """With sigmoid α, 'none' gets no gradient: the option keeps it from winning by standing still."""
+    import dataclasses
+
+    m = tiny("single-darts")
+    with torch.no_grad():
+        m.alpha.fill_(-1.0)
+        m.alpha[:, 0] = 0.0                      # 'none' stays at σ=0.5, every other op below it
+        m.alpha[:, 3] = -0.5                     # conv3x3 the best of the rest
+    assert set(m.derive().ops) == {"none"}
+    m.options = dataclasses.replace(m.options, derive_none=False)
+    assert set(m.derive().ops) == {"nor_conv_3x3"}

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..space.genotype import Genotype
 from ..space.mixed_cell import MixedCell
 from ..space.ops import NUM_EDGES, NUM_OPS, OP_INDEX
 from ..space.supernet import Supernet
@@ -56,6 +57,8 @@ class DartsOptions:
     alpha_init_std: float = option(1e-3, NB201, "α initialised as std·N(0, 1) (xautodl)")
     unrolled_eps: float = option(0.01, NB201, "finite-difference ε numerator for order 2 (DARTS: 0.01/‖∇w'L‖)")
     gc_every: int = option(10, OURS, "measure gradient correlation every k steps (0 = never)")
+    derive_none: bool = option(True, NB201, "'none' takes part in the argmax derivation; false leaves it out "
+                               "(with sigmoid α, 'none' gets no gradient and can win by standing still)")
 
 
 def cosine_lr(base: float, floor: float, progress: float) -> float:
@@ -112,6 +115,13 @@ class DartsFamily(SearchMethod):
     def op_weights(self) -> np.ndarray:
         with torch.no_grad():
             return self.activate(self.alpha).float().cpu().numpy()
+
+    def genotype_of(self, weights: np.ndarray) -> Genotype:
+        """The argmax cell of an (edges, ops) weight matrix under this method's derivation option."""
+        return Genotype.from_weights(weights, include_none=self.options.derive_none)
+
+    def derive(self) -> Genotype:
+        return self.genotype_of(self.op_weights())
 
     def _forward(self, x: torch.Tensor, weights: torch.Tensor, active=None) -> torch.Tensor:
         if self.ctx.channels_last:

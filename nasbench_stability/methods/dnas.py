@@ -144,13 +144,13 @@ class Dnas(DartsFamily):
             return self.activate(self.alpha).float().cpu().numpy()
 
     def layer_genotypes(self) -> list[Genotype]:
-        return [Genotype.from_weights(w) for w in self.layer_op_weights()]
+        return [self.genotype_of(w) for w in self.layer_op_weights()]
 
     def derive(self) -> Genotype:
         return majority_vote(self.layer_genotypes())
 
     def lookup_genotype(self) -> Genotype:
-        return Genotype.from_weights(self.op_weights())
+        return self.genotype_of(self.op_weights())
 
     def extra_records(self) -> dict[str, Any]:
         layers = self.layer_genotypes()

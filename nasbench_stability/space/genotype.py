@@ -88,14 +88,16 @@ class Genotype:
         return cls(tuple(OPS[int(i)] for i in indices))
 
     @classmethod
-    def from_weights(cls, weights: np.ndarray | Sequence[Sequence[float]]) -> "Genotype":
-        """Argmax over each edge's op weights, ``none`` included (the NB201 reference derivation).
+    def from_weights(cls, weights: np.ndarray | Sequence[Sequence[float]], include_none: bool = True) -> "Genotype":
+        """Argmax over each edge's op weights, ``none`` included by default (the NB201 reference).
 
         Ties go to the first op in ``OPS`` order (numpy argmax), so derivation is deterministic.
         """
-        w = np.asarray(weights, dtype=np.float64)
+        w = np.array(weights, dtype=np.float64)
         if w.shape != (NUM_EDGES, len(OPS)):
             raise ArchStringError(f"op weights must have shape ({NUM_EDGES}, {len(OPS)}), got {w.shape}")
+        if not include_none:
+            w[:, OP_INDEX["none"]] = -np.inf
         return cls.from_op_indices(w.argmax(axis=1))
 
     @classmethod
