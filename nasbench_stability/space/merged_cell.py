@@ -41,8 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .mixed_cell import OUT_EDGES, conv_weight_init
-from .ops import NUM_EDGES, NUM_NODES, OP_INDEX
+from .mixed_cell import OUT_EDGES, conv_weight_init, sum_over_sources
+from .ops import NUM_EDGES, OP_INDEX
 from .pooling import avg_pool_3x3
 
 _SKIP, _C1, _C3, _POOL = (OP_INDEX[n] for n in ("skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"))
@@ -134,23 +134,11 @@ class MergedCell(nn.Module):
         return dict(zip(edges, parts))
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor, active=None) -> torch.Tensor:
-        partial: list[torch.Tensor | None] = [None] * NUM_NODES
-        nodes = [x]
-        for src, outs in enumerate(OUT_EDGES):
-            xi = nodes[src]
+        def edge_terms(src: int, xi: torch.Tensor):
             branches = self._branches(xi, weights, src, active)
             separate = [(_SKIP, xi)]
-            if self.pool == "separate" and any(active is None or active[e][_POOL] for e, _ in outs):
+            if self.pool == "separate" and any(active is None or active[e][_POOL] for e, _ in OUT_EDGES[src]):
                 separate.append((_POOL, avg_pool_3x3(xi)))
-            for e, target in outs:
-                acc = partial[target]
-                if e in branches:
-                    acc = branches[e] if acc is None else acc + branches[e]
-                for op, value in separate:
-                    if active is not None and not active[e][op]:
-                        continue
-                    acc = value * weights[e, op] if acc is None else torch.addcmul(acc, value, weights[e, op])
-                partial[target] = acc
-            nxt = partial[src + 1]
-            nodes.append(nxt if nxt is not None else torch.zeros_like(x))
-        return nodes[-1]
+            return {e: [t] for e, t in branches.items()}, separate
+
+        return sum_over_sources(x, weights, active, edge_terms)

@@ -100,24 +100,39 @@ class MixedCell(nn.Module):
         return result
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor, active=None) -> torch.Tensor:
-        partial: list[torch.Tensor | None] = [None] * NUM_NODES
-        nodes = [x]
-        for src, outs in enumerate(OUT_EDGES):
-            xi = nodes[src]
+        def edge_terms(src: int, xi: torch.Tensor):
+            outs = OUT_EDGES[src]
             wants = (lambda op: any(active is None or active[e][op] for e, _ in outs))
             relu_x = F.relu(xi) if wants(_C1) or wants(_C3) else None
             pooled = avg_pool_3x3(xi) if wants(_POOL) else None
             convs = self._convs_of(xi, relu_x, weights, src, outs, active) if relu_x is not None else {}
-            for e, target in outs:
-                terms = convs.get(e, [])
-                acc = partial[target]
-                for t in terms:
-                    acc = t if acc is None else acc + t
-                for op, value in ((_SKIP, xi), (_POOL, pooled)):
-                    if active is not None and not active[e][op]:
-                        continue
-                    acc = value * weights[e, op] if acc is None else torch.addcmul(acc, value, weights[e, op])
-                partial[target] = acc
-            nxt = partial[src + 1]
-            nodes.append(nxt if nxt is not None else torch.zeros_like(x))
-        return nodes[-1]
+            return convs, [(_SKIP, xi), (_POOL, pooled)]
+
+        return sum_over_sources(x, weights, active, edge_terms)
+
+
+def sum_over_sources(x: torch.Tensor, weights: torch.Tensor, active, edge_terms) -> torch.Tensor:
+    """The cell's DAG, source node by source node: node j = Σ_{i<j} edge(i→j)(node i); returns node 3.
+
+    ``edge_terms(src, x_src)`` returns ``(terms, weighted)``: ``terms`` maps an edge leaving ``src`` to
+    tensors already weighted (its conv branches), ``weighted`` lists ``(op, tensor)`` pairs of
+    parameter-free outputs shared by every edge leaving ``src``, each multiplied here by
+    ``weights[e, op]`` (skipped where ``active`` rules the op out, or the tensor is None).
+    """
+    partial: list[torch.Tensor | None] = [None] * NUM_NODES
+    nodes = [x]
+    for src, outs in enumerate(OUT_EDGES):
+        xi = nodes[src]
+        terms, weighted = edge_terms(src, xi)
+        for e, target in outs:
+            acc = partial[target]
+            for t in terms.get(e, ()):
+                acc = t if acc is None else acc + t
+            for op, value in weighted:
+                if value is None or (active is not None and not active[e][op]):
+                    continue
+                acc = value * weights[e, op] if acc is None else torch.addcmul(acc, value, weights[e, op])
+            partial[target] = acc
+        nxt = partial[src + 1]
+        nodes.append(nxt if nxt is not None else torch.zeros_like(x))
+    return nodes[-1]
