@@ -16,7 +16,9 @@ from nasbench_stability.engine.config import resolve_config
 from nasbench_stability.errors import ConfigError
 from nasbench_stability.methods.dnas import cam_parts, cam_weights, majority_vote, zero_one_loss
 from nasbench_stability.space.genotype import Genotype
+from nasbench_stability.space.mixed_cell import MixedCell
 from nasbench_stability.space.ops import OPS
+from nasbench_stability.space.partial_channel_cell import PartialChannelCell, channel_shuffle
 
 from method_helpers import assert_resume_reproduces, batch, check_records, run_all, tiny
 
@@ -137,9 +139,36 @@ def test_cam_weights_are_the_product_of_the_three_activations():
     torch.testing.assert_close(psi, manual)
 
 
-def test_partial_channels_is_refused_with_a_clear_message():
-    with pytest.raises(ConfigError, match="partial channels .* not implemented"):
-        resolve_config("dnas", preset="smoke", device="cpu", overrides={"partial_channels": "4"})
+def test_partial_channels_k1_is_the_mixed_cell_and_k4_shuffles_the_bypass():
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 6, 6, dtype=torch.double)
+    w = torch.softmax(torch.randn(6, 5, dtype=torch.double), -1)
+    full = PartialChannelCell(8, 1).double()
+    mixed = MixedCell(8).double()
+    mixed.load_state_dict(full.ops.state_dict())
+    torch.testing.assert_close(full(x, w), mixed(x, w), rtol=0, atol=1e-12)
+
+    pc = PartialChannelCell(8, 4).double()
+    assert pc.conv_weights(0, OPS.index("nor_conv_3x3"))[0].shape == (2, 2, 3, 3)   # ops see C/K channels
+    only_none = torch.zeros(6, 5, dtype=torch.double)
+    only_none[:, 0] = 1.0                  # every op output is zero: only the bypass flows
+    node1 = channel_shuffle(torch.cat([torch.zeros_like(x[:, :2]), x[:, 2:]], 1), 4)
+    node2 = channel_shuffle(torch.cat([torch.zeros_like(x[:, :2]), x[:, 2:] + node1[:, 2:]], 1), 4)
+    node3 = channel_shuffle(torch.cat([torch.zeros_like(x[:, :2]), x[:, 2:] + node1[:, 2:] + node2[:, 2:]], 1), 4)
+    torch.testing.assert_close(pc(x, only_none), node3, rtol=0, atol=1e-12)
+
+
+def test_dnas_with_partial_channels_steps_and_checks_divisibility():
+    m = tiny("dnas", channels=8, partial_channels=4)
+    assert all(isinstance(c, PartialChannelCell) for c in m.supernet.search_cells)
+    before = m.alpha.detach().clone()
+    stats = m.step({"train": batch(1), "valid": batch(2)}, epoch=0, step=0, measure_gc=True)
+    assert torch.isfinite(stats.loss_sum) and not torch.equal(before, m.alpha.detach())
+    assert torch.isfinite(stats.gc_inner[:, 2:4]).all()
+    with pytest.raises(ConfigError, match="divisible"):
+        tiny("dnas", channels=6, partial_channels=4)
+    with pytest.raises(ConfigError):
+        resolve_config("dnas", preset="smoke", device="cpu", overrides={"partial_channels": "0"})
 
 
 DNAS_ARGS = ("--epochs", "3", "--set", "cells_per_stage=5")   # 15 searchable cells, as in NB201

@@ -34,9 +34,11 @@ import torch
 from ..errors import ConfigError
 from ..space.genotype import Genotype
 from ..space.ops import NUM_EDGES, NUM_OPS, OP_INDEX
+from ..space.partial_channel_cell import PartialChannelCell
+from ..space.supernet import Supernet
 from .base import Batch, StepStats
 from .darts_family import DartsFamily, DartsOptions
-from .options import NB201, OURS, PAPER, option
+from .options import NB201, PAPER, option
 from .registry import register
 
 
@@ -48,15 +50,12 @@ class DnasOptions(DartsOptions):
     alpha_init_std: float = option(1e-3, NB201, "α, β and γ initialised as std·N(0, 1) (xautodl's α init)")
     zero_one_weight: float = option(10.0, PAPER, "weight w of FairDARTS' zero-one loss −w·mean((σ−0.5)²); "
                                                   "FairDARTS' default, adopted by the paper (0 = off)")
-    partial_channels: int = option(1, OURS, "PC-DARTS channel fraction 1/K; 1 = off (docs: off on NB201). "
-                                            "K > 1 is not implemented")
+    partial_channels: int = option(1, NB201, "PC-DARTS: ops see 1/K of the channels (K=4 in PC-DARTS); "
+                                            "1 = off, the docs' default on NB201")
 
     def __post_init__(self) -> None:
-        if self.partial_channels != 1:
-            raise ConfigError(
-                "dnas: partial channels (PC-DARTS, partial_channels > 1) is not implemented; NB201 cells sum "
-                "their edges without the node-level edge normalization and preprocessing that PC-DARTS relies "
-                "on, so its bypassed channels would pile up. Use partial_channels=1.")
+        if self.partial_channels < 1:
+            raise ConfigError(f"dnas: partial_channels must be 1 (off) or K > 1, got {self.partial_channels}")
 
 
 class CamParts(NamedTuple):
@@ -100,6 +99,15 @@ def majority_vote(genotypes: list[Genotype]) -> Genotype:
 
 
 class Dnas(DartsFamily):
+    def build_supernet(self) -> Supernet:
+        k, track = self.options.partial_channels, self.ctx.track_running_stats
+        if k == 1:
+            return super().build_supernet()
+        if self.ctx.shape.channels % k:
+            raise ConfigError(f"dnas: partial_channels={k} needs channels divisible by {k} "
+                              f"(got C={self.ctx.shape.channels})")
+        return Supernet(self.ctx.shape, lambda c: PartialChannelCell(c, k, track_running_stats=track))
+
     @property
     def layers(self) -> int:
         return self.ctx.shape.num_search_cells
@@ -180,7 +188,9 @@ register(
         "normal and reduction blocks.",
         "Edge output Σ_j ψ·O_j (eq. 5), as docs/methods.md fixes it; eq. 1's normalization of σ^ψ over the "
         "ops is not applied.",
-        "PC-DARTS partial channels (which the paper uses) are not implemented: partial_channels > 1 is refused.",
+        "PC-DARTS partial channels (partial_channels=K): the first C/K channels go through the ops, then channel "
+        "shuffle; the bypassed channels are weighted by the edge's total weight Σ_o ψ (PC-DARTS' edge "
+        "normalization applies to whole edges; here ψ carries it). Off by default on NB201.",
         "No skip-connect dropout (the paper's 0.2, from its DARTS settings): NB201 reference runs have none.",
         "The benchmark scores uniform cells: the lookup uses the shared σ(α) cell (lookup_exact says "
         "whether all layers agree with it); the per-layer cells and their majority vote are recorded.",
