@@ -10,7 +10,7 @@ and reuses everything else.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterator, Protocol
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -18,11 +18,9 @@ from torch import nn
 from .blocks import Head, ResidualReduction, Stem
 
 
-class SearchCell(Protocol):
-    def __call__(self, x: torch.Tensor, weights: torch.Tensor, active=None) -> torch.Tensor: ...
-
-
-CellFactory = Callable[[int], nn.Module]  # channels -> a searchable cell
+# channels -> a searchable cell: a module with forward(x, weights[E, O], active=None) and, for gradient
+# correlation, conv_weights(edge, op) -> list of that conv op's weights
+CellFactory = Callable[[int], nn.Module]
 
 
 @dataclass(frozen=True)
