@@ -143,7 +143,8 @@ def test_missing_benchmark_and_dataset_are_one_line_errors(nbs, tmp_path):
     proc = nbs("query", "1835", "--benchmark", str(tmp_path / "absent.parquet"))
     assert_one_line_error(proc, "nbs bench build")
     proc = nbs("run", "--method", "darts-v1", *SMALL, "--out", str(tmp_path / "o"), "--data-root", str(tmp_path / "nodata"))
-    assert_one_line_error(proc)
+    assert_one_line_error(proc, "cifar10 not found")
+    assert not (tmp_path / "o").exists()
 
 
 def test_query_all_skip_cell(nbs):

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Callable
 
 from ..bench.table import Benchmark
+from ..data.catalog import dataset_spec
+from ..data.locate import locate_dataset
 from .config import RunConfig, resolve_config
 from .run import Run, RunResult
 
@@ -32,5 +34,6 @@ def run_seeds(method: str, seeds: list[int], *, dataset: str = "cifar10", epochs
     configs = [resolve_config(method, dataset=dataset, seed=s, preset=preset, device=device, epochs=epochs,
                               overrides=overrides) for s in seeds]
     benchmark = Benchmark.load(benchmark_path)
+    locate_dataset(dataset_spec(dataset), data_root)  # a missing dataset fails before any run directory exists
     return [execute_config(c, out, benchmark=benchmark, data_root=data_root, progress=progress, log=log)
             for c in configs]
