@@ -89,3 +89,21 @@ def test_real_cifar10_smoke_search_data():
     batches = BatchStream(data.train, 64, seed=0, stream="train", augment=True, mean=data.mean, std=data.std)
     x, y = next(iter(batches.epoch(0)))
     assert x.shape == (64, 3, 32, 32) and abs(float(x.mean())) < 0.5
+
+
+def test_cifar100_search_valid_half_comes_from_the_test_set_xvalid(tmp_path, monkeypatch):
+    """With NB201's cifar100-test-split.txt beside the data, α's images are the test set's xvalid half."""
+    import json
+
+    monkeypatch.setenv("NBS_HOME", str(tmp_path / "home"))
+    train, test = random_images(120, 32, 100, seed=3), random_images(40, 32, 100, seed=4)
+    write_cifar_python(tmp_path / "data", "cifar100", train, test)
+    xvalid = list(range(1, 40, 2))
+    (tmp_path / "data" / "cifar100-test-split.txt").write_text(json.dumps(
+        {"xvalid": ["int", [str(i) for i in xvalid]], "xtest": ["int", [str(i) for i in range(0, 40, 2)]]}))
+    data = search_data("cifar100", tmp_path / "data", seed=0)
+    assert "xvalid" in data.split_source
+    assert len(data.train) == 120 and len(data.valid) == 20
+    got = {bytes(img.numpy().tobytes()) for img in data.valid.x}
+    want = {bytes(torch.from_numpy(test.x[i]).permute(2, 0, 1).contiguous().numpy().tobytes()) for i in xvalid}
+    assert got == want

@@ -106,3 +106,34 @@ def test_missing_split_file(monkeypatch):
         split_for(fake_arrays("cifar10-python"), seed=0, policy="official")
     auto = split_for(fake_arrays("cifar10-python"), seed=0)
     assert auto.description.endswith("(cifar-split.txt not found)")
+
+
+@pytest.mark.parametrize("name,file,n_test,n_valid", [
+    ("cifar100", "cifar100-test-split.txt", 10_000, 5_000),
+    ("ImageNet16-120", "imagenet-16-120-test-split.txt", 6_000, 3_000),
+])
+def test_cifar100_and_imagenet16_use_nb201_protocol_train_plus_xvalid_of_test(name, file, n_test, n_valid, tmp_path):
+    """NB201 (xautodl get_nas_search_loaders): w on the whole train set, α on the test set's xvalid half."""
+    shared = paths.shared_dir()
+    split_file = shared / "nb201" / "splits" / file if shared else None
+    if split_file is None or not split_file.is_file():
+        pytest.skip(f"shared/nb201/splits/{file} not available")
+    rng = np.random.default_rng(0)
+    n_classes = 100 if name == "cifar100" else 120
+    small = type(random_images(1, 8, 1))
+    train = small(np.zeros((1000, 1, 1, 3), np.uint8), rng.integers(0, n_classes, 1000))
+    test = small(np.zeros((n_test, 1, 1, 3), np.uint8), rng.integers(0, n_classes, n_test))
+    arrays = DatasetArrays(name, train, test, tuple(map(str, range(n_classes))), (0.5,) * 3, (0.25,) * 3, "/x", "fmt")
+    split = split_for(arrays, seed=0, split_file=split_file)
+    assert split.valid_from == "test" and "xvalid" in split.description
+    assert np.array_equal(np.sort(split.train), np.arange(1000))
+    assert np.array_equal(np.sort(split.valid), np.sort(read_official_split(split_file)["xvalid"]))
+    assert len(split.valid) == n_valid
+
+    # a test set the file does not fit (e.g. a subset of the data): auto falls back, official refuses
+    tiny = DatasetArrays(name, train, small(test.x[:100], test.y[:100]), arrays.classes, (0.5,) * 3, (0.25,) * 3,
+                         "/x", "fmt")
+    fallback = split_for(tiny, seed=0, split_file=split_file)
+    assert fallback.valid_from == "train" and "balanced" in fallback.description
+    with pytest.raises(ConfigError):
+        split_for(tiny, seed=0, policy="official", split_file=split_file)

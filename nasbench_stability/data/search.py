@@ -55,7 +55,7 @@ def search_data(dataset: str, root: Path | str | None = None, seed: int = 0, *, 
         test = _take(arrays.test, test_idx, device)
     return SearchData(
         train=_take(arrays.train, split.train[cut], device),
-        valid=_take(arrays.train, split.valid[cut], device),
+        valid=_take(arrays.test if split.valid_from == "test" else arrays.train, split.valid[cut], device),
         test=test,
         num_classes=arrays.num_classes,
         mean=arrays.mean,

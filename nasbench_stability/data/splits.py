@@ -1,6 +1,9 @@
-"""Search-time train/valid splits of the training set.
+"""Search-time train/valid splits.
 
-NB201 searches on two 25k halves of the CIFAR-10 training set given by ``cifar-split.txt``. Those
+NB201 searches on two 25k halves of the CIFAR-10 training set given by ``cifar-split.txt``. On
+CIFAR-100 and ImageNet16-120 its search protocol (xautodl ``get_nas_search_loaders``) is different:
+the weights train on the whole training set and α on the ``xvalid`` half of the *test* set given by
+``cifar100-test-split.txt`` / ``imagenet-16-120-test-split.txt``. Those
 indices refer to the original order of the CIFAR-10 python archive; an image-folder copy has lost
 that order, so for it (and whenever the split file is missing) a seeded, exactly class-balanced
 split is used instead. Which one was used is recorded as a string for the run's metadata.
@@ -25,15 +28,21 @@ from .formats import CIFAR10_PYTHON
 
 SPLIT_POLICIES = ("auto", "official", "balanced")
 OFFICIAL_SPLIT_FILE = "cifar-split.txt"
+# datasets whose NB201 search takes α's data from the xvalid half of the test set
+TEST_SPLIT_FILES = {"cifar100": "cifar100-test-split.txt", "ImageNet16-120": "imagenet-16-120-test-split.txt"}
 
 
 @dataclass(frozen=True)
 class SplitIndices:
-    """Indices into the training set, and a human-readable record of how they were chosen."""
+    """Indices of the search halves, and a human-readable record of how they were chosen.
+
+    ``train`` indexes the training set; ``valid`` indexes the set named by ``valid_from``.
+    """
 
     train: np.ndarray
     valid: np.ndarray
     description: str
+    valid_from: str = "train"   # "train" | "test"
 
 
 def balanced_order(idx: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -80,13 +89,31 @@ def read_official_split(path: Path | str) -> dict[str, np.ndarray]:
         raise NbsError(f"cannot parse split file {path}: {e}") from e
 
 
-def find_official_split(arrays: DatasetArrays) -> Path | None:
-    """``cifar-split.txt`` next to the data, in the nbs dataset folder, or in shared/nb201/splits."""
+def find_official_split(arrays: DatasetArrays, name: str = OFFICIAL_SPLIT_FILE) -> Path | None:
+    """An NB201 split file next to the data, in the nbs dataset folder, or in shared/nb201/splits."""
     places = [Path(arrays.source).parent, paths.dataset_cache_dir()]
     shared = paths.shared_dir()
     if shared is not None:
         places.append(shared / "nb201" / "splits")
-    return next((p / OFFICIAL_SPLIT_FILE for p in places if (p / OFFICIAL_SPLIT_FILE).is_file()), None)
+    return next((p / name for p in places if (p / name).is_file()), None)
+
+
+def _test_split_protocol(arrays: DatasetArrays, seed: int, policy: str, split_file: Path | str | None) -> SplitIndices:
+    """CIFAR-100 / ImageNet16-120: all of train for w, the test set's xvalid half for α (NB201)."""
+    name = TEST_SPLIT_FILES[arrays.name]
+    found = Path(split_file) if split_file is not None else find_official_split(arrays, name)
+    if found is None:
+        return _fallback(arrays, seed, policy, f"{name} not found", MissingFileError)
+    xvalid = read_official_split(found).get("xvalid")
+    if xvalid is None:
+        raise NbsError(f"split file {found} has no 'xvalid' entry")
+    n = len(arrays.test)
+    if xvalid.min() < 0 or xvalid.max() >= n or np.unique(xvalid).size != xvalid.size:
+        return _fallback(arrays, seed, policy, f"{found.name} indexes a test set larger than this data's {n} images")
+    train = balanced_order(np.arange(len(arrays.train)), arrays.train.y)
+    return SplitIndices(train, balanced_order(xvalid, arrays.test.y),
+                        f"NB201 search protocol: all {len(arrays.train)} training images for w, the xvalid half of "
+                        f"the test set for α ({found.name})", valid_from="test")
 
 
 def _official(arrays: DatasetArrays, split_file: Path, train: np.ndarray, valid: np.ndarray) -> SplitIndices:
@@ -117,13 +144,16 @@ def split_for(arrays: DatasetArrays, seed: int, policy: str = "auto", *,
     """The search split for ``arrays``.
 
     ``auto``: NB201's official split if the data is the original 50k-image CIFAR-10 python
-    archive and the split file can be found, else ``balanced`` (the description says why).
+    archive and the split file can be found (for CIFAR-100 / ImageNet16-120: NB201's protocol of
+    train + the test set's xvalid half), else ``balanced`` (the description says why).
     ``official``: that split or an error. ``balanced``: ``search_split(y, seed)``.
     """
     if policy not in SPLIT_POLICIES:
         raise ConfigError(f"unknown split policy {policy!r}; valid: {', '.join(SPLIT_POLICIES)}")
     if policy == "balanced":
         return _balanced(arrays, seed)
+    if arrays.name in TEST_SPLIT_FILES:
+        return _test_split_protocol(arrays, seed, policy, split_file)
     if arrays.format != CIFAR10_PYTHON:
         reason = f"NB201's official split indexes the CIFAR-10 python archive, not {arrays.name} {arrays.format}"
         return _fallback(arrays, seed, policy, reason)
