@@ -53,6 +53,7 @@ def test_smoke_search_two_seeds_writes_readable_records(two_seeds):
         assert np.isfinite(df.train_loss).all() and df.valid_acc.between(0, 100).all()
         assert df.lr_w.iloc[0] > df.lr_w.iloc[1]  # cosine schedule
         assert np.isfinite(df.gc_cos_mean).all()
+        assert df.data_split.str.contains("class-balanced").all() and df.data_source.str.contains("cifar10").all()
     assert not frames[0].op_weights.iloc[-1].tolist() == frames[1].op_weights.iloc[-1].tolist()
     status = json.loads((run_dir(two_seeds, "single-darts", 0) / "status.json").read_text())
     assert status["state"] == "finished" and status["epochs_done"] == 2

@@ -210,6 +210,7 @@ class Run:
         steps = len(BatchStream(data.train, cfg.batch_size, cfg.seed, "train", augment=False,
                                 mean=data.mean, std=data.std))
         method = build_method(cfg, data.num_classes, steps)
+        self._provenance = {"data_split": data.split_source, "data_source": data.data_source}
         streams = self._streams(data, method)
         eval_stream = BatchStream(data.valid, cfg.batch_size, cfg.seed, "eval", augment=False, mean=data.mean,
                                   std=data.std, drop_last=False, shuffle=False, limit_batches=cfg.eval_batches)
@@ -300,6 +301,7 @@ class Run:
             "gc_mean": float(np.nanmean(gc_inner)) if np.isfinite(gc_inner).any() else math.nan,
             "gc_cos_mean": float(np.nanmean(gc_cos)) if np.isfinite(gc_cos).any() else math.nan,
             "hessian_eig": hess, "diverged": diverged,
+            **self._provenance,
         }
         for spec in self.benchmark.accuracy_columns:
             record[f"bench_{spec.name}"] = float(bench.get(spec.name, math.nan))
