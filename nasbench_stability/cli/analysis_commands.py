@@ -46,8 +46,10 @@ def report(run_dirs, out, benchmark, title, description, formats, rank_cells, ra
 
     RUN_DIRS are run directories or folders holding them (e.g. the --out of `nbs run`).
     """
+    from ..analysis import find_run_dirs
     from ..report import build_report
 
+    find_run_dirs(run_dirs)  # name a missing run folder before a missing benchmark table
     files = build_report(run_dirs, out, benchmark=_benchmark(benchmark, required=True), title=title,
                          description=description, figure_formats=[f.strip() for f in formats.split(",") if f.strip()],
                          rank_cells=rank_cells, rank_batches=rank_batches, data_root=data_root)
