@@ -169,6 +169,16 @@ def test_concurrent_runs_under_one_out_match_sequential_runs(nbs_popen, two_seed
                                       check_exact=True)
 
 
+def test_jobs_run_seeds_in_worker_processes_with_identical_records(nbs, two_seeds, tmp_path):
+    proc = nbs("run", "--method", "single-darts", "--seeds", "2", "--jobs", "2", "--out", str(tmp_path), *SMALL,
+               check=True)
+    assert proc.stdout.count("finished after 2 epochs") == 2
+    for s in (0, 1):
+        pd.testing.assert_frame_equal(comparable(read_records(run_dir(tmp_path, "single-darts", s))),
+                                      comparable(read_records(run_dir(two_seeds, "single-darts", s))),
+                                      check_exact=True)
+
+
 def test_same_run_started_twice_at_once_is_refused(nbs, tmp_path):
     """While one process holds a run directory (its lock), a second `nbs run` of it fails fast."""
     import fcntl
