@@ -123,3 +123,22 @@ def test_derivation_can_leave_none_out():
     assert set(m.derive().ops) == {"none"}
     m.options = dataclasses.replace(m.options, derive_none=False)
     assert set(m.derive().ops) == {"nor_conv_3x3"}
+
+
+@pytest.mark.parametrize("method", ["darts-v1", "mergenas-v1", "edas", "dnas", "factorized-kernel"])
+def test_discrete_cells_evaluate_with_shared_weights(method):
+    """One-hot NB201 weights, computing only the cell's ops, equal the full mixed forward."""
+    from nasbench_stability.space.genotype import Genotype
+
+    m = tiny(method).eval()
+    assert m.evaluates_discrete_cells
+    g = Genotype.from_str("|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|")
+    x = batch(3)[0]
+    with torch.no_grad():
+        full = m.supernet(x, torch.from_numpy(g.one_hot()))
+        torch.testing.assert_close(m.discrete_logits(x, g), full, rtol=1e-5, atol=1e-5)
+
+
+def test_activation_spaces_do_not_claim_discrete_nb201_cells():
+    assert not tiny("factorized-act").evaluates_discrete_cells
+    assert not tiny("nonfactorized-act").evaluates_discrete_cells

@@ -6,9 +6,9 @@ uniformly from NB201, evaluate each with the run's final shared weights (one-hot
 same valid batches for every cell), and correlate that accuracy with the benchmark's (Kendall τ
 and Spearman ρ, scipy.stats).
 
-Only methods whose searchable cells take an NB201 (edge × op) weight matrix can do this; for
-others (searchable activations, pair candidates) a one-hot NB201 matrix means nothing to the cell,
-and :class:`UnsupportedAnalysisError` says so.
+Only methods that can evaluate a discrete NB201 cell with their shared weights
+(``SearchMethod.evaluates_discrete_cells``) can do this; for others (searchable activations, pair
+candidates) :class:`UnsupportedAnalysisError` says so.
 """
 
 from __future__ import annotations
@@ -32,32 +32,11 @@ class UnsupportedAnalysisError(NbsError):
     """The analysis needs a capability this run's method does not have."""
 
 
-def _discrete_cell_types() -> tuple[type, ...]:
-    """Searchable cells whose ``forward(x, weights[E, O])`` reads NB201 op weights directly."""
-    from ..space.mixed_cell import MixedCell
-    from ..space.reference_cell import ReferenceCell
-
-    types: list[type] = [MixedCell, ReferenceCell]
-    try:
-        from ..space.merged_cell import MergedCell
-        types.append(MergedCell)
-    except ImportError:  # a checkout without MergeNAS
-        pass
-    return tuple(types)
-
-
 def discrete_eval_problem(method) -> str | None:
     """Why ``method`` cannot evaluate discrete NB201 cells with its shared weights (None if it can)."""
-    from ..space.supernet import Supernet
-
-    name = type(method).__name__
-    supernet = getattr(method, "supernet", None)
-    if not isinstance(supernet, Supernet):
-        return f"{name} has no shared NB201 supernet to evaluate discrete cells with"
-    bad = {type(c).__name__ for c in supernet.search_cells if not isinstance(c, _discrete_cell_types())}
-    if bad:
-        return (f"{name}'s searchable cells ({', '.join(sorted(bad))}) are not weighted by an NB201 "
-                f"(edge × op) matrix, so a one-hot NB201 cell cannot be evaluated with its shared weights")
+    if not getattr(method, "evaluates_discrete_cells", False):
+        return (f"{type(method).__name__}'s searchable cells are not weighted by an NB201 (edge × op) matrix, "
+                f"so a one-hot NB201 cell cannot be evaluated with its shared weights")
     return None
 
 
@@ -67,20 +46,13 @@ def supernet_accuracy(method, genotype: Genotype, batches: list[tuple[torch.Tens
     BatchNorm uses batch statistics: running statistics, where a run tracks them, were gathered
     under the mixed supernet, not under this cell. Only the cell's ops are computed (``active``).
     """
-    device = next(method.supernet.parameters()).device
-    one_hot = genotype.one_hot()
-    weights = torch.from_numpy(one_hot).to(device)
-    active = one_hot > 0
-    channels_last = getattr(getattr(method, "ctx", None), "channels_last", False)
     correct = total = 0
     was_training = method.training
     method.train()
     try:
         with torch.no_grad():
             for x, y in batches:
-                if channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                logits = method.supernet(x, weights, active)
+                logits = method.discrete_logits(x, genotype)
                 correct += int((logits.argmax(1) == y).sum())
                 total += len(y)
     finally:

@@ -88,6 +88,13 @@ class SearchMethod(nn.Module):
         """Method-specific per-epoch record columns (flat scalars, strings or lists)."""
         return {}
 
+    #: whether :meth:`discrete_logits` can evaluate one NB201 cell with the shared weights
+    evaluates_discrete_cells: bool = False
+
+    def discrete_logits(self, x: torch.Tensor, genotype: Genotype) -> torch.Tensor:
+        """Output of the discrete cell ``genotype`` with the supernet's shared weights (ranking analyses)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot evaluate discrete NB201 cells")
+
     def arch_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Loss as a differentiable function of the architecture parameters (Hessian analysis)."""
         raise NotImplementedError

@@ -142,6 +142,14 @@ class DartsFamily(SearchMethod):
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return self._forward(x, self.activate(self.alpha).detach())
 
+    # every cell of this family is weighted by an NB201 (edge × op) matrix, so a one-hot matrix is
+    # the discrete cell, computing only its ops
+    evaluates_discrete_cells = True
+
+    def discrete_logits(self, x: torch.Tensor, genotype: Genotype) -> torch.Tensor:
+        one_hot = genotype.one_hot()
+        return self._forward(x, torch.from_numpy(one_hot).to(x.device), one_hot > 0)
+
     # ---- schedule ---------------------------------------------------------------------------
     def _set_lr(self, epoch: int, step: int) -> None:
         progress = (epoch + step / max(self.ctx.steps_per_epoch, 1)) / max(self.ctx.epochs, 1)

@@ -179,6 +179,9 @@ class ActivationSpace:
     """Mixin for the spaces with searchable activations: their cells, RReLU noise, records."""
 
     CELL: type[EdgeSumCell]
+    # the cells weigh activations (or activation-conv pairs), not NB201 ops: a one-hot NB201 matrix
+    # does not describe one of their discrete cells
+    evaluates_discrete_cells = False
 
     def build_supernet(self) -> Supernet:
         self.noise = torch.Generator(device=self.ctx.device)
