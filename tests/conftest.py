@@ -110,7 +110,7 @@ SEEDS = 2
 EPOCHS = 4
 HESSIAN_EVERY = 2      # the Hessian costs more than the 2 training steps of an epoch here
 RUN_SETTINGS = ("--preset", "smoke", "--epochs", str(EPOCHS), "--set", "data_subset=128", "--set", "eval_batches=1",
-                "--set", f"hessian_every={HESSIAN_EVERY}", "--set", "hessian_batches=1")
+                "--hessian-every", str(HESSIAN_EVERY), "--set", "hessian_batches=1")
 
 
 @dataclass(frozen=True)

@@ -56,17 +56,22 @@ def _parse_sets(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a run or method option.")
 @click.option("--data-root", type=click.Path(path_type=Path), default=None, help="Dataset file or folder.")
 @click.option("--benchmark", type=click.Path(path_type=Path), default=None, help="Benchmark table (.parquet).")
+@click.option("--hessian-every", type=int, default=None, metavar="N",
+              help="Record the dominant eigenvalue of the α-Hessian of the valid loss every N epochs.")
 @click.option("--jobs", type=int, default=1, show_default=True,
               help="Seeds run at once in worker processes (CPU threads are shared out; one GPU is shared).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def run(method, seeds, seed_list, dataset, epochs, device, preset, out, sets, data_root, benchmark, jobs,
-        quiet) -> None:
+def run(method, seeds, seed_list, dataset, epochs, device, preset, out, sets, data_root, benchmark, hessian_every,
+        jobs, quiet) -> None:
     """Search with METHOD for several seeds; one run directory per seed, resumable."""
     from ..engine.executor import run_seeds
 
+    overrides = _parse_sets(sets)
+    if hessian_every is not None:
+        overrides["hessian_every"] = str(hessian_every)
     seed_values = _seed_values(seeds, seed_list)
     results = run_seeds(method, seed_values, dataset=dataset, epochs=epochs, device=device, preset=preset,
-                        out=out, overrides=_parse_sets(sets), data_root=data_root, benchmark_path=benchmark,
+                        out=out, overrides=overrides, data_root=data_root, benchmark_path=benchmark,
                         progress=not quiet, jobs=jobs)
     failed = False
     for r in results:
