@@ -7,13 +7,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..data.pipeline import BatchStream
 from ..data.search import SearchData, search_data
 from ..errors import MissingFileError
 from ..methods.base import SearchMethod
 from .checkpoint import load_checkpoint
 from .config import RunConfig
-from .run import CHECKPOINT_FILE, CONFIG_FILE, build_method
+from .run import CHECKPOINT_FILE, CONFIG_FILE, build_method, steps_per_epoch
 
 
 @dataclass
@@ -36,9 +35,7 @@ def restore_run(run_dir: Path, *, data_root: Path | None = None, device: str | N
         config = dataclasses.replace(config, device=device)
     data = search_data(config.dataset, data_root, config.seed, subset=config.data_subset,
                        device=config.torch_device(), split_policy=config.split_policy, include_test=False)
-    steps = len(BatchStream(data.train, config.batch_size, config.seed, "train", augment=False,
-                            mean=data.mean, std=data.std))
-    method = build_method(config, data.num_classes, steps)
+    method = build_method(config, data.num_classes, steps_per_epoch(config, data))
     payload = load_checkpoint(ckpt_path, config_hash=saved_hash, device=config.torch_device())
     method.load_checkpoint_state(payload["method"])
     method.eval()

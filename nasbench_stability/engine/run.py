@@ -163,6 +163,12 @@ def _cycle(stream: BatchStream, epoch: int) -> Iterator:
 # ---------------------------------------------------------------------------------------------
 # the run
 # ---------------------------------------------------------------------------------------------
+def steps_per_epoch(cfg: RunConfig, data: SearchData) -> int:
+    """Optimisation steps in one epoch: full batches of the train half (what the lr schedule spans)."""
+    return len(BatchStream(data.train, cfg.batch_size, cfg.seed, "train", augment=False, mean=data.mean,
+                           std=data.std))
+
+
 def build_method(cfg: RunConfig, num_classes: int, steps_per_epoch: int) -> SearchMethod:
     """The config's method, freshly initialised from the config's seed."""
     ctx = SearchContext(
@@ -207,14 +213,15 @@ class Run:
         device = cfg.torch_device()
         data = search_data(cfg.dataset, self.data_root, cfg.seed, subset=cfg.data_subset, device=device,
                            split_policy=cfg.split_policy, include_test=False)
-        steps = len(BatchStream(data.train, cfg.batch_size, cfg.seed, "train", augment=False,
-                                mean=data.mean, std=data.std))
+        steps = steps_per_epoch(cfg, data)
         method = build_method(cfg, data.num_classes, steps)
         self._provenance = {"data_split": data.split_source, "data_source": data.data_source}
         streams = self._streams(data, method)
         eval_stream = BatchStream(data.valid, cfg.batch_size, cfg.seed, "eval", augment=False, mean=data.mean,
                                   std=data.std, drop_last=False, shuffle=False, limit_batches=cfg.eval_batches)
-        hessian_batches = [b for b, _ in zip(eval_stream.epoch(0), range(cfg.hessian_batches))]
+        # the same valid batches at every measurement, so the eigenvalue curve is not batch noise
+        hessian_batches = ([b for b, _ in zip(eval_stream.epoch(0), range(cfg.hessian_batches))]
+                           if self.hessian is not None and cfg.hessian_every else [])
 
         start_epoch, wall = 0, 0.0
         ckpt_path = run_dir / CHECKPOINT_FILE
