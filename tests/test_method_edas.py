@@ -232,7 +232,7 @@ def smoke_runs(method_cli, tmp_path_factory) -> Path:
 def test_two_seeds_on_cifar10(smoke_runs, method):
     for seed in (0, 1):
         df = check_records(smoke_runs / f"{method}-cifar10-seed{seed}", 3)
-        assert [sum(c) for c in df.edge_samples] == [2, 2, 2]  # 32 images / batch 16 = 2 steps an epoch
+        assert [sum(c) for c in df.edge_samples] == [2, 2, 2]  # 16 images / batch 8 (METHOD_RUN_ARGS) = 2 steps an epoch
         assert df.warmup_active.tolist() == [method == "edas-inv", False, False]
 
 
