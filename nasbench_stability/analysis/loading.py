@@ -28,10 +28,11 @@ CONFIG_FILE, STATUS_FILE, RECORDS_DIR = "config.json", "status.json", "records"
 # carry method, dataset, seed, preset and epochs; these say how big the run was and where it lives.
 CONFIG_COLUMNS: tuple[str, ...] = (
     "channels", "cells_per_stage", "data_subset", "eval_batches", "batch_size", "device",
-    "track_running_stats", "hessian_every", "split_policy",
+    "hessian_every", "split_policy",
 )
-# Method options worth a column of their own: ``mode`` separates bi-level from single-level runs.
-OPTION_COLUMNS: tuple[str, ...] = ("mode", "activation", "order")
+# Method options worth a column of their own: ``mode`` separates bi-level from single-level runs;
+# the step order, schedule and BN mode are what fidelity to a reference turns on.
+OPTION_COLUMNS: tuple[str, ...] = ("mode", "activation", "order", "step_order", "lr_schedule", "track_running_stats")
 RUN_COLUMNS: tuple[str, ...] = ("run_dir", "status", "epochs_done") + CONFIG_COLUMNS + OPTION_COLUMNS
 
 SORT_KEYS = ["method", "dataset", "seed", "run_dir", "epoch"]
@@ -117,7 +118,8 @@ def run_index(paths: PathsLike) -> pd.DataFrame:
             "preset": cfg.get("preset"), "epochs": cfg.get("epochs"),
             "status": status.get("state", "unknown"), "epochs_done": status.get("epochs_done"),
             **{k: cfg.get(k) for k in CONFIG_COLUMNS},
-            **{k: options.get(k) for k in OPTION_COLUMNS},
+            # runs made before an option existed may have it at the config's top level (or not at all)
+            **{k: options.get(k, cfg.get(k)) for k in OPTION_COLUMNS},
             "config": cfg,
         })
     return pd.DataFrame(rows)

@@ -60,7 +60,7 @@ def per_seed_table(df: pd.DataFrame, columns: Sequence[ResultColumn] | None = No
     columns = list(columns) if columns is not None else result_columns()
     last = final_records(df)
     keep = [c for c in (GROUP, "dataset", "seed", "preset", "status", "epoch", "epochs", "genotype",
-                        "lookup_genotype", "canonical_key", "param_free_count", "wall_seconds", "run_dir")
+                        "canonical_key", "param_free_count", "wall_seconds", "run_dir")
             if c in last]
     out = last[keep].copy()
     for col in columns:
@@ -175,8 +175,6 @@ def per_seed_display(table: pd.DataFrame, columns: Sequence[ResultColumn] | None
         "final cell": table["genotype"].astype(str),
         "param-free ops": table["param_free_count"].astype(int).astype(str),
     })
-    if "lookup_genotype" in table and (table["lookup_genotype"] != table["genotype"]).any():
-        out["scored cell"] = table["lookup_genotype"].astype(str)   # DNAS: the benchmark scores the shared cell
     for col in columns:
         out[col.label] = [f"{v:.{digits}f}" if math.isfinite(v) else "–" for v in table[col.record].astype(float)]
     if "wall_seconds" in table:

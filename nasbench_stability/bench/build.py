@@ -140,6 +140,25 @@ def build_and_write(
     return write_table(df, target)
 
 
+def ensure_table(path: str | os.PathLike | None = None, log=print) -> Path:
+    """The benchmark table's path, built first — where and from what ``nbs bench build`` would — when
+    it does not exist yet, so a first ``nbs run`` on a fresh machine needs no separate build step.
+    A path given explicitly (``--benchmark``) is never built implicitly: a typo there should fail."""
+    target = locate.table_path(path)
+    if target.exists() or path is not None:
+        return target
+    if locate.default_source_dir() is None:
+        raise MissingFileError(f"no benchmark table at {target}, and no NAS-Bench-201 source to build it from: "
+                               "run `nbs bench build --source DIR` (or --nb201-pth / --nats)")
+    log(f"no benchmark table at {target}: building it once from {locate.default_source_dir()}")
+    try:
+        return build_and_write(target)
+    except NbsError:
+        if target.exists():   # another process built it meanwhile
+            return target
+        raise
+
+
 def _read_offline(nb201_dir: Path) -> tuple[list[str], list[str], list[SourceColumns]]:
     """Arch order, expected isomorphism keys and column layers from a ``shared/nb201``-like folder."""
     if not nb201_dir.is_dir():

@@ -57,7 +57,6 @@ class RunConfig:
     data_subset: int | None = None
     eval_batches: int | None = None
     device: str = "cpu"
-    track_running_stats: bool = False   # BN running stats in searchable cells (NB201 reference: off)
     amp: bool = False                   # bf16 autocast (CUDA only)
     channels_last: bool = False
     split_policy: str = "auto"          # "auto" | "official" | "balanced"

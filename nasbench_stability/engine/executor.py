@@ -16,6 +16,7 @@ from typing import Callable
 
 import torch
 
+from ..bench.build import ensure_table
 from ..bench.locate import table_path
 from ..bench.table import Benchmark
 from ..data.cache import load_arrays
@@ -42,7 +43,7 @@ def run_seeds(method: str, seeds: list[int], *, dataset: str = "cifar10", epochs
     at a time (results in seed order either way)."""
     configs = [resolve_config(method, dataset=dataset, seed=s, preset=preset, device=device, epochs=epochs,
                               overrides=overrides) for s in seeds]
-    benchmark = Benchmark.load(benchmark_path)
+    benchmark = Benchmark.load(ensure_table(benchmark_path, log=log))
     locate_dataset(dataset_spec(dataset), data_root)  # a missing dataset fails before any run directory exists
     if jobs <= 1 or len(configs) == 1:
         return [execute_config(c, out, benchmark=benchmark, data_root=data_root, progress=progress, log=log)

@@ -174,7 +174,6 @@ def build_method(cfg: RunConfig, num_classes: int, steps_per_epoch: int) -> Sear
     ctx = SearchContext(
         shape=NetworkShape(cfg.channels, cfg.cells_per_stage, num_classes),
         device=cfg.torch_device(), epochs=cfg.epochs, steps_per_epoch=steps_per_epoch, seed=cfg.seed,
-        track_running_stats=cfg.track_running_stats,
         amp_dtype=torch.bfloat16 if cfg.amp else None, channels_last=cfg.channels_last)
     seed_everything(cfg.seed)
     return get_method(cfg.method).factory(cfg.options(), ctx)
@@ -287,16 +286,15 @@ class Run:
         cfg = self.config
         weights = method.op_weights()
         genotype = method.derive()
-        scored = method.lookup_genotype()
-        bench = self.benchmark.lookup_one(scored)
+        bench = self.benchmark.lookup_one(genotype)
         means = acc.means()
         nan = np.full((len(EDGES), len(OPS)), np.nan)
         gc_inner, gc_cos = means.get("gc_inner", nan), means.get("gc_cos", nan)
         record: dict[str, Any] = {
             "run": cfg.run_name, "method": cfg.method, "dataset": cfg.dataset, "seed": cfg.seed,
             "preset": cfg.preset, "epoch": epoch + 1, "epochs": cfg.epochs,
-            "genotype": genotype.to_str(), "lookup_genotype": scored.to_str(),
-            "canonical_key": scored.canonical_key, "param_free_count": genotype.param_free_count,
+            "genotype": genotype.to_str(),
+            "canonical_key": genotype.canonical_key, "param_free_count": genotype.param_free_count,
             "bench_index": int(bench["index"]),
             "op_weights": np.asarray(weights, dtype=np.float64),
             "train_loss": train_loss, "train_acc": 100.0 * float(acc.correct) / max(acc.count, 1),
@@ -308,6 +306,8 @@ class Run:
             "gc_mean": float(np.nanmean(gc_inner)) if np.isfinite(gc_inner).any() else math.nan,
             "gc_cos_mean": float(np.nanmean(gc_cos)) if np.isfinite(gc_cos).any() else math.nan,
             "hessian_eig": hess, "diverged": diverged,
+            # BN mode of the searchable cells: the eval-mode valid accuracy above depends on it
+            "track_running_stats": bool(getattr(method.options, "track_running_stats", False)),
             **self._provenance,
         }
         for spec in self.benchmark.accuracy_columns:

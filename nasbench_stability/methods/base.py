@@ -29,7 +29,6 @@ class SearchContext:
     epochs: int
     steps_per_epoch: int
     seed: int
-    track_running_stats: bool = False
     amp_dtype: torch.dtype | None = None   # autocast dtype (bf16 on CUDA) or None
     channels_last: bool = False
 
@@ -75,11 +74,8 @@ class SearchMethod(nn.Module):
         raise NotImplementedError
 
     def derive(self) -> Genotype:
+        """The derived NB201 cell: what the records score in the benchmark and count ops of."""
         return Genotype.from_weights(self.op_weights())
-
-    def lookup_genotype(self) -> Genotype:
-        """The cell to score in the benchmark (methods whose derived cells are not uniform override)."""
-        return self.derive()
 
     def learning_rates(self) -> dict[str, float]:
         return {}

@@ -1,16 +1,23 @@
 """Shared machinery of the gradient-based methods with one α matrix shared by all cells.
 
-DARTS-V1/V2 and Single-DARTS differ only in the activation on α, the optimization mode and the
-order of the α gradient, so they are one class with different option defaults. Later methods
-(MergeNAS, EDAS, ...) subclass :class:`DartsFamily` and override the cell or the weights.
+DARTS-V1/V2 and Single-DARTS differ only in the activation on α, the optimization mode, the order
+of the α gradient and the step order, so they are one class with different option defaults. Later
+methods (MergeNAS, EDAS, DNAS, factorized) subclass :class:`DartsFamily` and override the cell, the
+weights or the architecture factors.
 
 Optimization modes (Single-DARTS Table 4):
 * ``bilevel``: the α step uses a batch of the ``valid`` half, the w step a batch of ``train``;
 * ``single-level-two-batches``: both from ``train``, different batches;
 * ``single-level``: one forward/backward on one ``train`` batch gives ∇w and ∇α; both step.
 
-In the two-batch modes the α step runs before the w step of the same iteration, as in the DARTS
-code (architect.step, then the weight step).
+Step order in the two-batch modes (``step_order``): ``w-alpha`` takes the weight step first, so the
+α step sees the updated weights (xautodl ``DARTS-V1.py``, NATS ``search-cell.py``, A-DARTS'
+Algorithm 1); ``alpha-w`` takes the α step first (xautodl ``DARTS-V2.py``, the DARTS code).
+
+Gradient clip (``clip_includes_alpha``): xautodl clips ``network.parameters()``, which include the
+architecture parameters, and at that moment α's ``.grad`` holds the gradient of the last α step
+plus ∇α L_train of the weight step's backward. That (small) term enters the total norm; nbs
+reproduces it where the reference is xautodl, so that its steps equal the reference's.
 """
 
 from __future__ import annotations
@@ -28,33 +35,49 @@ from ..space.mixed_cell import MixedCell
 from ..space.ops import NUM_EDGES, NUM_OPS, OP_INDEX
 from ..space.supernet import Supernet
 from .base import Batch, SearchContext, SearchMethod, StepStats
-from .options import NB201, OURS, option
+from .options import NB201, OURS, XAUTODL_BN, XAUTODL_LR, XAUTODL_V1, option
 
 MODES = ("bilevel", "single-level-two-batches", "single-level")
 ACTIVATIONS = ("softmax", "sigmoid")
+STEP_ORDERS = ("w-alpha", "alpha-w")
+LR_SCHEDULES = ("per-epoch", "per-step")
+# the batch the architecture step uses, by optimization mode
+ARCH_STREAM = {"bilevel": "valid", "single-level-two-batches": "train2", "single-level": "train"}
 _LEARNABLE = (OP_INDEX["nor_conv_1x1"], OP_INDEX["nor_conv_3x3"])
 
 
 @dataclass(frozen=True)
 class DartsOptions:
-    """Defaults are the NB201 reference (xautodl DARTS config) unless a subclass says otherwise."""
+    """Defaults are the NB201 reference (xautodl DARTS-V1) unless a subclass says otherwise."""
 
-    epochs: int = option(50, NB201, "search epochs")
+    epochs: int = option(50, NB201, "search epochs (configs/nas-benchmark/algos/DARTS.config)")
     batch_size: int = option(64, NB201, "batch size of every stream")
     mode: str = option("bilevel", NB201, "optimization mode", MODES)
     activation: str = option("softmax", NB201, "activation on α", ACTIVATIONS)
     order: int = option(1, NB201, "1 = first-order α gradient, 2 = unrolled second order", (1, 2))
+    step_order: str = option("w-alpha", XAUTODL_V1, "two-batch modes: w-alpha = weight step on the train batch, "
+                             "then the α step at the updated weights; alpha-w = α step first", STEP_ORDERS)
     w_lr: float = option(0.025, NB201, "SGD learning rate of the network weights")
     w_lr_min: float = option(0.001, NB201, "cosine annealing floor of the weight learning rate")
+    lr_schedule: str = option("per-epoch", XAUTODL_LR, "cosine annealing of the weight lr: per-epoch = "
+                              "lr(e) = min + (lr - min)(1 + cos(π e/E))/2, changed once per epoch; per-step = "
+                              "the same curve with e advanced every step", LR_SCHEDULES)
     w_momentum: float = option(0.9, NB201, "SGD momentum")
     w_nesterov: bool = option(True, NB201, "Nesterov momentum")
     w_weight_decay: float = option(5e-4, NB201, "weight decay of the network weights")
     grad_clip: float = option(5.0, NB201, "gradient-norm clip of the weights (0 = off)")
+    clip_includes_alpha: bool = option(True, XAUTODL_V1, "the clip's total norm also counts α's gradient as "
+                                       "the reference leaves it in .grad (clip_grad_norm_(network.parameters())): "
+                                       "the last α step's gradient + ∇α L_train; false = the weights alone")
+    track_running_stats: bool = option(True, XAUTODL_BN, "BN running statistics in the searchable cells. The "
+                                       "search (w, α) is the same either way (training-mode BN normalises "
+                                       "with batch statistics); it changes the eval-mode supernet valid "
+                                       "accuracy and the discrete-cell ranking analyses")
     a_lr: float = option(3e-4, NB201, "Adam learning rate of α")
     a_beta1: float = option(0.5, NB201, "Adam β1 of α")
     a_beta2: float = option(0.999, NB201, "Adam β2 of α")
     a_weight_decay: float = option(1e-3, NB201, "Adam weight decay (L2) of α")
-    alpha_init_std: float = option(1e-3, NB201, "α initialised as std·N(0, 1) (xautodl)")
+    alpha_init_std: float = option(1e-3, NB201, "α initialised as std·N(0, 1) (xautodl TinyNetworkDarts)")
     unrolled_eps: float = option(0.01, NB201, "finite-difference ε numerator for order 2 (DARTS: 0.01/‖∇w'L‖)")
     gc_every: int = option(10, OURS, "measure gradient correlation every k steps (0 = never)")
     derive_none: bool = option(True, NB201, "'none' takes part in the argmax derivation; false leaves it out "
@@ -62,8 +85,15 @@ class DartsOptions:
 
 
 def cosine_lr(base: float, floor: float, progress: float) -> float:
-    """Cosine annealing from ``base`` to ``floor`` as ``progress`` goes 0 → 1 (per step, as xautodl)."""
+    """Cosine annealing from ``base`` to ``floor`` as ``progress`` goes 0 → 1."""
     return floor + (base - floor) * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0))) / 2
+
+
+def schedule_progress(schedule: str, epoch: int, step: int, steps_per_epoch: int, epochs: int) -> float:
+    """Where in the cosine curve (epoch, step) is. ``per-epoch`` is xautodl's CosineAnnealingLR, whose
+    rate depends on the epoch alone (its per-step ``current_iter`` only acts during warm-up)."""
+    within = step / max(steps_per_epoch, 1) if schedule == "per-step" else 0.0
+    return (epoch + within) / max(epochs, 1)
 
 
 class DartsFamily(SearchMethod):
@@ -71,6 +101,9 @@ class DartsFamily(SearchMethod):
         super().__init__(options, ctx)
         self.supernet = self.build_supernet()
         self.alpha = nn.Parameter(options.alpha_init_std * torch.randn(*self.alpha_shape()))
+        # the gradient of the last α step, as xautodl leaves it in α.grad until its next weight step's
+        # clip (clip_includes_alpha); a buffer, so that a resumed run clips exactly as an uninterrupted one
+        self.register_buffer("alpha_grad_left", torch.zeros_like(self.alpha.detach()))
         self.to(ctx.device)
         if ctx.channels_last:
             self.supernet.to(memory_format=torch.channels_last)
@@ -85,7 +118,7 @@ class DartsFamily(SearchMethod):
 
     # ---- construction hooks -----------------------------------------------------------------
     def build_supernet(self) -> Supernet:
-        track = self.ctx.track_running_stats
+        track = self.options.track_running_stats
         return Supernet(self.ctx.shape, lambda c: MixedCell(c, track_running_stats=track))
 
     def alpha_shape(self) -> tuple[int, ...]:
@@ -93,6 +126,10 @@ class DartsFamily(SearchMethod):
 
     def arch_parameters(self) -> list[torch.Tensor]:
         return [self.alpha]
+
+    def arch_factors(self) -> list[tuple[str, nn.Parameter, torch.optim.Optimizer]]:
+        """(name, parameter, optimizer) of each architecture factor, in update order (A-DARTS adds β)."""
+        return [("alpha", self.alpha, self.a_opt)]
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"w": self.w_opt, "alpha": self.a_opt}
@@ -132,11 +169,17 @@ class DartsFamily(SearchMethod):
         return self.supernet(x, weights, active)
 
     def loss_and_logits(self, x: torch.Tensor, y: torch.Tensor, arch_grad: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """The task loss; ``arch_grad``: differentiable in α (else α is a constant for autograd)."""
         weights = self.activate(self.alpha)
         logits = self._forward(x, weights if arch_grad else weights.detach())
         return F.cross_entropy(logits, y), logits
 
+    def arch_objective(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the α step minimises: the task loss, plus a method's regularizers (DNAS' zero-one loss)."""
+        return self.loss_and_logits(x, y, arch_grad=True)
+
     def arch_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The task loss as a function of α, without regularizers (the Hessian indicator's loss)."""
         return self.loss_and_logits(x, y, arch_grad=True)[0]
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -152,8 +195,9 @@ class DartsFamily(SearchMethod):
 
     # ---- schedule ---------------------------------------------------------------------------
     def _set_lr(self, epoch: int, step: int) -> None:
-        progress = (epoch + step / max(self.ctx.steps_per_epoch, 1)) / max(self.ctx.epochs, 1)
-        lr = cosine_lr(self.options.w_lr, self.options.w_lr_min, progress)
+        opts = self.options
+        progress = schedule_progress(opts.lr_schedule, epoch, step, self.ctx.steps_per_epoch, self.ctx.epochs)
+        lr = cosine_lr(opts.w_lr, opts.w_lr_min, progress)
         for group in self.w_opt.param_groups:
             group["lr"] = lr
 
@@ -166,53 +210,84 @@ class DartsFamily(SearchMethod):
         measure_gc = measure_gc and bool(self._gc_groups)
         if self.options.mode == "single-level":
             return self._single_level_step(batches["train"], measure_gc)
-        arch_batch = batches["valid" if self.options.mode == "bilevel" else "train2"]
-        alpha_grad, arch_weight_grads = self._arch_step(batches["train"], arch_batch, measure_gc)
-        stats, raw = self._weight_step(batches["train"], keep_raw_grads=measure_gc)
-        stats.op_grad = alpha_grad
+        train, arch = batches["train"], batches[ARCH_STREAM[self.options.mode]]
+        if self.options.step_order == "w-alpha":
+            # gc compares both batches' gradients at the weights the weight step sees: one extra backward
+            arch_weight_grads = self._weight_grads(arch) if measure_gc else {}
+            stats, raw = self._weight_step(train, keep_raw_grads=measure_gc)
+            grads, _ = self._arch_phase(train, arch, with_weight_grads=False)
+        else:
+            grads, arch_weight_grads = self._arch_phase(train, arch, with_weight_grads=measure_gc)
+            stats, raw = self._weight_step(train, keep_raw_grads=measure_gc)
+        stats.op_grad = grads.pop("alpha")
+        stats.extra.update({f"{name}_grad": g for name, g in grads.items()})
         if measure_gc:
             stats.gc_inner, stats.gc_cos = self._gradient_correlation(raw, arch_weight_grads)
         return stats
 
-    def _clip_and_step_weights(self) -> None:
-        if self.options.grad_clip > 0:
-            nn.utils.clip_grad_norm_(self.w_params, self.options.grad_clip)
-        self.w_opt.step()
+    def _clip(self) -> None:
+        """Clip the weights' gradient norm (with α's left-over .grad counted where the reference does)."""
+        if self.options.grad_clip <= 0:
+            return
+        clipped = self.w_params + ([self.alpha] if self.alpha.grad is not None else [])
+        nn.utils.clip_grad_norm_(clipped, self.options.grad_clip)
 
     def _weight_step(self, batch: Batch, keep_raw_grads: bool = False) -> tuple[StepStats, dict]:
         x, y = batch
+        with_alpha = self.options.clip_includes_alpha and self.options.grad_clip > 0
         self.w_opt.zero_grad(set_to_none=True)
-        loss, logits = self.loss_and_logits(x, y, arch_grad=False)
+        self.alpha.grad = None
+        loss, logits = self.loss_and_logits(x, y, arch_grad=with_alpha)
         loss.backward()
         # gradient correlation compares raw gradients: copy them before clipping scales them in place
         raw = {p: p.grad.detach().clone() for ps in self._gc_groups.values() for p in ps} if keep_raw_grads else {}
-        self._clip_and_step_weights()
+        if with_alpha:   # α.grad as xautodl has it here: the last α step's gradient + ∇α L_train
+            left = self.alpha_grad_left
+            self.alpha.grad = left.clone() if self.alpha.grad is None else self.alpha.grad.add_(left)
+        self._clip()
+        self.w_opt.step()
+        self.alpha.grad = None
         return StepStats(loss.detach() * len(y), (logits.argmax(1) == y).sum(), len(y)), raw
 
-    def _arch_step(self, train: Batch, arch: Batch, measure_gc: bool):
-        """One α update. Returns (∂L/∂α as seen by Adam, {w_o: ∇w L(B_α)} when measuring)."""
-        gc_params = [p for ps in self._gc_groups.values() for p in ps] if measure_gc else []
-        self.a_opt.zero_grad(set_to_none=True)
-        if self.options.order == 2:
-            grad = self._unrolled_alpha_grad(train, arch)
-            weight_grads = {}
-            if gc_params:  # ∇w L(B_α) at the current w (not at the virtual w'): one extra backward
-                loss, _ = self.loss_and_logits(*arch, arch_grad=False)
-                weight_grads = dict(zip(gc_params, torch.autograd.grad(loss, gc_params)))
-        else:
-            loss, _ = self.loss_and_logits(*arch, arch_grad=True)
-            # only ∂/∂α (and the op weights when measuring): the convolutions skip their weight gradients
-            grads = torch.autograd.grad(loss, self.arch_parameters() + gc_params)
-            grad, weight_grads = grads[0], dict(zip(gc_params, grads[1:]))
-        self.alpha.grad = grad
-        self.a_opt.step()
-        return grad.detach(), weight_grads
+    def _weight_grads(self, batch: Batch) -> dict[nn.Parameter, torch.Tensor]:
+        """∇w_o of the architecture objective on ``batch`` at the current weights (gradient correlation)."""
+        params = [p for ps in self._gc_groups.values() for p in ps]
+        loss, _ = self.arch_objective(*batch)
+        return dict(zip(params, torch.autograd.grad(loss, params)))
+
+    def _arch_phase(self, train: Batch, arch: Batch, with_weight_grads: bool):
+        """One step per architecture factor on ``arch``, each seeing the factors stepped before it.
+
+        Returns ({factor: gradient its optimizer saw}, {w_o: ∇w L(B_α)} when ``with_weight_grads``).
+        """
+        grads: dict[str, torch.Tensor] = {}
+        weight_grads: dict = {}
+        for name, param, opt in self.arch_factors():
+            opt.zero_grad(set_to_none=True)
+            if name == "alpha" and self.options.order == 2:
+                grad = self._unrolled_alpha_grad(train, arch)
+                if with_weight_grads:  # ∇w L(B_α) at the current w (not at the virtual w'): one extra backward
+                    weight_grads = self._weight_grads(arch)
+            else:
+                gc_params = [p for ps in self._gc_groups.values() for p in ps] if with_weight_grads and not grads else []
+                loss, _ = self.arch_objective(*arch)
+                # only ∂/∂factor (and the op weights when measuring): the convs skip their weight gradients
+                out = torch.autograd.grad(loss, [param] + gc_params)
+                grad = out[0]
+                weight_grads = weight_grads or dict(zip(gc_params, out[1:]))
+            param.grad = grad
+            opt.step()
+            grads[name] = grad.detach()
+            if name == "alpha":
+                self.alpha_grad_left.copy_(grad.detach())
+        return grads, weight_grads
 
     def _unrolled_alpha_grad(self, train: Batch, arch: Batch) -> torch.Tensor:
         """DARTS second order: ∇α L_val(w', α) − ξ·(∇α L_train(w⁺) − ∇α L_train(w⁻)) / 2ε.
 
-        w' = w − ξ·(momentum·buf + ∇w L_train + wd·w), ξ the current weight lr (DARTS / xautodl
-        ``_compute_unrolled_model``); w± = w ± ε·∇w' L_val with ε = 0.01 / ‖∇w' L_val‖.
+        w' = w − ξ·(momentum·buf + ∇w L_train + wd·w), ξ the current weight lr (xautodl DARTS-V2.py
+        ``backward_step_unrolled``; Nesterov is ignored there too); w± = w ± ε·∇w' L_val with
+        ε = 0.01 / ‖∇w' L_val‖ (``_hessian_vector_product``).
         """
         opts, params = self.options, self.w_params
         xi = self.w_opt.param_groups[0]["lr"]
@@ -226,7 +301,7 @@ class DartsFamily(SearchMethod):
                 if buf is not None:
                     d = d + opts.w_momentum * buf
                 p.sub_(xi * d)
-        val_loss, _ = self.loss_and_logits(*arch, arch_grad=True)
+        val_loss, _ = self.arch_objective(*arch)
         val_grads = torch.autograd.grad(val_loss, [self.alpha] + params, allow_unused=True)
         d_alpha = val_grads[0]
         d_w = [g if g is not None else torch.zeros_like(p) for p, g in zip(params, val_grads[1:])]
@@ -248,17 +323,28 @@ class DartsFamily(SearchMethod):
     def _single_level_step(self, batch: Batch, measure_gc: bool) -> StepStats:
         x, y = batch
         self.w_opt.zero_grad(set_to_none=True)
-        self.a_opt.zero_grad(set_to_none=True)
-        loss, logits = self.loss_and_logits(x, y, arch_grad=True)
+        for _, _, opt in self.arch_factors():
+            opt.zero_grad(set_to_none=True)
+        loss, logits = self.arch_objective(x, y)
         loss.backward()
-        grad = self.alpha.grad.detach().clone()
         gc = None
         if measure_gc:  # B_w = B_α: gc_o = ‖∇w_o L‖², cosine 1 (computed, not assumed)
             g = {p: p.grad for ps in self._gc_groups.values() for p in ps}
             gc = self._gradient_correlation(g, g)
-        self._clip_and_step_weights()
-        self.a_opt.step()
-        stats = StepStats(loss.detach() * len(y), (logits.argmax(1) == y).sum(), len(y), op_grad=grad)
+        if not self.options.clip_includes_alpha:
+            grad, self.alpha.grad = self.alpha.grad, None   # clip the weights alone
+            self._clip()
+            self.alpha.grad = grad
+        else:                                              # clip network.parameters(): α's gradient too
+            self._clip()
+        self.w_opt.step()
+        grads = {}
+        for name, param, opt in self.arch_factors():
+            grads[name] = param.grad.detach().clone()
+            opt.step()
+        self.alpha_grad_left.copy_(grads["alpha"])
+        stats = StepStats(loss.detach() * len(y), (logits.argmax(1) == y).sum(), len(y), op_grad=grads.pop("alpha"))
+        stats.extra.update({f"{name}_grad": g for name, g in grads.items()})
         if gc is not None:
             stats.gc_inner, stats.gc_cos = gc
         return stats

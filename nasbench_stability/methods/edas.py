@@ -16,18 +16,20 @@ scheme, which is the paper's motivation (§3.2) and the reason it sets the α we
 Variants (paper §5.3):
 
 * ``edas``: the weight step trains the sampled-edge network too (the paper's Figure 2);
-* ``edas-inv``: ``edas`` with a warm-up — for the first 40% of the epochs (10 of 25) the
-  activation is softmax(−α) (ranking reversed, "to give a fair learning chance to all candidate
-  operations") and the α weight decay is 1e-3. The α gradient then goes through −α too, so the
+* ``edas-inv``: ``edas`` with a warm-up — for the first 40% of the epochs (10 of 25) the sign of
+  α is reversed on every other step ("we alternately inverse architecture parameters", "reversing
+  the sign of architecture parameters at every iteration"; ``inversion=alternate``, the default):
+  counting steps over the run, even steps use softmax(α), odd steps softmax(−α) — in the relaxed
+  softmax and in the argmax of the other edges alike — so both ends of the ranking get trained
+  ("to give a fair learning chance to all candidate operations"); the α weight decay is 1e-3.
+  ``inversion=constant`` uses −α on every warm-up step: the α gradient then goes through −α, so the
   ops that help during the warm-up get *low* α, and the switch to +α hands the single-path edges
-  to the ops that helped least (seen on CIFAR-10: the cell turns parameter-free at the switch).
-  The paper also calls the inversion "alternate"/"periodic": ``inversion=alternate`` uses −α on
-  every other warm-up step, so that both ends of the ranking get trained;
+  to the ops that helped least (seen on CIFAR-10: the cell turns parameter-free at the switch);
 * ``alpha-max``: the weight step trains the pure argmax network (every edge single-path); the α
   step still relaxes one sampled edge, since a single-path network gives α no gradient.
 
 Recorded per epoch: ``op_weights`` is the activation in use between steps (softmax(−α) during a
-constant warm-up, softmax(α) otherwise), and the genotype its argmax, i.e. the single-path cell
+constant warm-up, softmax(α) otherwise, the alternating warm-up included), and the genotype its argmax, i.e. the single-path cell
 the supernet runs and ``valid_acc`` evaluates; after the warm-up that is the paper's derivation
 (top-1 α). ``edge_samples`` counts how often each edge was relaxed in the epoch, ``warmup_active``
 says whether the epoch was a warm-up epoch.
@@ -53,8 +55,8 @@ import torch.nn.functional as F
 from ..data.pipeline import derive_seed
 from ..space.ops import EDGES, NUM_EDGES, NUM_NODES, NUM_OPS, OP_INDEX
 from .base import Batch, SearchContext, StepStats
-from .darts_family import MODES, DartsFamily, DartsOptions
-from .options import OURS, PAPER, option
+from .darts_family import MODES, STEP_ORDERS, DartsFamily, DartsOptions
+from .options import DARTS_CODE, OURS, PAPER, option
 from .registry import register
 
 WEIGHT_PATHS = ("sampled-edge", "argmax")
@@ -84,6 +86,13 @@ class EdasOptions(DartsOptions):
     epochs: int = option(25, PAPER, "search epochs (§4.1)")
     batch_size: int = option(64, PAPER, "batch size of every stream (§4.1)")
     mode: str = option("bilevel", PAPER, "optimization mode (bi-level from DARTS, §4.1)", MODES)
+    step_order: str = option("alpha-w", DARTS_CODE, "the α step, then the weight step on the same sampled edge "
+                             "('bilevel optimization adopted from DARTS', §4.1: architect.step first)", STEP_ORDERS)
+    clip_includes_alpha: bool = option(False, DARTS_CODE, "the clip covers the weights alone (DARTS keeps α out "
+                                       "of model.parameters())", (False,))
+    track_running_stats: bool = option(True, DARTS_CODE, "BN running statistics in the searchable cells "
+                                       "(DARTS' nn.BatchNorm2d(affine=False) keeps them); the search is the "
+                                       "same either way, only eval-mode accuracies differ")
     activation: str = option("softmax", PAPER, "activation on α (eq. 1 and 3)", ("softmax",))
     order: int = option(1, OURS, "first-order α gradient: the paper does not say; its 0.125 GPU-day cost and "
                                  "its comparison with DARTS first order suggest it (second order not offered)", (1,))
@@ -100,9 +109,10 @@ class EdasOptions(DartsOptions):
     warmup_fraction: float = option(0.4, PAPER, "fraction of the epochs with softmax(−α) and the warm-up α "
                                                 "weight decay (10 of 25 epochs, §4.1; 0 = no warm-up)")
     warmup_a_weight_decay: float = option(1e-3, PAPER, "α weight decay during the warm-up (§4.1, 'as in DARTS')")
-    inversion: str = option("constant", OURS, "warm-up steps that use −α: constant = every step (docs/methods.md), "
-                                              "alternate = every other step (the paper's 'alternately inverse')",
-                            INVERSIONS)
+    inversion: str = option("alternate", PAPER, "warm-up steps that use −α: alternate = every other step, even "
+                                                "steps +α and odd steps −α (§3.3: 'we alternately inverse "
+                                                "architecture parameters', 'at every iteration'); constant = −α "
+                                                "on every warm-up step", INVERSIONS)
     freeze_unsampled: bool = option(True, OURS, "restore the unsampled rows of α and of Adam's moments after "
                                                 "every α step, so that only α_e moves")
 
@@ -125,7 +135,7 @@ class Edas(DartsFamily):
         super().__init__(options, ctx)
         self._learnable_groups = self._gc_groups   # all (edge, conv op); _gc_groups: those computed this step
         self._edge: int | None = None              # the relaxed edge of the current step
-        self._step: int | None = None              # the current step (None between steps)
+        self._iteration: int | None = None         # the current step counted over the run (None between steps)
         self._edge_counts = np.zeros(NUM_EDGES, dtype=np.int64)
         self._set_phase(0)
 
@@ -158,7 +168,7 @@ class Edas(DartsFamily):
             return False
         if self.options.inversion == "constant":
             return True
-        return self._step is not None and self._step % 2 == 0
+        return self._iteration is not None and self._iteration % 2 == 1
 
     def activate(self, alpha: torch.Tensor) -> torch.Tensor:
         return torch.softmax(-alpha if self.inverted() else alpha, dim=-1)
@@ -201,16 +211,16 @@ class Edas(DartsFamily):
     def step(self, batches: dict[str, Batch], epoch: int, step: int, measure_gc: bool) -> StepStats:
         self._edge = self.sample_edge(epoch, step)
         self._edge_counts[self._edge] += 1
-        self._step = step
+        self._iteration = epoch * self.ctx.steps_per_epoch + step
         try:
             self._gc_groups = self._groups_used_by(self._edge) if measure_gc else {}
             return super().step(batches, epoch, step, measure_gc)
         finally:
-            self._step = None
+            self._iteration = None
 
-    def _arch_step(self, train: Batch, arch: Batch, measure_gc: bool):
+    def _arch_phase(self, train: Batch, arch: Batch, with_weight_grads: bool):
         with self._only_row_moves(self._edge):
-            return super()._arch_step(train, arch, measure_gc)
+            return super()._arch_phase(train, arch, with_weight_grads)
 
     def _single_level_step(self, batch: Batch, measure_gc: bool) -> StepStats:
         with self._only_row_moves(self._edge):
@@ -259,17 +269,18 @@ _DEPARTURES = (
     "freeze_unsampled: unsampled rows of α and Adam's moments are restored after every α step, also during "
     "the warm-up, whose α weight decay therefore acts on the sampled row only (in the paper's code the L2 "
     "term of Adam would also shrink the unsampled rows then).",
-    "Warm-up: the text says both 'for every iteration in the first 10 epochs' and 'alternately/periodically'; "
-    "by default every step of the first 40% of the epochs uses −α (docs/methods.md), in the relaxed softmax and "
-    "in the argmax of the other edges alike; inversion=alternate uses −α on every other step (equal to flipping "
-    "α's sign in place each step, Adam's moments aside).",
+    "Warm-up: −α on the odd steps of the first 40% of the epochs, counted over the run (inversion=alternate, "
+    "the paper's 'alternately inverse ... at every iteration'), in the relaxed softmax and in the argmax of the "
+    "other edges alike; equal to flipping α's sign in place each step, Adam's moments aside. inversion=constant "
+    "(−α on every warm-up step) is the other reading of the text.",
     "Nesterov momentum and gradient clip 5 follow the NB201 reference; α initialised as 1e-3·N(0, 1) (DARTS).",
-    "Per-step cosine schedule of the weight learning rate (xautodl), not per epoch.",
+    "Per-epoch cosine schedule of the weight learning rate, as the DARTS code (which, stepping its scheduler "
+    "before each epoch, uses the rate of epoch e+1 in epoch e; nbs uses epoch e's).",
     "The α step runs before the weight step of the same iteration, on the same sampled edge (DARTS' order).",
 )
 
 register("edas-inv", summary="EDAS with the inversion warm-up (default EDAS): one relaxed edge per step, "
-                             "softmax(−α) in the first 40% of epochs",
+                             "α's sign reversed every other step in the first 40% of epochs",
          paper=_PAPER, options=EdasOptions, departures=_DEPARTURES)(Edas)
 register("edas", summary="EDAS without warm-up: one uniformly sampled edge relaxed, the others their argmax op",
          paper=_PAPER, options=EdasPlainOptions, departures=_DEPARTURES,

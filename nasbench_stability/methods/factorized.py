@@ -12,9 +12,10 @@ Variants:
 
 The step is the paper's Algorithm 1 (first order): a weight step on ``train``, then an α step on the
 architecture batch, then a β step on the same batch with the updated α — each factor with its own
-Adam. The ablation has α only, and takes the same order (w, then α) so the two differ only in the
-parameterization. ``mode`` picks the architecture batch as for DARTS (``valid`` half, a second
-``train`` batch, or the weight step's own batch); the order is the same in every mode.
+Adam (DartsFamily's ``step_order=w-alpha`` with β as a second architecture factor). The ablation
+has α only, and takes the same order (w, then α) so the two differ only in the parameterization.
+``mode`` picks the architecture batch as for DARTS (``valid`` half, a second ``train`` batch); in
+``single-level`` one backward on one batch gives ∇w, ∇α and ∇β, and all three step.
 
 Records: ``op_grad`` is ∂L/∂α over O1 (shape (6, |O1|)); ``beta_grad`` the same for β. The
 benchmark holds ReLU cells only: ``lookup_exact`` says whether the derived cell is one (every conv
@@ -50,7 +51,7 @@ from ..space.ops import EDGES, NUM_EDGES, NUM_NODES, NUM_OPS, OP_INDEX, OPS
 from ..space.supernet import Supernet
 from .base import Batch, SearchContext, StepStats
 from .darts_family import MODES, DartsFamily, DartsOptions
-from .options import NB201, PAPER, option
+from .options import DARTS_CODE, NB201, PAPER, option
 from .registry import register
 
 _PAPER = "Wang, Xie, Zhang, Guo, Tian. Scalable NAS with Factorizable Architectural Parameters (A-DARTS). AAAI 2021"
@@ -65,7 +66,14 @@ class FactorizedOptions(DartsOptions):
     mode: str = option("bilevel", PAPER, "where the α/β batch comes from (Algorithm 1: the validation set)", MODES)
     activation: str = option("softmax", PAPER, "softmax over O1 (eq. 1) and over O2 (eq. 2)", ("softmax",))
     order: int = option(1, PAPER, "first-order gradients (Algorithm 1); no unrolled variant", (1,))
-    w_lr: float = option(0.05, PAPER, "SGD learning rate of the weights, cosine-annealed per step")
+    step_order: str = option("w-alpha", PAPER, "Algorithm 1: w on train, then α, then β on the valid batch",
+                             ("w-alpha",))
+    clip_includes_alpha: bool = option(False, DARTS_CODE, "the clip covers the weights alone (the DARTS code "
+                                       "the paper follows keeps α out of model.parameters())")
+    track_running_stats: bool = option(True, DARTS_CODE, "BN running statistics in the searchable cells "
+                                       "(DARTS' nn.BatchNorm2d(affine=False) keeps them); the search is the "
+                                       "same either way, only eval-mode accuracies differ")
+    w_lr: float = option(0.05, PAPER, "SGD learning rate of the weights, cosine-annealed")
     w_lr_min: float = option(0.001, PAPER, "cosine annealing floor of the weight learning rate")
     a_lr: float = option(6e-4, PAPER, "fixed Adam learning rate, for α and for β (same configuration)")
     a_beta1: float = option(0.5, PAPER, "Adam β1 of both architecture optimizers")
@@ -74,8 +82,6 @@ class FactorizedOptions(DartsOptions):
     alpha_init_std: float = option(1e-3, NB201, "α and β initialised as std·N(0, 1) (xautodl's α init)")
 
 
-# the batch the architecture steps use, by optimization mode
-_ARCH_STREAM = {"bilevel": "valid", "single-level-two-batches": "train2", "single-level": "train"}
 
 
 def _step_seed(seed: int, epoch: int, step: int) -> int:
@@ -86,56 +92,19 @@ def _as_numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().float().cpu().numpy()
 
 
-class WeightsFirst(DartsFamily):
-    """Algorithm 1's order: the weight step, then one first-order step per architecture factor,
-    each on the architecture batch and seeing the factors updated before it. (DartsFamily steps α
-    first, as the DARTS code does.) Gradient correlation needs ∇w L(B_arch) at the weights the
-    weight step sees, so measuring costs one extra backward before the weight step.
-
-    ``noise`` (None unless the space has RReLU) is reseeded from (seed, epoch, step) before every
-    step, so stochastic activations are reproducible and resume-safe.
-    """
+class NoisyActivations(DartsFamily):
+    """``noise`` (None unless the space has RReLU) is reseeded from (seed, epoch, step) before every
+    step, so stochastic activations are reproducible and resume-safe."""
 
     noise: torch.Generator | None = None
 
-    def arch_factors(self) -> list[tuple[str, nn.Parameter, torch.optim.Optimizer]]:
-        """(name, parameter, optimizer) in update order."""
-        return [("alpha", self.alpha, self.a_opt)]
-
     def step(self, batches: dict[str, Batch], epoch: int, step: int, measure_gc: bool) -> StepStats:
-        self._set_lr(epoch, step)
         if self.noise is not None:
             self.noise.manual_seed(_step_seed(self.ctx.seed, epoch, step))
-        arch_batch = batches[_ARCH_STREAM[self.options.mode]]
-        measure_gc = measure_gc and bool(self._gc_groups)
-        # ∇w L(B_arch) at the weights the weight step sees: one extra backward, only when measuring
-        arch_weight_grads = self._weight_grads(arch_batch) if measure_gc else {}
-        stats, raw = self._weight_step(batches["train"], keep_raw_grads=measure_gc)
-        for name, param, opt in self.arch_factors():
-            grad = self._factor_step(param, opt, arch_batch)
-            if name == "alpha":
-                stats.op_grad = grad
-            else:
-                stats.extra[f"{name}_grad"] = grad
-        if measure_gc:
-            stats.gc_inner, stats.gc_cos = self._gradient_correlation(raw, arch_weight_grads)
-        return stats
-
-    def _factor_step(self, param: nn.Parameter, opt: torch.optim.Optimizer, batch: Batch) -> torch.Tensor:
-        opt.zero_grad(set_to_none=True)
-        loss, _ = self.loss_and_logits(*batch, arch_grad=True)
-        (grad,) = torch.autograd.grad(loss, [param])
-        param.grad = grad
-        opt.step()
-        return grad.detach()
-
-    def _weight_grads(self, batch: Batch) -> dict[nn.Parameter, torch.Tensor]:
-        params = [p for ps in self._gc_groups.values() for p in ps]
-        loss, _ = self.loss_and_logits(*batch, arch_grad=False)
-        return dict(zip(params, torch.autograd.grad(loss, params)))
+        return super().step(batches, epoch, step, measure_gc)
 
 
-class Factorized(WeightsFirst):
+class Factorized(NoisyActivations):
     """α over O1 plus β (shape (E, |O2|)) with its own Adam: |O1| + |O2| parameters per edge.
 
     ``arch_parameters()`` stays [α]: it is what the α optimizer steps and what the Hessian analysis
@@ -155,7 +124,7 @@ class Factorized(WeightsFirst):
         return (NUM_EDGES, len(self.O1))
 
     def arch_factors(self):
-        return super().arch_factors() + [("beta", self.beta, self.b_opt)]
+        return super().arch_factors() + [("beta", self.beta, self.b_opt)]   # Algorithm 1: α, then β
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {**super().optimizers(), "beta": self.b_opt}
@@ -185,7 +154,7 @@ class ActivationSpace:
 
     def build_supernet(self) -> Supernet:
         self.noise = torch.Generator(device=self.ctx.device)
-        track, noise = self.ctx.track_running_stats, self.noise
+        track, noise = self.options.track_running_stats, self.noise
         return Supernet(self.ctx.shape, lambda c: self.CELL(c, track_running_stats=track, generator=noise))
 
     def activation_records(self, genotype: Genotype, acts: list[str]) -> dict[str, Any]:
@@ -241,7 +210,7 @@ class FactorizedKernel(Factorized):
         return {"o1_weights": o1, "kernel_weights": o2, "lookup_exact": True}
 
 
-class NonFactorizedAct(ActivationSpace, WeightsFirst):
+class NonFactorizedAct(ActivationSpace, NoisyActivations):
     """``nonfactorized-act``: one softmax over :data:`PAIR_CANDIDATES` (21 per edge), α only.
 
     ``op_weights()`` is the NB201 marginal: a conv column sums its nine pairs.

@@ -21,8 +21,8 @@ import torch
 from ..space.merged_cell import BRANCH_SCALES, POOL_MODES, MergedCell
 from ..space.ops import OP_INDEX
 from ..space.supernet import Supernet
-from .darts_family import DartsFamily, DartsOptions
-from .options import OURS, PAPER, option
+from .darts_family import STEP_ORDERS, DartsFamily, DartsOptions
+from .options import OURS, PAPER, XAUTODL_V2, option
 from .registry import register
 
 _C1 = OP_INDEX["nor_conv_1x1"]
@@ -50,13 +50,15 @@ class MergeNasOptions(DartsOptions):
 @dataclass(frozen=True)
 class MergeNasV2Options(MergeNasOptions):
     order: int = option(2, PAPER, "1 = MergeNAS-V1 (first order), 2 = MergeNAS-V2 (DARTS second order)", (1, 2))
+    step_order: str = option("alpha-w", XAUTODL_V2, "the unrolled α step, then the weight step (the paper "
+                             "follows the NB201 settings: xautodl's DARTS-V2 order)", STEP_ORDERS)
 
 
 class MergeNas(DartsFamily):
     """DARTS with :class:`MergedCell` as the searchable cell."""
 
     def build_supernet(self) -> Supernet:
-        opts, track = self.options, self.ctx.track_running_stats
+        opts, track = self.options, self.options.track_running_stats
         return Supernet(self.ctx.shape, lambda c: MergedCell(c, pool=opts.pool, branch_scale=opts.branch_scale,
                                                              track_running_stats=track))
 
@@ -83,7 +85,8 @@ _DEPARTURES = (
     "BN follows the merged conv (docs/methods.md), so only the ratios of α_1x1, α_3x3 (and α_pool) act on "
     "the branch; the branch's total α gets no gradient through it (option branch_scale=alpha-sum restores "
     "DARTS' per-op scaling).",
-    "Weights: per-step cosine schedule, Nesterov momentum and gradient clip 5 follow the NB201 reference "
+    "Step order (V1: w then α; V2: α then w), per-epoch cosine schedule, Nesterov momentum, gradient clip 5 "
+    "with α's gradient in its norm, and BN running statistics follow xautodl's NB201 DARTS-V1/V2 scripts "
     "(the paper says 'follow the settings in NAS-Bench-201').",
     "The α learning rate and weight decay are not given for NB201: NB201 reference (3e-4, 1e-3).",
     "The 'none' op is not computed (it adds w·0); its α still receives its gradient through the softmax.",

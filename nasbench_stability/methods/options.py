@@ -13,6 +13,20 @@ NB201 = "NB201 reference"
 OURS = "our choice"
 
 
+def reference(path: str) -> str:
+    """A default read off a reference file, e.g. ``reference("xautodl exps/NAS-Bench-201-algos/DARTS-V1.py")``."""
+    return f"{NB201}: {path}"
+
+
+# the files of D-X-Y/AutoDL-Projects (xautodl) that NB201 defaults are read from
+XAUTODL_V1 = reference("AutoDL-Projects exps/NAS-Bench-201-algos/DARTS-V1.py")
+XAUTODL_V2 = reference("AutoDL-Projects exps/NAS-Bench-201-algos/DARTS-V2.py")
+XAUTODL_LR = reference("AutoDL-Projects xautodl/procedures/optimizers.py (CosineAnnealingLR)")
+XAUTODL_BN = reference("AutoDL-Projects docs/NAS-Bench-201.md (`DARTS-V1.sh cifar10 1 -1`: BN=1)")
+# the original DARTS search code, which the papers that say "as in DARTS" build on
+DARTS_CODE = "DARTS code: quark0/darts cnn/train_search.py"
+
+
 def option(default: Any, source: str, doc: str, choices: tuple | None = None) -> Any:
     """A dataclass field with its provenance; ``nbs methods --show`` prints ``source`` and ``doc``."""
     meta = {"source": source, "doc": doc, "choices": choices}
@@ -71,4 +85,4 @@ def option_names(options_cls: type) -> set[str]:
     return {f.name for f in fields(options_cls)}
 
 
-__all__ = ["PAPER", "NB201", "OURS", "option", "describe", "apply_overrides", "option_names", "dataclass"]
+__all__ = ["PAPER", "NB201", "OURS", "reference", "XAUTODL_V1", "XAUTODL_V2", "XAUTODL_LR", "XAUTODL_BN", "DARTS_CODE", "option", "describe", "apply_overrides", "option_names", "dataclass"]

@@ -38,7 +38,8 @@ RUN_TABLE_COLUMNS = {
     "run": "run", "method": "method", "seed": "seed", "preset": "preset", "status": "status",
     "epochs_done": "epochs done", "epochs": "epochs", "channels": "C", "cells_per_stage": "N",
     "data_subset": "images per half", "eval_batches": "eval batches", "batch_size": "batch",
-    "mode": "mode", "activation": "activation", "order": "order", "hessian_every": "Hessian every",
+    "mode": "mode", "activation": "activation", "order": "order", "step_order": "step order",
+    "lr_schedule": "lr schedule", "track_running_stats": "BN running stats", "hessian_every": "Hessian every",
     "device": "device",
 }
 
