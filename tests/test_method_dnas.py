@@ -1,6 +1,7 @@
-"""DNAS / CAM: 195 decoupled parameters give every cell its own weights ψ, the weights really reach
-the cells, the zero-one loss pushes sigmoids to 0 or 1, derivation per layer / shared / majority;
-and end to end through the CLI on real CIFAR-10 (two seeds, resume after SIGKILL).
+"""DNAS / CAM: 174 decoupled parameters over the four non-'none' ops (195 with 'none') give every cell
+its own weights ψ, the weights really reach the cells, the zero-one loss pushes sigmoids to 0 or 1,
+derivation per layer / shared / majority; and end to end through the CLI on real CIFAR-10 (two
+seeds, resume after SIGKILL).
 
 """
 
@@ -23,17 +24,34 @@ from nasbench_stability.space.partial_channel_cell import PartialChannelCell, ch
 from method_helpers import assert_resume_reproduces, batch, check_records, run_all, tiny
 
 
-def test_195_parameters_and_per_layer_weights_for_nb201():
-    m = tiny("dnas", cells_per_stage=5)
-    assert sum(p.numel() for p in m.arch_parameters()) == 15 * 6 + 15 * 5 + 6 * 5 == 195
+@pytest.mark.parametrize("include_none,ops,total", [(False, 4, 174), (True, 5, 195)])
+def test_parameter_count_and_per_layer_weights_for_nb201(include_none, ops, total):
+    m = tiny("dnas", cells_per_stage=5, include_none=include_none)
+    assert sum(p.numel() for p in m.arch_parameters()) == 15 * 6 + 15 * ops + 6 * ops == total
     parts = m.parts()
-    assert (parts.alpha.shape, parts.beta.shape, parts.gamma.shape) == ((6, 5), (15, 6), (15, 5))
+    assert (parts.alpha.shape, parts.beta.shape, parts.gamma.shape) == ((6, ops), (15, 6), (15, ops))
     psi = m.activate(m.alpha)
     assert psi.shape == (15, 6, 5) and m.layer_op_weights().shape == (15, 6, 5)
-    k, i, j = 7, 4, 2  # the definition, element by element
+    cols = [o for o in range(5) if include_none or OPS[o] != "none"]
+    k, i, j = 7, 4, 2  # the definition, element by element (j: a candidate's own index)
     expected = torch.sigmoid(parts.alpha[i, j]) * torch.softmax(parts.beta[k], 0)[i] * torch.sigmoid(parts.gamma[k, j])
-    torch.testing.assert_close(psi[k, i, j], expected)
+    torch.testing.assert_close(psi[k, i, cols[j]], expected)
+    if not include_none:   # 'none' is no candidate: weight exactly 0 in every cell
+        assert torch.equal(psi[..., OPS.index("none")], torch.zeros(15, 6))
     assert m.op_weights().shape == (6, 5)
+
+
+def test_default_never_derives_none_even_when_every_gate_is_closed():
+    m = tiny("dnas")
+    with torch.no_grad():
+        m.alpha.fill_(-200.0)      # σ underflows to 0 for every candidate, the tie 'none' must not win
+    assert "none" not in m.derive().ops
+    assert all("none" not in g.ops for g in m.layer_genotypes())
+    with_none = tiny("dnas", include_none=True)
+    with torch.no_grad():
+        with_none.parts().alpha.fill_(-5.0)
+        with_none.parts().alpha[:, OPS.index("none")] = 5.0
+    assert set(with_none.derive().ops) == {"none"}   # as a candidate, it can win
 
 
 def test_per_layer_weights_reach_the_cells():
@@ -41,7 +59,7 @@ def test_per_layer_weights_reach_the_cells():
     with torch.no_grad():
         p = m.parts()
         p.beta[1].copy_(torch.tensor([3.0, -2, 0, 1, 0, -1]))
-        p.gamma[1].copy_(torch.tensor([-1.0, 2, 0, 3, -2]))
+        p.gamma[1].copy_(torch.tensor([-1.0, 2, 3, -2]))
     psi = m.activate(m.alpha).detach()
     assert not torch.equal(psi[0], psi[1])
 
@@ -66,37 +84,37 @@ def test_per_layer_weights_reach_the_cells():
 
 
 def test_zero_one_loss_pushes_sigmoids_away_from_one_half():
-    flat = torch.tensor([0.4, -0.4, 2.0, -2.0, 0.05, -0.05] * 5 + [0.0] * 6 + [0.3, -0.3, 1.0, -1.0, 0.1],
+    flat = torch.tensor([0.4, -0.4, 2.0, -2.0, 0.05, -0.05] * 4 + [0.0] * 6 + [0.3, -0.3, 1.0, -1.0],
                         requires_grad=True)
-    parts = cam_parts(flat, layers=1)
+    parts = cam_parts(flat, layers=1, ops=4)
     loss = zero_one_loss(parts, weight=10.0)
     sig = torch.cat([torch.sigmoid(parts.alpha).flatten(), torch.sigmoid(parts.gamma).flatten()])
     torch.testing.assert_close(loss, -10.0 * ((sig - 0.5) ** 2).mean())
     (grad,) = torch.autograd.grad(loss, flat)
-    g = cam_parts(grad, layers=1)
+    g = cam_parts(grad, layers=1, ops=4)
     # gradient descent moves every α and γ away from 0 (σ away from 0.5); β (a softmax) is untouched
     for value, step in ((parts.alpha, -g.alpha), (parts.gamma, -g.gamma)):
         assert (torch.sign(step) == torch.sign(value)).all()
     assert torch.equal(g.beta, torch.zeros_like(g.beta))
     with torch.no_grad():
         stepped = flat - 0.1 * grad
-        new = cam_parts(stepped, 1)
+        new = cam_parts(stepped, 1, 4)
         new_sig = torch.sigmoid(torch.cat([new.alpha.flatten(), new.gamma.flatten()]))
     assert ((new_sig - 0.5).abs() > (sig - 0.5).abs()).all()
-    assert zero_one_loss(cam_parts(stepped, 1), 10.0) < loss
+    assert zero_one_loss(cam_parts(stepped, 1, 4), 10.0) < loss
 
 
 def test_zero_one_loss_is_in_the_arch_objective_only():
     m = tiny("dnas")
     x, y = batch(1)
     m.eval()  # BN uses batch statistics either way (no running stats); eval keeps nothing stochastic
-    arch_loss, _ = m.loss_and_logits(x, y, arch_grad=True)
+    arch_loss, _ = m.arch_objective(x, y)
     weight_loss, _ = m.loss_and_logits(x, y, arch_grad=False)
     torch.testing.assert_close(arch_loss - weight_loss, zero_one_loss(m.parts(), 10.0))
     off = tiny("dnas", zero_one_weight=0)
     off.load_state_dict(m.state_dict())
     off.eval()
-    torch.testing.assert_close(off.loss_and_logits(x, y, arch_grad=True)[0], weight_loss)
+    torch.testing.assert_close(off.arch_objective(x, y)[0], weight_loss)
     torch.testing.assert_close(m.arch_loss(x, y), weight_loss)   # the Hessian sees L_valid alone
 
 
@@ -104,24 +122,30 @@ def test_a_step_moves_all_three_parts_and_records_them():
     m = tiny("dnas")
     before = m.alpha.detach().clone()
     stats = m.step({"train": batch(1), "valid": batch(2)}, epoch=0, step=0, measure_gc=True)
-    moved = cam_parts(m.alpha.detach() - before, layers=3)
+    moved = cam_parts(m.alpha.detach() - before, layers=3, ops=4)
     assert all(part.abs().min() > 0 for part in moved)
     assert stats.op_grad.shape == (6, 5) and stats.extra["op_grad_beta"].shape == (3, 6)
     assert stats.extra["op_grad_gamma"].shape == (3, 5) and torch.isfinite(stats.gc_inner[:, 2:4]).all()
+    # the records keep NB201's five columns; 'none', no parameter, has no gradient
+    none = OPS.index("none")
+    candidates = [o for o in range(5) if o != none]
+    assert torch.isnan(stats.op_grad[:, none]).all() and torch.isfinite(stats.op_grad[:, candidates]).all()
+    assert torch.isnan(stats.extra["op_grad_gamma"][:, none]).all()
 
 
 def test_derivation_per_layer_shared_and_majority():
     m = tiny("dnas", cells_per_stage=1)  # 3 layers
+    col = {op: i for i, op in enumerate(o for o in OPS if o != "none")}   # candidate columns
     with torch.no_grad():
         p = m.parts()
         p.alpha.zero_()
-        p.alpha[:, OPS.index("nor_conv_3x3")] = 1.0   # shared part: conv3x3 everywhere
+        p.alpha[:, col["nor_conv_3x3"]] = 1.0   # shared part: conv3x3 everywhere
         p.gamma.zero_()
-        p.gamma[0, OPS.index("skip_connect")] = 5.0   # layer 0 prefers skip, layers 1 and 2 follow α
+        p.gamma[0, col["skip_connect"]] = 5.0   # layer 0 prefers skip, layers 1 and 2 follow α
     layers = m.layer_genotypes()
     conv3 = Genotype(("nor_conv_3x3",) * 6)
     assert layers[0] == Genotype(("skip_connect",) * 6) and layers[1] == layers[2] == conv3
-    assert m.lookup_genotype() == conv3 and m.derive() == conv3
+    assert m.derive() == conv3
     rec = m.extra_records()
     assert rec["layer_genotypes"] == [g.to_str() for g in layers]
     assert rec["distinct_layer_genotypes"] == 2 and rec["layers_differing_from_lookup"] == 1
@@ -132,7 +156,7 @@ def test_derivation_per_layer_shared_and_majority():
 
 
 def test_cam_weights_are_the_product_of_the_three_activations():
-    parts = cam_parts(torch.randn(3 * 6 + 3 * 5 + 30), layers=3)
+    parts = cam_parts(torch.randn(3 * 6 + 3 * 4 + 24), layers=3, ops=4)
     psi = cam_weights(parts)
     manual = torch.einsum("ij,ki,kj->kij", torch.sigmoid(parts.alpha), torch.softmax(parts.beta, 1),
                           torch.sigmoid(parts.gamma))
@@ -189,9 +213,13 @@ def test_dnas_two_seeds_record_15_layer_genotypes(dnas_runs):
         for layers, n in zip(df.layer_genotypes, df.distinct_layer_genotypes):
             assert all(Genotype.from_str(g) for g in layers) and n == len(set(layers))
         assert all(len(w) == 15 * 30 for w in df.layer_op_weights) and all(len(w) == 30 for w in df.op_weights)
-        assert (df.genotype == df.majority_genotype).all()
-        assert (df.lookup_genotype == [Genotype.from_weights(np.reshape(w, (6, 5))).to_str()
-                                       for w in df.op_weights]).all()
+        # the recorded cell is the shared σ(α) cell, and its op count and accuracy describe that cell
+        cells = [Genotype.from_weights(np.reshape(w, (6, 5))) for w in df.op_weights]
+        assert (df.genotype == [g.to_str() for g in cells]).all()
+        assert not any("none" in g.ops for g in cells)   # 'none' is not a candidate by default
+        assert (df.param_free_count == [g.param_free_count for g in cells]).all()
+        assert (df.canonical_key == [g.canonical_key for g in cells]).all()
+        assert all(Genotype.from_str(g) for g in df.majority_genotype)
     assert not np.array_equal(frames[0].layer_op_weights.iloc[-1], frames[1].layer_op_weights.iloc[-1])
 
 

@@ -81,13 +81,15 @@ def test_one_edge_relaxed_the_others_single_path(method):
     calls = record_supernet_calls(m)
     for step in range(3):
         calls.clear()
-        probs = m.activate(m.alpha).detach()
+        # edas-inv's warm-up (alternate, the default): odd steps see softmax(−α)
+        sign = -1 if method == "edas-inv" and step % 2 else 1
+        probs = torch.softmax(sign * m.alpha.detach(), -1)
         m.step(batches(step), epoch=0, step=step, measure_gc=False)
         e = m.sample_edge(0, step)
         arch, weight = [c for c in calls if c["arch"]], [c for c in calls if not c["arch"]]
         assert len(arch) == 1 and len(weight) == 1
         check_single_path(arch[0], e, probs)  # the α step: edge e relaxed
-        after = m.activate(m.alpha).detach()  # the weight step runs after the α step (DARTS' order)
+        after = torch.softmax(sign * m.alpha.detach(), -1)  # the weight step runs after the α step (DARTS' order)
         check_single_path(weight[0], None if method == "alpha-max" else e, after)
 
 
@@ -129,8 +131,8 @@ def test_dead_node_gets_no_gradient_correlation_and_does_not_break_the_step():
 # ---------------------------------------------------------------------------------------------
 # warm-up with inversion
 # ---------------------------------------------------------------------------------------------
-def test_softmax_of_minus_alpha_exactly_during_the_warm_up():
-    m = tiny("edas-inv", epochs=5)
+def test_constant_inversion_uses_softmax_of_minus_alpha_exactly_during_the_warm_up():
+    m = tiny("edas-inv", epochs=5, inversion="constant")
     assert m.warmup_epochs == 2  # 40% of 5
     alpha = m.alpha.detach()
     for epoch, warm in [(0, True), (1, True), (2, False), (4, False)]:
@@ -161,14 +163,24 @@ def alpha_grad_with_sign(m, b, edge: int, sign: int) -> torch.Tensor:
     return torch.autograd.grad(loss, [alpha])[0]
 
 
-@pytest.mark.parametrize("inversion,signs", [("constant", (-1, -1, -1)), ("alternate", (-1, 1, -1))])
-def test_warm_up_alpha_gradient_goes_through_the_inverted_alpha(inversion, signs):
-    m = tiny("edas-inv", inversion=inversion)
-    m.begin_epoch(0)
-    for step, sign in enumerate(signs):
-        b, e = batches(step), m.sample_edge(0, step)
+def test_alternate_inversion_is_the_default():
+    assert tiny("edas-inv").options.inversion == "alternate"
+
+
+# (epoch, step) → sign of α; tiny() has 4 steps per epoch, so (1, 0) is step 4 of the run (even: +α)
+# and (1, 1) step 5 (odd: −α): the alternation counts steps over the run, not within an epoch
+@pytest.mark.parametrize("inversion,steps", [
+    ("constant", [((0, 0), -1), ((0, 1), -1), ((0, 2), -1)]),
+    ("alternate", [((0, 0), 1), ((0, 1), -1), ((0, 2), 1), ((1, 0), 1), ((1, 1), -1)]),
+])
+def test_warm_up_alpha_gradient_goes_through_the_inverted_alpha(inversion, steps):
+    m = tiny("edas-inv", inversion=inversion, epochs=5)
+    assert m.warmup_epochs == 2
+    for (epoch, step), sign in steps:
+        m.begin_epoch(epoch)
+        b, e = batches(step), m.sample_edge(epoch, step)
         expected = alpha_grad_with_sign(copy.deepcopy(m), b, e, sign)
-        stats = m.step(b, epoch=0, step=step, measure_gc=False)
+        stats = m.step(b, epoch=epoch, step=step, measure_gc=False)
         torch.testing.assert_close(stats.op_grad, expected)
         assert stats.op_grad[torch.arange(6) != e].abs().sum() == 0 and stats.op_grad[e].abs().sum() > 0
     # between steps: constant shows softmax(−α) all warm-up long, alternate shows α itself

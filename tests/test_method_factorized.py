@@ -107,7 +107,7 @@ def test_kernel_variant_derives_nb201_cells_with_the_chosen_kernel():
         m.alpha[5] = torch.tensor([0.1, 0.3, 0.5, 0.1]).log()
         m.beta.copy_(torch.tensor([[2.0, 0], [0, 2], [0, 0], [0, 0], [0, 0], [0, 0.1]]))
     g = m.derive()
-    assert g == Genotype.from_str(g.to_str()) == m.lookup_genotype()
+    assert g == Genotype.from_str(g.to_str())
     assert g.ops == ("nor_conv_1x1", "nor_conv_3x3", "skip_connect", "none", "avg_pool_3x3", "nor_conv_3x3")
 
     w = m.op_weights()   # NB201-ordered: the conv's weight split by β
@@ -268,7 +268,6 @@ def test_two_seeds_on_cifar10(smoke_runs, method):
     epochs = EPOCHS[method]
     frames = [check_records(smoke_runs / f"{method}-cifar10-seed{s}", epochs) for s in (0, 1)]
     for df in frames:
-        assert (df.genotype == df.lookup_genotype).all()
         weights = np.stack(df.op_weights.to_numpy())
         np.testing.assert_allclose(weights.reshape(epochs, 6, 5).sum(-1), 1, rtol=1e-5)
         if method == "factorized-kernel":

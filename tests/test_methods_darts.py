@@ -1,23 +1,17 @@
-"""The DARTS family on the defining math: which batch feeds which gradient, the unrolled
-second-order gradient, gradient correlation, and the registry's documented defaults."""
+"""The DARTS family: single-level gradient correlation, activations, derivation, discrete cells and
+the registry's documented defaults (the step math against the references: test_methods_reference.py)."""
 
 import copy
 
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
-from torch.func import functional_call
 
 from nasbench_stability.errors import ConfigError
 from nasbench_stability.methods.describe import describe_method, list_lines
 from nasbench_stability.methods.registry import get_method, list_methods
 
 from method_helpers import batch, tiny
-
-
-
-
 
 
 def alpha_grad(method, b):
@@ -37,48 +31,8 @@ def test_registry_lists_methods_with_documented_sources():
         get_method("nope")
 
 
-@pytest.mark.parametrize("method,mode,streams", [
-    ("darts-v1", "bilevel", ("train", "valid")),
-    ("single-darts", "single-level", ("train",)),
-    ("single-darts", "single-level-two-batches", ("train", "train2")),
-])
-def test_alpha_gradient_comes_from_the_batch_its_mode_names(method, mode, streams):
-    m = tiny(method, mode=mode)
-    assert tuple(m.streams) == streams
-    batches = {"train": batch(1), "train2": batch(2), "valid": batch(3)}
-    arch_batch = {"bilevel": "valid", "single-level": "train", "single-level-two-batches": "train2"}[mode]
-    expected = alpha_grad(m, batches[arch_batch])
-    w_before = [p.detach().clone() for p in m.supernet.parameters()]
-    stats = m.step({k: batches[k] for k in streams}, epoch=0, step=0, measure_gc=False)
-    torch.testing.assert_close(stats.op_grad, expected, rtol=1e-4, atol=1e-7)
-    assert any(not torch.equal(a, b) for a, b in zip(w_before, m.supernet.parameters()))
-
-
-def test_darts_v2_matches_exact_unrolled_hypergradient():
-    """The finite-difference scheme against autograd through the virtual step, in float64.
-
-    DARTS' ε numerator 0.01 is too coarse for this 4-channel net with batches of 8 (the α-gradient
-    is far from linear in w at that distance), so the scheme is checked with a small numerator.
-    """
-    m = tiny("darts-v2", w_lr=0.5, grad_clip=0, unrolled_eps=1e-6).double()
-    train, valid = [(x.double(), y) for x, y in (batch(1), batch(2))]
-    wd = m.options.w_weight_decay
-    m._set_lr(0, 0)
-    xi = m.w_opt.param_groups[0]["lr"]
-    estimate = m._unrolled_alpha_grad(train, valid)
-
-    names = [n for n, _ in m.supernet.named_parameters()]
-    params = [p for _, p in m.supernet.named_parameters()]
-    alpha = m.alpha
-    weights = m.activate(alpha)
-    loss_t = F.cross_entropy(m.supernet(train[0], weights), train[1])
-    grads = torch.autograd.grad(loss_t, params, create_graph=True)
-    virtual = {n: p - xi * (g + wd * p) for n, p, g in zip(names, params, grads)}
-    loss_v = F.cross_entropy(functional_call(m.supernet, virtual, (valid[0], m.activate(alpha))), valid[1])
-    exact = torch.autograd.grad(loss_v, [alpha])[0]
-    first_order = alpha_grad(m, valid)
-    assert (exact - first_order).norm() > 1e-3 * exact.norm()  # the second-order term matters here
-    torch.testing.assert_close(estimate, exact, rtol=2e-3, atol=1e-7)
+# which batch and which weights each α gradient uses, V2's hypergradient after several steps and the
+# bi-level gradient correlation by hand: tests/test_methods_reference.py
 
 
 def test_single_level_gradient_correlation_is_squared_norm_with_cosine_one():

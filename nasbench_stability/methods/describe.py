@@ -13,14 +13,34 @@ def list_lines() -> str:
     return "\n".join(lines) + "\n\n`nbs methods --show NAME` prints defaults and their sources."
 
 
+def step_line(options) -> str | None:
+    """One step of a method with these options, in words (the order references differ on)."""
+    mode = getattr(options, "mode", None)
+    if mode is None:
+        return None
+    if mode == "single-level":
+        return "one forward/backward on one train batch gives ∇w and ∇α; both optimizers step"
+    weight = "weight step on a train batch"
+    arch = (f"α step on {'a valid' if mode == 'bilevel' else 'a second train'} batch"
+            + (" (unrolled, second order)" if getattr(options, "order", 1) == 2 else ""))
+    if getattr(options, "step_order", "alpha-w") == "w-alpha":
+        return f"{weight}, then {arch} at the updated weights"
+    return f"{arch}, then {weight}"
+
+
 def describe_method(name: str) -> str:
     info = get_method(name)
     rows = describe(info.options_cls)
-    out = [f"{info.name}: {info.summary}", f"paper: {info.paper}", "", "options (default · source · meaning):"]
-    w = max(len(r["name"]) for r in rows)
-    for r in rows:
+    out = [f"{info.name}: {info.summary}", f"paper: {info.paper}"]
+    step = step_line(info.default_options())
+    if step:
+        out.append(f"one step: {step}")
+    out += ["", "options (name = default · source · meaning):"]
+    assigned = [f"{r['name']} = {r['default']!s}" for r in rows]
+    w = max(len(a) for a in assigned)
+    for a, r in zip(assigned, rows):
         choices = f" [{' | '.join(map(str, r['choices']))}]" if r["choices"] else ""
-        out.append(f"  {r['name']:<{w}} = {r['default']!s:<12} · {r['source']:<15} · {r['doc']}{choices}")
+        out.append(f"  {a:<{w}} · {r['source']} · {r['doc']}{choices}")
     if info.departures:
         out += ["", "departures from the paper:"] + [f"  - {d}" for d in info.departures]
     out += ["", f"override with: nbs run --method {name} --set KEY=VALUE"]

@@ -22,6 +22,9 @@ def reference(path: str) -> str:
 XAUTODL_V1 = reference("AutoDL-Projects exps/NAS-Bench-201-algos/DARTS-V1.py")
 XAUTODL_V2 = reference("AutoDL-Projects exps/NAS-Bench-201-algos/DARTS-V2.py")
 XAUTODL_LR = reference("AutoDL-Projects xautodl/procedures/optimizers.py (CosineAnnealingLR)")
+XAUTODL_CONFIG = reference("AutoDL-Projects configs/nas-benchmark/algos/DARTS.config")
+XAUTODL_SH = reference("AutoDL-Projects scripts-search/NAS-Bench-201-algos/DARTS-V1.sh")
+XAUTODL_NET = reference("AutoDL-Projects xautodl/models/cell_searchs/search_model_darts.py")
 XAUTODL_BN = reference("AutoDL-Projects docs/NAS-Bench-201.md (`DARTS-V1.sh cifar10 1 -1`: BN=1)")
 # the original DARTS search code, which the papers that say "as in DARTS" build on
 DARTS_CODE = "DARTS code: quark0/darts cnn/train_search.py"
@@ -85,4 +88,4 @@ def option_names(options_cls: type) -> set[str]:
     return {f.name for f in fields(options_cls)}
 
 
-__all__ = ["PAPER", "NB201", "OURS", "reference", "XAUTODL_V1", "XAUTODL_V2", "XAUTODL_LR", "XAUTODL_BN", "DARTS_CODE", "option", "describe", "apply_overrides", "option_names", "dataclass"]
+__all__ = ["PAPER", "NB201", "OURS", "reference", "XAUTODL_V1", "XAUTODL_V2", "XAUTODL_LR", "XAUTODL_BN", "XAUTODL_CONFIG", "XAUTODL_SH", "XAUTODL_NET", "DARTS_CODE", "option", "describe", "apply_overrides", "option_names", "dataclass"]
