@@ -190,3 +190,39 @@ def test_same_run_started_twice_at_once_is_refused(nbs, tmp_path):
         proc = nbs("run", "--method", "darts-v1", "--seeds", "1", *SMALL, "--out", str(tmp_path))
     assert_one_line_error(proc, "another process")
     assert not (rd / "records").exists()
+
+
+def test_first_run_on_a_fresh_machine_builds_the_benchmark_table(nbs_env, nbs_home, cifar_root, tmp_path):
+    """No table where nbs looks: `nbs run` builds it from ../shared/nb201 (as `nbs bench build` would)
+    and runs; the second run finds it."""
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "datasets").symlink_to(nbs_home / "datasets")   # the decoded CIFAR-10 cache, not the table
+    env = {k: v for k, v in nbs_env.items() if k != "NBS_BENCHMARK"} | {"NBS_HOME": str(home)}
+    argv = [sys.executable, "-m", "nasbench_stability.cli.main", "run", "--method", "darts-v1", "--epochs", "1",
+            "--data-root", str(cifar_root), "--out", str(tmp_path / "runs"), *SMALL]
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    table = home / "benchmark" / "nb201.parquet"
+    assert table.is_file() and f"no benchmark table at {table}: building it once" in proc.stdout
+    assert read_records(run_dir(tmp_path / "runs", "darts-v1", 0)).bench_cifar10_test_200.notna().all()
+    again = subprocess.run([*argv[:-len(SMALL)], "--seed-list", "1", *SMALL], env=env, capture_output=True,
+                           text=True, timeout=600)
+    assert again.returncode == 0 and "building" not in again.stdout
+
+
+def test_a_missing_table_is_built_only_where_nbs_looks_by_default(monkeypatch, tmp_path):
+    from nasbench_stability.bench import build, locate
+    from nasbench_stability.errors import MissingFileError
+
+    monkeypatch.delenv("NBS_BENCHMARK", raising=False)
+    monkeypatch.setenv("NBS_HOME", str(tmp_path))
+    named = tmp_path / "typo.parquet"
+    assert build.ensure_table(named) == named and not named.exists()   # an explicit path is never built
+    monkeypatch.setattr(locate, "default_source_dir", lambda: None)
+    with pytest.raises(MissingFileError, match="nbs bench build"):
+        build.ensure_table(None, log=lambda _: None)
+    assert not (tmp_path / "benchmark").exists()
