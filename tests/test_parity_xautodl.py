@@ -83,11 +83,16 @@ def assert_same_state(method, net, context: str) -> None:
     torch.testing.assert_close(method.supernet.head.classifier.weight, net.classifier.weight, rtol=0, atol=TOL)
 
 
-def pair(method: str, track: bool, **overrides):
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
+
+
+def pair(method: str, track: bool, device: str = "cpu", **overrides):
     torch.manual_seed(0)
     net = TinyNetworkDarts(C, N, 4, 10, NAS_BENCH_201, False, track).double()
     m = tiny(method, channels=C, cells_per_stage=N, epochs=EPOCHS, track_running_stats=track, **overrides).double()
     load_xautodl_into(m, net)
+    if device != "cpu":   # both sides on the GPU (cuDNN in float64); the supernet's ctx stays a CPU one
+        net, m = net.to(device), m.to(device)
     opts = m.options
     # configs/nas-benchmark/algos/DARTS.config and DARTS-V1.sh's α optimizer
     w_opt = torch.optim.SGD(net.get_weights(), opts.w_lr, momentum=0.9, weight_decay=5e-4, nesterov=True)
@@ -96,10 +101,10 @@ def pair(method: str, track: bool, **overrides):
     return m, net, w_opt, a_opt, scheduler
 
 
-def batches(step: int):
+def batches(step: int, device: str = "cpu"):
     # 16×16 images: the network is size-agnostic, and float64 convolutions are slow on a CPU
     (x, y), (v, w) = batch(100 + step, size=16), batch(200 + step, size=16)
-    return (x.double(), y), (v.double(), w)
+    return (x.double().to(device), y.to(device)), (v.double().to(device), w.to(device))
 
 
 def norm_of(params) -> float:
@@ -123,19 +128,20 @@ def xautodl_v1_step(net, w_opt, a_opt, train, arch, clip: float) -> float:
     return total
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("track", [True, False])
 @pytest.mark.parametrize("clip", [5.0, 0.05])
-def test_darts_v1_steps_equal_xautodls(track, clip):
+def test_darts_v1_steps_equal_xautodls(track, clip, device):
     """Six steps over two epochs (the rate changes between them); clip 0.05 makes the clip act on
     every step, so the α gradient xautodl counts in the norm matters."""
-    m, net, w_opt, a_opt, scheduler = pair("darts-v1", track, grad_clip=clip)
+    m, net, w_opt, a_opt, scheduler = pair("darts-v1", track, device, grad_clip=clip)
     m.train(), net.train()
     norms = []
     for epoch in range(EPOCHS):
         scheduler.update(epoch, 0.0)
         for step in range(STEPS):
             scheduler.update(None, 1.0 * step / STEPS)
-            train, arch = batches(epoch * STEPS + step)
+            train, arch = batches(epoch * STEPS + step, device)
             norms.append(xautodl_v1_step(net, w_opt, a_opt, train, arch, clip))
             m.step({"train": train, "valid": arch}, epoch=epoch, step=step, measure_gc=False)
             assert m.learning_rates()["lr_w"] == pytest.approx(w_opt.param_groups[0]["lr"], rel=1e-15)
@@ -207,16 +213,17 @@ def xautodl_v2_step(net, w_opt, a_opt, train, arch) -> None:
     w_opt.step()
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("track", [True, False])
-def test_darts_v2_steps_equal_xautodls(track):
-    m, net, w_opt, a_opt, scheduler = pair("darts-v2", track)
+def test_darts_v2_steps_equal_xautodls(track, device):
+    m, net, w_opt, a_opt, scheduler = pair("darts-v2", track, device)
     assert m.options.step_order == "alpha-w" and m.options.order == 2 and m.options.grad_clip == 5
     m.train(), net.train()
     for epoch in range(EPOCHS):
         scheduler.update(epoch, 0.0)
         for step in range(STEPS):
             scheduler.update(None, 1.0 * step / STEPS)
-            train, arch = batches(epoch * STEPS + step)
+            train, arch = batches(epoch * STEPS + step, device)
             xautodl_v2_step(net, w_opt, a_opt, train, arch)
             m.step({"train": train, "valid": arch}, epoch=epoch, step=step, measure_gc=False)
             assert_same_state(m, net, f"after epoch {epoch} step {step}")
