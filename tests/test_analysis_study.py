@@ -38,7 +38,12 @@ def test_load_runs_reads_every_epoch_of_every_run(study):
     assert set(df["status"]) == {"finished"}
     assert set(df["preset"]) == {"smoke"} and set(df["channels"]) == {8}
     assert dict(df.groupby("method")["mode"].first()) == {"darts-v1": "bilevel", "single-darts": "single-level"}
+    # what fidelity turns on is in every row: the step order and schedule, and the BN mode the
+    # records' eval-mode accuracies were measured under (written by the engine into each record)
+    assert dict(df.groupby("method")["step_order"].first()) == {"darts-v1": "w-alpha", "single-darts": "w-alpha"}
+    assert set(df["lr_schedule"]) == {"per-epoch"} and df["track_running_stats"].astype(bool).all()
     for run_dir, run in df.groupby("run_dir"):
+        assert _raw_records(Path(run_dir))["track_running_stats"].astype(bool).all()
         raw = _raw_records(Path(run_dir))
         assert run["epoch"].tolist() == list(range(1, EPOCHS + 1))
         np.testing.assert_allclose(run["bench_cifar10_test_200"], raw["bench_cifar10_test_200"])

@@ -99,6 +99,8 @@ def test_page_is_self_contained_and_complete(built):
                 "table-runs"}
     assert expected <= set(page.tables)
     assert len(page.tables["table-seeds"]) == 1 + len(METHODS) * SEEDS
+    runs_header = page.tables["table-runs"][0]
+    assert {"step order", "lr schedule", "BN running stats"} <= set(runs_header)   # the report states them
     text = built.html.read_text(encoding="utf-8")
     assert "nb201_zen.zip" in text and "approximate" in text and "Collapsed:" in text
     assert text.count("<details>") == len(METHODS) * SEEDS and '"hessian_every": 2' in text
