@@ -47,7 +47,7 @@ def test_collapse_figure_has_a_panel_pair_per_dataset(records, study, tmp_path):
 
 
 def test_every_plot_kind_draws_from_real_records(records, study, tmp_path):  # noqa: F811
-    expected_axes = {"collapse": 6, "alphas": len(METHODS) * 6, "gradcorr": 2, "opgrads": len(METHODS), "hessian": 1}
+    expected_axes = {"collapse": 6, "alphas": len(METHODS) * 6, "gradcorr": 2, "opgrads": len(METHODS), "hessian": 2}
     for kind, n_axes in expected_axes.items():
         fig = make_plot(kind, records, benchmark=study.benchmark)
         assert len(fig.axes) == n_axes, kind
@@ -76,12 +76,39 @@ def test_gradient_correlation_separates_bilevel_from_single_level(records):
     assert single.get_linestyle() == "-" and lines[method_color("darts-v1")].get_linestyle() == "--"
 
 
+def method_line(ax, method: str):
+    return [ln for ln in ax.get_lines() if to_hex(ln.get_color()) == method_color(method)][0]
+
+
 def test_hessian_figure_has_the_measured_epochs(records):
     fig = make_plot("hessian", records)
-    measured = sorted(records.loc[records["hessian_eig"].notna(), "epoch"].unique())
-    line = [ln for ln in fig.axes[0].get_lines() if to_hex(ln.get_color()) == method_color("darts-v1")][0]
-    assert list(line.get_xdata()) == measured and len(measured) >= 2
-    assert np.isfinite(line.get_ydata()).all()
+    darts = records[records["method"] == "darts-v1"]
+    measured = sorted(darts.loc[darts["hessian_max"].notna(), "epoch"].unique())
+    assert len(measured) >= 2 and len(measured) < darts["epoch"].nunique()   # not every epoch is measured
+    for ax, column in zip(fig.axes, ("hessian_max", "hessian_min")):         # λ_max left, λ_min right
+        line = method_line(ax, "darts-v1")
+        assert list(line.get_xdata()) == measured
+        expected = darts.groupby("epoch")[column].mean().loc[measured].to_numpy()
+        np.testing.assert_allclose(line.get_ydata(), expected)
+    assert (records["hessian_max"].dropna() >= records["hessian_min"].dropna()).all()
+
+
+def test_hessian_figure_reads_old_runs_power_iteration_column_as_the_largest(records):
+    old = records.drop(columns=["hessian_max", "hessian_min", "hessian_spectrum"]).assign(
+        hessian_eig=records["hessian_max"] + 1.0)
+    fig = make_plot("hessian", old)
+    assert len(fig.axes) == 1                                                 # no λ_min recorded
+    line = method_line(fig.axes[0], "darts-v1")
+    darts = old[old["method"] == "darts-v1"].dropna(subset=["hessian_eig"])
+    np.testing.assert_allclose(line.get_ydata(), darts.groupby("epoch")["hessian_eig"].mean().to_numpy())
+    # old and new runs together: each run's own column (new runs have NaN hessian_eig after concat)
+    new_single = records[records["method"] == "single-darts"]
+    mixed = pd.concat([old[old["method"] == "darts-v1"], new_single], ignore_index=True)
+    fig = make_plot("hessian", mixed)
+    assert len(fig.axes) == 2
+    np.testing.assert_allclose(method_line(fig.axes[0], "darts-v1").get_ydata(), line.get_ydata())
+    single = new_single.dropna(subset=["hessian_max"]).groupby("epoch")["hessian_max"].mean().to_numpy()
+    np.testing.assert_allclose(method_line(fig.axes[0], "single-darts").get_ydata(), single)
 
 
 def test_alpha_trajectories_per_seed_and_change_points(records):
@@ -118,7 +145,7 @@ def test_plot_errors_are_nbs_errors(records, study, tmp_path):  # noqa: F811
         make_plot("nope", records)
     with pytest.raises(PlotFormatError, match=".png, .pdf or .svg"):
         plot_runs("collapse", study.runs, tmp_path / "x.jpg")
-    no_hessian = records.assign(hessian_eig=np.nan)
+    no_hessian = records.assign(hessian_max=np.nan, hessian_min=np.nan)
     with pytest.raises(NothingToPlotError, match="hessian_every"):
         make_plot("hessian", no_hessian)
     assert set(PLOTS) >= {"collapse", "alphas", "gradcorr", "opgrads", "hessian"}

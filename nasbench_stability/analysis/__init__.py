@@ -5,8 +5,9 @@
     table = results_table(df, Benchmark.load())  # NB201-style final results
     table.display()                              # "mean ± std" strings, with an "optimal" row
 
-Names are imported lazily (PEP 562), so that the engine's import of :mod:`.hessian` during a
-search does not pull in pandas, scipy and the rest of the analysis stack.
+Names are imported lazily (PEP 562): importing one module does not pull in pandas, scipy and
+the rest of the analysis stack. The α-Hessian spectrum is measured during the search, by
+:mod:`nasbench_stability.engine.hessian`, and read here from the records like any column.
 """
 
 from __future__ import annotations
@@ -32,8 +33,6 @@ _EXPORTS: dict[str, str] = {
     # ranking
     "rank_correlation": "ranking", "RankingResult": "ranking", "UnsupportedAnalysisError": "ranking",
     "discrete_eval_problem": "ranking",
-    # Hessian
-    "power_iteration": "hessian", "dominant_arch_eigenvalue": "hessian",
 }
 
 __all__ = sorted(_EXPORTS)

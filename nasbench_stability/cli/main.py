@@ -57,7 +57,7 @@ def _parse_sets(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--data-root", type=click.Path(path_type=Path), default=None, help="Dataset file or folder.")
 @click.option("--benchmark", type=click.Path(path_type=Path), default=None, help="Benchmark table (.parquet).")
 @click.option("--hessian-every", type=int, default=None, metavar="N",
-              help="Record the dominant eigenvalue of the α-Hessian of the valid loss every N epochs.")
+              help="Record the eigenvalues of the α-Hessian of the valid loss every N epochs.")
 @click.option("--jobs", type=int, default=1, show_default=True,
               help="Seeds run at once in worker processes (CPU threads are shared out; one GPU is shared).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")

@@ -60,7 +60,7 @@ class RunConfig:
     amp: bool = False                   # bf16 autocast (CUDA only)
     channels_last: bool = False
     split_policy: str = "auto"          # "auto" | "official" | "balanced"
-    hessian_every: int = 0              # dominant eigenvalue of ∇²α L_valid every N epochs (0 = off)
+    hessian_every: int = 0              # spectrum of ∇²α L_valid every N epochs (0 = off)
     hessian_batches: int = 2
     method_options: tuple[tuple[str, Any], ...] = field(default=())
 

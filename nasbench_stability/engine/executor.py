@@ -28,10 +28,7 @@ from .run import Run, RunResult
 
 def execute_config(config: RunConfig, out: Path, *, benchmark: Benchmark, data_root: Path | None = None,
                    progress: bool = True, log: Callable[[str], None] = print) -> RunResult:
-    from ..analysis.hessian import dominant_arch_eigenvalue
-
-    return Run(config, out, benchmark=benchmark, data_root=data_root, progress=progress, log=log,
-               hessian=dominant_arch_eigenvalue).execute()
+    return Run(config, out, benchmark=benchmark, data_root=data_root, progress=progress, log=log).execute()
 
 
 def run_seeds(method: str, seeds: list[int], *, dataset: str = "cifar10", epochs: int | None = None,

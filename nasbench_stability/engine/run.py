@@ -32,6 +32,7 @@ from ..space.supernet import NetworkShape
 from .atomic import write_text_atomic
 from .checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from .config import RunConfig
+from .hessian import HessianSpectrum, arch_hessian_spectrum, arch_parameter_count
 from .records import drop_records_after, write_record
 
 CONFIG_FILE, STATUS_FILE, CHECKPOINT_FILE, LOCK_FILE = "config.json", "status.json", "checkpoint.pt", ".lock"
@@ -183,12 +184,10 @@ class Run:
     """Executes one RunConfig into its run directory. Construct, then call :meth:`execute`."""
 
     def __init__(self, config: RunConfig, out: Path, *, benchmark: Benchmark, data_root: Path | None = None,
-                 progress: bool = True, log: Callable[[str], None] = print,
-                 hessian: Callable[[SearchMethod, list], float] | None = None) -> None:
+                 progress: bool = True, log: Callable[[str], None] = print) -> None:
         self.config, self.benchmark = config, benchmark
         self.run_dir = run_dir_for(out, config)
         self.data_root, self.progress, self.log = data_root, progress, log
-        self.hessian = hessian
 
     def execute(self) -> RunResult:
         cfg = self.config
@@ -218,9 +217,9 @@ class Run:
         streams = self._streams(data, method)
         eval_stream = BatchStream(data.valid, cfg.batch_size, cfg.seed, "eval", augment=False, mean=data.mean,
                                   std=data.std, drop_last=False, shuffle=False, limit_batches=cfg.eval_batches)
-        # the same valid batches at every measurement, so the eigenvalue curve is not batch noise
+        # the same valid batches at every measurement, so the eigenvalue curves are not batch noise
         hessian_batches = ([b for b, _ in zip(eval_stream.epoch(0), range(cfg.hessian_batches))]
-                           if self.hessian is not None and cfg.hessian_every else [])
+                           if cfg.hessian_every else [])
 
         start_epoch, wall = 0, 0.0
         ckpt_path = run_dir / CHECKPOINT_FILE
@@ -240,14 +239,15 @@ class Run:
             train_loss = float(acc.loss) / max(acc.count, 1)
             diverged = not math.isfinite(train_loss)
             valid_loss, valid_acc = (math.nan, math.nan) if diverged else _evaluate(method, eval_stream, epoch)
-            hess = math.nan
-            if self.hessian is not None and cfg.hessian_every and (epoch + 1) % cfg.hessian_every == 0 and not diverged:
-                hess = float(self.hessian(method, hessian_batches))
+            spectrum = None
+            if cfg.hessian_every and (epoch + 1) % cfg.hessian_every == 0 and not diverged:
+                spectrum = arch_hessian_spectrum(method, hessian_batches)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - t0
             wall += seconds
-            record = self._record(method, epoch, acc, train_loss, valid_loss, valid_acc, seconds, wall, hess, diverged)
+            record = self._record(method, epoch, acc, train_loss, valid_loss, valid_acc, seconds, wall, spectrum,
+                                  diverged)
             genotype = record["genotype"]
             write_record(run_dir, epoch + 1, record)
             if diverged:
@@ -281,8 +281,8 @@ class Run:
         return acc
 
     def _record(self, method: SearchMethod, epoch: int, acc: EpochAccumulator, train_loss: float,
-                valid_loss: float, valid_acc: float, seconds: float, wall: float, hess: float,
-                diverged: bool) -> dict[str, Any]:
+                valid_loss: float, valid_acc: float, seconds: float, wall: float,
+                spectrum: HessianSpectrum | None, diverged: bool) -> dict[str, Any]:
         cfg = self.config
         weights = method.op_weights()
         genotype = method.derive()
@@ -305,7 +305,7 @@ class Run:
             "gc_inner": gc_inner, "gc_cos": gc_cos,
             "gc_mean": float(np.nanmean(gc_inner)) if np.isfinite(gc_inner).any() else math.nan,
             "gc_cos_mean": float(np.nanmean(gc_cos)) if np.isfinite(gc_cos).any() else math.nan,
-            "hessian_eig": hess, "diverged": diverged,
+            **_hessian_columns(spectrum, arch_parameter_count(method)), "diverged": diverged,
             # BN mode of the searchable cells: the eval-mode valid accuracy above depends on it
             "track_running_stats": bool(getattr(method.options, "track_running_stats", False)),
             **self._provenance,
@@ -317,3 +317,12 @@ class Run:
                 record[k] = v
         record.update(method.extra_records())
         return record
+
+
+def _hessian_columns(spectrum: HessianSpectrum | None, size: int) -> dict[str, Any]:
+    """λ_max, λ_min and the ascending spectrum of ∇²_α L_valid; NaN (a NaN array of the same
+    length) in epochs without a measurement, so every epoch's columns have one Parquet type."""
+    if spectrum is None:
+        return {"hessian_max": math.nan, "hessian_min": math.nan, "hessian_spectrum": np.full(size, np.nan)}
+    return {"hessian_max": spectrum.largest, "hessian_min": spectrum.smallest,
+            "hessian_spectrum": np.asarray(spectrum.eigenvalues, dtype=np.float64)}

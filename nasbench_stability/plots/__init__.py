@@ -47,7 +47,7 @@ PLOTS: dict[str, PlotKind] = {p.name: p for p in (
              lambda df, bench, seed: plot_gradient_correlation(df)),
     PlotKind("opgrads", "∂L/∂α per op vs epoch, one panel per method",
              lambda df, bench, seed: plot_op_gradients(df)),
-    PlotKind("hessian", "dominant eigenvalue of the α-Hessian of the valid loss vs epoch",
+    PlotKind("hessian", "largest and smallest eigenvalue of the α-Hessian of the valid loss vs epoch",
              lambda df, bench, seed: plot_hessian(df)),
 )}
 

@@ -1,8 +1,8 @@
-"""Gradient-side indicators over the search: gradient correlation, operator gradients, Hessian eigenvalue.
+"""Gradient-side indicators over the search: gradient correlation, operator gradients, Hessian eigenvalues.
 
 Single-DARTS argues (its §4.2, §5.2) that bi-level DARTS collapses because the weight and α steps
 see uncorrelated gradients, while single-level ones share a batch (cosine 1); Zela et al. that the
-dominant eigenvalue of ∇²_α L_valid grows before collapse. These figures put methods of both kinds
+largest eigenvalue of ∇²_α L_valid grows before collapse. These figures put methods of both kinds
 on one axis so the claims can be checked on the runs at hand.
 """
 
@@ -14,8 +14,8 @@ from matplotlib.figure import Figure
 
 from ..analysis.curves import array_epoch_curves, epoch_curves
 from ..space.ops import OPS
-from .common import (EPOCH_LABEL, NothingToPlotError, band, figure_legend, integer_epochs, method_label,
-                     method_style, methods_in, require_values)
+from .common import (EPOCH_LABEL, NothingToPlotError, band, figure_legend, has_values, integer_epochs,
+                     method_label, method_style, methods_in, require_values)
 from .style import OP_LABELS, figure_style, method_color, new_figure, op_color
 
 
@@ -75,24 +75,50 @@ def plot_op_gradients(df: pd.DataFrame) -> Figure:
     return fig
 
 
+# (column, panel title, y label): λ_max is Zela et al.'s indicator; λ_min shows negative curvature
+HESSIAN_PANELS = (
+    ("hessian_max", "largest eigenvalue", r"$\lambda_{max}$ of $\nabla^2_\alpha L_{valid}$"),
+    ("hessian_min", "smallest eigenvalue", r"$\lambda_{min}$ of $\nabla^2_\alpha L_{valid}$"),
+)
+
+
+def hessian_records(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with ``hessian_max`` filled from ``hessian_eig`` where only that is recorded.
+
+    Runs written before the exact spectrum recorded one power-iteration eigenvalue, ``hessian_eig``
+    (the largest in magnitude: λ_max whenever λ_max ≥ |λ_min|); they still plot, as λ_max.
+    """
+    if "hessian_eig" not in df:
+        return df
+    old = pd.to_numeric(df["hessian_eig"], errors="coerce")
+    new = pd.to_numeric(df["hessian_max"], errors="coerce") if "hessian_max" in df else old * np.nan
+    return df.assign(hessian_max=new.fillna(old))
+
+
 def plot_hessian(df: pd.DataFrame) -> Figure:
-    """Dominant eigenvalue of ∇²_α L_valid over the search, one line per method (mean ± std)."""
-    require_values(df, "hessian_eig", "Hessian eigenvalues", "run the search with --set hessian_every=N")
-    curves = epoch_curves(df, "hessian_eig")
+    """Largest and smallest eigenvalue of ∇²_α L_valid over the search, one panel each (the second
+    only where recorded), one line per method (mean ± std over seeds)."""
+    df = hessian_records(df)
+    require_values(df, "hessian_max", "Hessian eigenvalues",
+                   "run the search with --hessian-every N (or --set hessian_every=N)")
+    panels = [p for p in HESSIAN_PANELS if p[0] in df and has_values(df[p[0]])]
     handles = {}
     with figure_style():
-        fig = new_figure(5.2, 3.4)
-        ax = fig.add_subplot()
-        for method in methods_in(df):
-            c = curves[curves["method"] == method]
-            if c.empty:
-                continue
-            handles[method_label(df, method, with_mode=True)] = band(ax, c, marker="o", **method_style(df, method))
+        fig = new_figure(4.1 * len(panels) + 1.0, 3.4)
+        axes = fig.subplots(1, len(panels), squeeze=False)[0]
+        for ax, (column, title, ylabel) in zip(axes, panels):
+            curves = epoch_curves(df, column)
+            for method in methods_in(df):
+                c = curves[curves["method"] == method]
+                if not c.empty:
+                    handles[method_label(df, method, with_mode=True)] = band(ax, c, marker="o",
+                                                                             **method_style(df, method))
+            ax.axhline(0.0, color="0.4", linewidth=0.8)
+            ax.set_ylabel(ylabel)
+            ax.set_xlabel(EPOCH_LABEL)
+            ax.set_title(title)
+            integer_epochs(ax)
         if not handles:
             raise NothingToPlotError("no Hessian eigenvalues in these records")
-        ax.set_ylabel(r"dominant eigenvalue of $\nabla^2_\alpha L_{valid}$")
-        ax.set_xlabel(EPOCH_LABEL)
-        ax.set_title(r"Hessian of the validation loss w.r.t. $\alpha$")
-        integer_epochs(ax)
         figure_legend(fig, list(handles.values()), list(handles.keys()), ncol=min(len(handles), 2))
     return fig

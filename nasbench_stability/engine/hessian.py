@@ -1,0 +1,118 @@
+"""The exact spectrum of ∇²_α L_valid (Zela et al., "Understanding and Robustifying DARTS").
+
+Their collapse indicator is the *largest algebraic* eigenvalue of the Hessian of the valid loss
+w.r.t. α. An architecture has few parameters (30 for DARTS, 174 for DNAS), so the Hessian is built
+exactly, one Hessian-vector product per entry, and the whole spectrum is kept: no power iteration,
+whose answer is the eigenvalue of largest *magnitude* (the wrong one when a negative one dominates).
+
+The engine measures on the same fixed valid batches every time, so the curve over epochs follows
+the landscape, not batch noise; measuring leaves the method exactly as it found it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+
+from ..methods.base import SearchMethod
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass(frozen=True, eq=False)
+class HessianSpectrum:
+    """Eigenvalues of a symmetric Hessian, ascending (float64, read-only)."""
+
+    eigenvalues: np.ndarray
+
+    def __post_init__(self) -> None:
+        values = np.array(self.eigenvalues, dtype=np.float64).ravel()
+        if values.size == 0:
+            raise ValueError("a Hessian spectrum needs at least one eigenvalue")
+        values.setflags(write=False)
+        object.__setattr__(self, "eigenvalues", values)
+
+    @property
+    def largest(self) -> float:
+        """The algebraic maximum (the R-DARTS indicator), not the largest magnitude."""
+        return float(self.eigenvalues[-1])
+
+    @property
+    def smallest(self) -> float:
+        """The algebraic minimum (negative where the valid loss curves down along some direction)."""
+        return float(self.eigenvalues[0])
+
+
+def spectrum_of(matrix: torch.Tensor | np.ndarray) -> HessianSpectrum:
+    """Eigenvalues of (H + Hᵀ)/2 in float64: autograd's rows are symmetric only up to rounding, and
+    ``eigvalsh`` reads one triangle, so symmetrising keeps both halves' information."""
+    h = torch.as_tensor(matrix).detach().to("cpu", torch.float64)
+    if h.ndim != 2 or h.shape[0] != h.shape[1]:
+        raise ValueError(f"a Hessian must be square, got shape {tuple(h.shape)}")
+    return HessianSpectrum(torch.linalg.eigvalsh((h + h.T) / 2).numpy())
+
+
+def hessian_of(losses: Iterable[torch.Tensor], params: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Σ of the Hessians of ``losses`` w.r.t. ``params`` (flattened and concatenated in order), as an
+    n × n float64 CPU tensor, row i being the Hessian-vector product with the i-th unit vector.
+
+    ``losses`` is consumed one at a time (pass a generator to keep one batch's graph alive at once).
+    Each loss is differentiated once with ``create_graph`` and all n rows come from that one graph:
+    one forward per loss instead of n, and a forward that draws noise (RReLU slopes) still gives
+    the Hessian of one function rather than rows of different ones.
+    """
+    n = sum(p.numel() for p in params)
+    total = torch.zeros(n, n, dtype=torch.float64)
+    for loss in losses:
+        grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
+        flat = _flatten(grads, params)
+        if not flat.requires_grad:       # gradient constant in the parameters: no curvature
+            continue
+        rows = [_flatten(torch.autograd.grad(flat[i], params, retain_graph=True, allow_unused=True), params)
+                for i in range(n)]
+        total += torch.stack(rows).detach().to("cpu", torch.float64)
+        del grads, flat, rows            # free this loss's graph before the next forward
+    return total
+
+
+def _flatten(grads: Sequence[torch.Tensor | None], params: Sequence[torch.Tensor]) -> torch.Tensor:
+    """One vector of ``grads``, zeros where a parameter does not reach the output."""
+    return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, params)])
+
+
+def arch_parameter_count(method: SearchMethod) -> int:
+    """Entries of the flattened architecture parameters: the Hessian's side and the spectrum's length."""
+    return sum(p.numel() for p in method.arch_parameters())
+
+
+def arch_hessian(method: SearchMethod, batches: Sequence[Batch]) -> torch.Tensor:
+    """∇²_α of the mean of ``method.arch_loss`` over ``batches`` (α = ``method.arch_parameters()``,
+    flattened), float64, not yet symmetrised.
+
+    Runs in whatever train/eval mode the method is in. The extra forward passes move BN running
+    statistics; every buffer and every module's mode is put back afterwards, so measuring does not
+    change the search. ``torch.autograd.grad`` writes no ``.grad``, so none is left on α or w.
+    """
+    if not batches:
+        raise ValueError("the Hessian needs at least one valid batch")
+    params = list(method.arch_parameters())
+    buffers = [(b, b.detach().clone()) for b in method.buffers()]
+    modes = [(m, m.training) for m in method.modules()]
+    try:
+        with torch.enable_grad():
+            return hessian_of((method.arch_loss(x, y) / len(batches) for x, y in batches), params)
+    finally:
+        with torch.no_grad():
+            for buffer, saved in buffers:
+                buffer.copy_(saved)
+        for module, training in modes:
+            module.training = training
+
+
+def arch_hessian_spectrum(method: SearchMethod, batches: Sequence[Batch]) -> HessianSpectrum:
+    """The ascending eigenvalues of the method's α-Hessian on ``batches`` (see :func:`arch_hessian`)."""
+    return spectrum_of(arch_hessian(method, batches))
+
