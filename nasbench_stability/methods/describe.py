@@ -19,8 +19,10 @@ def describe_method(name: str) -> str:
     out = [f"{info.name}: {info.summary}", f"paper: {info.paper}", "", "options (default · source · meaning):"]
     w = max(len(r["name"]) for r in rows)
     for r in rows:
-        choices = f" [{' | '.join(map(str, r['choices']))}]" if r["choices"] else ""
-        out.append(f"  {r['name']:<{w}} = {r['default']!s:<12} · {r['source']:<15} · {r['doc']}{choices}")
+        allowed = f" [{' | '.join(map(str, r['choices']))}]" if r["choices"] else ""
+        if r["bounds"] is not None:
+            allowed += f" [{r['bounds'].describe(r['name'])}]"
+        out.append(f"  {r['name']:<{w}} = {r['default']!s:<12} · {r['source']:<15} · {r['doc']}{allowed}")
     if info.departures:
         out += ["", "departures from the paper:"] + [f"  - {d}" for d in info.departures]
     out += ["", f"override with: nbs run --method {name} --set KEY=VALUE"]
