@@ -6,12 +6,14 @@ with status 2; no traceback.
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
 import click
 
-from ..errors import ConfigError, NbsError
+from ..errors import ConfigError, NbsError, quote
+from ..ranges import SEED
 
 
 class NbsGroup(click.Group):
@@ -66,6 +68,8 @@ def run(method, seeds, seed_list, dataset, epochs, device, preset, out, sets, da
     """Search with METHOD for several seeds; one run directory per seed, resumable."""
     from ..engine.executor import run_seeds
 
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, got {jobs}")
     overrides = _parse_sets(sets)
     if hessian_every is not None:
         overrides["hessian_every"] = str(hessian_every)
@@ -87,14 +91,24 @@ def run(method, seeds, seed_list, dataset, epochs, device, preset, out, sets, da
         sys.exit(3)
 
 
+MAX_SEEDS = 10_000  # --seeds K makes K run configs up front; more is a typo
+
+
 def _seed_values(seeds: int, seed_list: str | None) -> list[int]:
-    if seed_list:
-        try:
-            return [int(s) for s in seed_list.split(",") if s.strip()]
-        except ValueError:
-            raise ConfigError(f"--seed-list must be comma-separated integers, got {seed_list!r}") from None
-    if seeds < 1:
-        raise ConfigError("--seeds must be at least 1")
+    if seed_list is not None:
+        tokens = [s.strip() for s in seed_list.split(",") if s.strip()]
+        if not tokens:
+            raise ConfigError(f"--seed-list has no seeds in {quote(seed_list)}; give comma-separated integers, "
+                              f"e.g. --seed-list 0,1,2")
+        bad = next((t for t in tokens if not re.fullmatch(r"[+-]?\d+", t)), None)
+        if bad is not None:
+            raise ConfigError(f"--seed-list must be comma-separated integers; {quote(bad)} is not one")
+        huge = next((t for t in tokens if len(t.lstrip("+-")) > 4_000), None)
+        if huge is not None:  # int() refuses 4,300+ digits
+            SEED.check("seed", huge)
+        return [int(t) for t in tokens]
+    if not 1 <= seeds <= MAX_SEEDS:
+        raise ConfigError(f"--seeds must be between 1 and {MAX_SEEDS:,}, got {seeds}")
     return list(range(seeds))
 
 
