@@ -23,7 +23,8 @@ class NbsGroup(click.Group):
         try:
             return super().invoke(ctx)
         except NbsError as err:
-            click.echo(f"nbs: error: {err}", err=True)
+            # one line even when a message carries a multi-line third-party text
+            click.echo(f"nbs: error: {' '.join(str(err).splitlines())}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
             click.echo("nbs: interrupted; finished epochs are checkpointed, re-run the command to resume", err=True)
@@ -40,7 +41,7 @@ def _parse_sets(pairs: tuple[str, ...]) -> dict[str, str]:
     out: dict[str, str] = {}
     for pair in pairs:
         if "=" not in pair:
-            raise ConfigError(f"--set expects key=value, got {pair!r}")
+            raise ConfigError(f"--set expects key=value, got {quote(pair)}")
         k, v = pair.split("=", 1)
         out[k.strip()] = v.strip()
     return out
@@ -79,11 +80,11 @@ def run(method, seeds, seed_list, dataset, epochs, device, preset, out, sets, da
                         progress=not quiet, jobs=jobs)
     failed = False
     for r in results:
-        if r.state.startswith("already"):
-            click.echo(r.message)
-        elif r.state == "diverged":
+        if r.state in ("diverged", "already-diverged"):  # a diverged run fails every time it is asked for
             click.echo(f"nbs: {r.message}", err=True)
             failed = True
+        elif r.state.startswith("already"):
+            click.echo(r.message)
         else:
             click.echo(f"{r.run_dir}: {r.state} after {r.epochs_done} epochs, final cell {r.final_genotype}")
     click.echo(f"records: {out}/<run>/records/*.parquet  (read with `pandas.read_parquet`)")
@@ -145,7 +146,8 @@ def bench_build(source, nb201_pth, nats_path, out, force, if_missing) -> None:
     click.echo(f"wrote {path}")
 
 
-@main.command()
+# ignore_unknown_options: `nbs query -1` is an index (out of range), not an unknown option
+@main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("arch")
 @click.option("--benchmark", type=click.Path(path_type=Path), default=None)
 def query(arch: str, benchmark: Path | None) -> None:
@@ -153,9 +155,7 @@ def query(arch: str, benchmark: Path | None) -> None:
     from ..bench.query import format_cell_report
     from ..bench.table import Benchmark
 
-    bench_table = Benchmark.load(benchmark)
-    cell = int(arch) if arch.strip().isdigit() else arch
-    click.echo(format_cell_report(bench_table, cell))
+    click.echo(format_cell_report(Benchmark.load(benchmark), arch))
 
 
 def _register_analysis_commands() -> None:
