@@ -25,3 +25,15 @@ class CheckpointError(NbsError):
 
 class DivergenceError(NbsError):
     """The search produced a non-finite loss; the run stops cleanly and records it."""
+
+
+QUOTE_LIMIT = 60
+
+
+def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``repr`` of user input for an error message, cut to about ``limit`` characters: a pasted
+    10,000-character argument would otherwise bury the one line that says what is wrong."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]!r}… ({len(value):,} characters)"
+    text = repr(value)
+    return text if len(text) <= limit * 2 else f"{text[:limit]}… ({len(text):,} characters)"

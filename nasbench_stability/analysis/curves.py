@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ..errors import NbsError
+from ..errors import NbsError, quote
 
 
 def epoch_curves(df: pd.DataFrame, column: str, by: Sequence[str] = ("method",)) -> pd.DataFrame:
@@ -21,7 +21,7 @@ def epoch_curves(df: pd.DataFrame, column: str, by: Sequence[str] = ("method",))
     epochs with no value in a group are dropped.
     """
     if column not in df:
-        raise NbsError(f"no {column!r} column in these records")
+        raise NbsError(f"no {quote(column)} column in these records")
     by = list(by)
     values = df[by + ["epoch"]].copy()
     values["value"] = pd.to_numeric(df[column], errors="coerce").astype(float)
@@ -41,6 +41,6 @@ def array_epoch_curves(df: pd.DataFrame, column: str, reduce: str = "mean",
     if reduce == "absmean":
         long["value"] = long["value"].abs()
     elif reduce != "mean":
-        raise NbsError(f"reduce must be 'mean' or 'absmean', got {reduce!r}")
+        raise NbsError(f"reduce must be 'mean' or 'absmean', got {quote(reduce)}")
     per_record = long.groupby([*by, "run_dir", "epoch", "op"], sort=False)["value"].mean().reset_index()
     return epoch_curves(per_record, "value", by=[*by, "op"])

@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ..errors import NbsError
+from ..errors import NbsError, quote
 from ..space.ops import EDGES, NUM_EDGES, NUM_OPS, OPS
 
 EDGE_LABELS: tuple[str, ...] = tuple(f"{s}→{t}" for s, t in EDGES)
@@ -77,7 +77,7 @@ def long_edge_op(df: pd.DataFrame, column: str = "op_weights", *, labels: Sequen
     ``op`` takes ``labels`` (default: NB201's op names for k = 5, else :func:`factor_labels`).
     """
     if column not in df:
-        raise NbsError(f"no {column!r} column in these records")
+        raise NbsError(f"no {quote(column)} column in these records")
     arr = stack(df[column].tolist())
     k = arr.shape[2]
     if labels is None:

@@ -44,7 +44,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Iterable, Sequence
 
-from ..errors import NbsError
+from ..errors import NbsError, quote
 
 DATASETS: tuple[str, ...] = ("cifar10-valid", "cifar10", "cifar100", "ImageNet16-120")
 SPLITS: tuple[str, ...] = ("valid", "test")
@@ -129,14 +129,14 @@ class ColumnSpec:
 def accuracy_spec(name: str, *, exact: bool, source: str, note: str = "") -> ColumnSpec:
     """A spec for accuracy column ``name``, its dataset/split/epochs read back from the name."""
     if name not in ACCURACY_COLUMNS:
-        raise NbsError(f"unknown accuracy column {name!r}")
+        raise NbsError(f"unknown accuracy column {quote(name)}")
     dataset, split, epochs = name.rsplit("_", 2)
     return ColumnSpec(name, dataset, split, int(epochs), exact, source, note)
 
 
 def cost_spec(name: str, *, exact: bool, source: str, note: str = "") -> ColumnSpec:
     if name not in COST_COLUMNS:
-        raise NbsError(f"unknown cost column {name!r}")
+        raise NbsError(f"unknown cost column {quote(name)}")
     return ColumnSpec(name, COST_DATASET, None, None, exact, source, note)
 
 

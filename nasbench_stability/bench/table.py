@@ -9,6 +9,7 @@ metadata; it never imports the official benchmark packages.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterable, Sequence, Union
 
@@ -17,11 +18,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import ArchStringError, ConfigError, MissingFileError, NbsError
+from ..errors import ArchStringError, ConfigError, MissingFileError, NbsError, quote
 from ..space.genotype import Genotype
 from . import locate
 from .columns import META_COLUMNS, METRIC_COLUMNS, ROW_COLUMNS, ColumnSpec, specs_from_json
-from .sources import one_line
+from .sources import NUM_CELLS, one_line
 
 _REBUILD = "rebuild it with `nbs bench build --force`"
 
@@ -29,6 +30,7 @@ Cell = Union[str, Genotype, int, np.integer, Sequence[int]]
 """An arch string, a NASLib tuple (or its text), a Genotype, or an NB201 index (int or digit text)."""
 
 _LOOKUP_ID_COLUMNS = ("arch", "index", "canonical_key")
+_INTEGER = re.compile(r"[+-]?\d+")
 
 
 class Benchmark:
@@ -39,6 +41,11 @@ class Benchmark:
         if missing:
             raise NbsError(f"benchmark table lacks column(s) {', '.join(missing)}; {_REBUILD}")
         frame = frame.reset_index(drop=True)
+        if len(frame) != NUM_CELLS:
+            # a partial table would fail only later, on the first cell it lacks, as "not in the table"
+            where = f" {path}" if path else ""
+            raise NbsError(f"benchmark table{where} has {len(frame):,} rows, expected {NUM_CELLS:,} "
+                           f"(every NB201 cell); {_REBUILD}")
         if not np.array_equal(frame["index"].to_numpy(), np.arange(len(frame))):
             raise NbsError(f"benchmark table rows are not in NB201 index order; {_REBUILD}")
         self.path = path
@@ -83,7 +90,7 @@ class Benchmark:
             raise ConfigError(
                 f"column {name} is not in this table; build from the official NB201/NATS-Bench files to get it"
             )
-        raise ConfigError(f"unknown column {name!r}; this table has {', '.join(self._metric_names)}")
+        raise ConfigError(f"unknown column {quote(name)}; this table has {', '.join(self._metric_names)}")
 
     @property
     def frame(self) -> pd.DataFrame:
@@ -163,13 +170,15 @@ class Benchmark:
             if hit is not None:
                 return hit
             text = cell.strip()
-            if text.isdigit():
+            if _INTEGER.fullmatch(text):
+                if len(text.lstrip("+-")) > 9:  # int() refuses 4,300+ digits, and no index has 10
+                    raise ArchStringError(f"NB201 index {quote(text)} is out of range 0..{len(self) - 1}")
                 return self._check_index(int(text))
             return self._index_of_genotype(Genotype.parse(text))
         if isinstance(cell, Genotype):
             return self._index_of_genotype(cell)
         if isinstance(cell, (bool, np.bool_)):
-            raise ArchStringError(f"a cell cannot be a bool ({cell!r})")
+            raise ArchStringError(f"a cell cannot be a bool ({cell})")
         if isinstance(cell, (int, np.integer)):
             return self._check_index(int(cell))
         if isinstance(cell, (tuple, list, np.ndarray)):
@@ -178,9 +187,9 @@ class Benchmark:
             except (TypeError, ValueError) as err:
                 if isinstance(err, ArchStringError):
                     raise
-                raise ArchStringError(f"malformed NASLib tuple {cell!r}") from err
+                raise ArchStringError(f"malformed NASLib tuple {quote(cell)}") from err
         raise ArchStringError(
-            f"cannot read {type(cell).__name__} {cell!r} as a NB201 cell (arch string, Genotype, index or NASLib tuple)"
+            f"cannot read {type(cell).__name__} {quote(cell)} as a NB201 cell (arch string, Genotype, index or NASLib tuple)"
         )
 
     def _index_of_genotype(self, genotype: Genotype) -> int:

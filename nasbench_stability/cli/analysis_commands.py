@@ -66,9 +66,10 @@ def report(run_dirs, out, benchmark, title, description, formats, rank_cells, ra
 @click.option("--seed", type=int, default=None, help="alphas/layers/factors: plot this seed instead of the mean.")
 def plot(kind, run_dirs, out, benchmark, seed) -> None:
     """Draw one figure of RUN_DIRS: KIND is collapse, alphas, layers, factors, gradcorr, opgrads or hessian."""
+    from ..errors import quote
     from ..plots import PLOTS, UnknownPlotError, plot_runs
 
     if kind not in PLOTS:
-        raise UnknownPlotError(f"unknown plot kind {kind!r}; known: {', '.join(PLOTS)}")
+        raise UnknownPlotError(f"unknown plot kind {quote(kind)}; known: {', '.join(PLOTS)}")
     path = plot_runs(kind, run_dirs, out, benchmark=_benchmark(benchmark, required=False), seed=seed)
     click.echo(f"wrote {path}")

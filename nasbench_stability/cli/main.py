@@ -6,12 +6,14 @@ with status 2; no traceback.
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
 import click
 
-from ..errors import ConfigError, NbsError
+from ..errors import ConfigError, NbsError, quote
+from ..ranges import SEED
 
 
 class NbsGroup(click.Group):
@@ -21,7 +23,8 @@ class NbsGroup(click.Group):
         try:
             return super().invoke(ctx)
         except NbsError as err:
-            click.echo(f"nbs: error: {err}", err=True)
+            # one line even when a message carries a multi-line third-party text
+            click.echo(f"nbs: error: {' '.join(str(err).splitlines())}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
             click.echo("nbs: interrupted; finished epochs are checkpointed, re-run the command to resume", err=True)
@@ -38,7 +41,7 @@ def _parse_sets(pairs: tuple[str, ...]) -> dict[str, str]:
     out: dict[str, str] = {}
     for pair in pairs:
         if "=" not in pair:
-            raise ConfigError(f"--set expects key=value, got {pair!r}")
+            raise ConfigError(f"--set expects key=value, got {quote(pair)}")
         k, v = pair.split("=", 1)
         out[k.strip()] = v.strip()
     return out
@@ -66,6 +69,8 @@ def run(method, seeds, seed_list, dataset, epochs, device, preset, out, sets, da
     """Search with METHOD for several seeds; one run directory per seed, resumable."""
     from ..engine.executor import run_seeds
 
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, got {jobs}")
     overrides = _parse_sets(sets)
     if hessian_every is not None:
         overrides["hessian_every"] = str(hessian_every)
@@ -75,11 +80,11 @@ def run(method, seeds, seed_list, dataset, epochs, device, preset, out, sets, da
                         progress=not quiet, jobs=jobs)
     failed = False
     for r in results:
-        if r.state.startswith("already"):
-            click.echo(r.message)
-        elif r.state == "diverged":
+        if r.state in ("diverged", "already-diverged"):  # a diverged run fails every time it is asked for
             click.echo(f"nbs: {r.message}", err=True)
             failed = True
+        elif r.state.startswith("already"):
+            click.echo(r.message)
         else:
             click.echo(f"{r.run_dir}: {r.state} after {r.epochs_done} epochs, final cell {r.final_genotype}")
     click.echo(f"records: {out}/<run>/records/*.parquet  (read with `pandas.read_parquet`)")
@@ -87,14 +92,24 @@ def run(method, seeds, seed_list, dataset, epochs, device, preset, out, sets, da
         sys.exit(3)
 
 
+MAX_SEEDS = 10_000  # --seeds K makes K run configs up front; more is a typo
+
+
 def _seed_values(seeds: int, seed_list: str | None) -> list[int]:
-    if seed_list:
-        try:
-            return [int(s) for s in seed_list.split(",") if s.strip()]
-        except ValueError:
-            raise ConfigError(f"--seed-list must be comma-separated integers, got {seed_list!r}") from None
-    if seeds < 1:
-        raise ConfigError("--seeds must be at least 1")
+    if seed_list is not None:
+        tokens = [s.strip() for s in seed_list.split(",") if s.strip()]
+        if not tokens:
+            raise ConfigError(f"--seed-list has no seeds in {quote(seed_list)}; give comma-separated integers, "
+                              f"e.g. --seed-list 0,1,2")
+        bad = next((t for t in tokens if not re.fullmatch(r"[+-]?\d+", t)), None)
+        if bad is not None:
+            raise ConfigError(f"--seed-list must be comma-separated integers; {quote(bad)} is not one")
+        huge = next((t for t in tokens if len(t.lstrip("+-")) > 4_000), None)
+        if huge is not None:  # int() refuses 4,300+ digits
+            SEED.check("seed", huge)
+        return [int(t) for t in tokens]
+    if not 1 <= seeds <= MAX_SEEDS:
+        raise ConfigError(f"--seeds must be between 1 and {MAX_SEEDS:,}, got {seeds}")
     return list(range(seeds))
 
 
@@ -131,7 +146,8 @@ def bench_build(source, nb201_pth, nats_path, out, force, if_missing) -> None:
     click.echo(f"wrote {path}")
 
 
-@main.command()
+# ignore_unknown_options: `nbs query -1` is an index (out of range), not an unknown option
+@main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("arch")
 @click.option("--benchmark", type=click.Path(path_type=Path), default=None)
 def query(arch: str, benchmark: Path | None) -> None:
@@ -139,9 +155,7 @@ def query(arch: str, benchmark: Path | None) -> None:
     from ..bench.query import format_cell_report
     from ..bench.table import Benchmark
 
-    bench_table = Benchmark.load(benchmark)
-    cell = int(arch) if arch.strip().isdigit() else arch
-    click.echo(format_cell_report(bench_table, cell))
+    click.echo(format_cell_report(Benchmark.load(benchmark), arch))
 
 
 def _register_analysis_commands() -> None:

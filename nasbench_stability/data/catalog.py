@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import ConfigError
+from ..errors import ConfigError, quote
 from .formats import CIFAR10_PYTHON, CIFAR100_PYTHON, IMAGE_FOLDER, IMAGENET16_PICKLE
 from .pickled import CIFAR10_LAYOUT, CIFAR100_LAYOUT, IMAGENET16_120_LAYOUT, PickleLayout
 
@@ -62,5 +62,5 @@ def dataset_spec(name: str) -> DatasetSpec:
     """The spec for a dataset name (case-insensitive); a ConfigError listing the valid names otherwise."""
     spec = _BY_LOWER_NAME.get(name.lower())
     if spec is None:
-        raise ConfigError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
+        raise ConfigError(f"unknown dataset {quote(name)}; valid: {', '.join(DATASETS)}")
     return spec

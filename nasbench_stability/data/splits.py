@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import paths
-from ..errors import ConfigError, MissingFileError, NbsError
+from ..errors import ConfigError, MissingFileError, NbsError, quote
 from .containers import DatasetArrays
 from .formats import CIFAR10_PYTHON
 
@@ -149,7 +149,7 @@ def split_for(arrays: DatasetArrays, seed: int, policy: str = "auto", *,
     ``official``: that split or an error. ``balanced``: ``search_split(y, seed)``.
     """
     if policy not in SPLIT_POLICIES:
-        raise ConfigError(f"unknown split policy {policy!r}; valid: {', '.join(SPLIT_POLICIES)}")
+        raise ConfigError(f"unknown split policy {quote(policy)}; valid: {', '.join(SPLIT_POLICIES)}")
     if policy == "balanced":
         return _balanced(arrays, seed)
     if arrays.name in TEST_SPLIT_FILES:

@@ -14,11 +14,22 @@ from typing import Any, get_type_hints
 
 import torch
 
-from ..errors import ConfigError
+from .. import ranges
+from ..errors import ConfigError, quote
 from ..methods.options import apply_overrides
 from ..methods.registry import get_method
 
 DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
+SPLIT_POLICIES = ("auto", "official", "balanced")
+
+# the allowed range of every numeric run setting; None (where the type allows it) is always allowed
+RUN_RANGES: dict[str, ranges.Range] = {
+    "seed": ranges.SEED, "epochs": ranges.EPOCHS, "batch_size": ranges.BATCH_SIZE, "channels": ranges.CHANNELS,
+    "cells_per_stage": ranges.CELLS_PER_STAGE, "data_subset": ranges.DATA_SUBSET,
+    "eval_batches": ranges.EVAL_BATCHES, "hessian_every": ranges.HESSIAN_EVERY,
+    "hessian_batches": ranges.HESSIAN_BATCHES,
+}
+_OPTIONAL = {"data_subset", "eval_batches"}   # None = the whole half
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,19 @@ class RunConfig:
     hessian_batches: int = 2
     method_options: tuple[tuple[str, Any], ...] = field(default=())
 
+    def __post_init__(self) -> None:
+        # every way to make a RunConfig (CLI, library, a saved config.json) passes here, so an
+        # out-of-range value never reaches a run directory
+        for name, allowed in RUN_RANGES.items():
+            value = getattr(self, name)
+            if value is not None or name not in _OPTIONAL:
+                allowed.check(name, value)
+        if self.split_policy not in SPLIT_POLICIES:
+            raise ConfigError(f"split_policy={quote(self.split_policy)} is not one of {', '.join(SPLIT_POLICIES)}")
+        if self.data_subset is not None and self.batch_size > self.data_subset:
+            raise ConfigError(f"batch_size={self.batch_size} is larger than data_subset={self.data_subset} "
+                              f"(examples per half): an epoch would have no full batch")
+
     # ---- identity -----------------------------------------------------------------------------
     @property
     def run_name(self) -> str:
@@ -108,7 +132,7 @@ def resolve_device(device: str) -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError("--device cuda asked for, but this torch build sees no CUDA device")
     if device != "cpu" and not device.startswith("cuda"):
-        raise ConfigError(f"unknown device {device!r}; use auto, cpu or cuda[:N]")
+        raise ConfigError(f"unknown device {quote(device)}; use auto, cpu or cuda[:N]")
     return device
 
 
@@ -124,11 +148,11 @@ def resolve_config(method: str, *, dataset: str = "cifar10", seed: int = 0, pres
     RunConfig or of the method's options (a method option wins when both have the key)."""
     info = get_method(method)
     if dataset not in DATASETS:
-        raise ConfigError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
+        raise ConfigError(f"unknown dataset {quote(dataset)}; known: {', '.join(DATASETS)}")
     device = resolve_device(device)
     preset_name = preset or default_preset(device)
     if preset_name not in PRESETS:
-        raise ConfigError(f"unknown preset {preset_name!r}; known: {', '.join(PRESETS)}")
+        raise ConfigError(f"unknown preset {quote(preset_name)}; known: {', '.join(PRESETS)}")
     p = PRESETS[preset_name]
     overrides = dict(overrides or {})
 
@@ -141,32 +165,32 @@ def resolve_config(method: str, *, dataset: str = "cifar10", seed: int = 0, pres
     if p.epochs is not None and "epochs" not in method_overrides:
         options = dataclasses.replace(options, epochs=p.epochs)
 
-    base = RunConfig(
-        method=method, dataset=dataset, seed=seed, preset=preset_name, epochs=options.epochs,
-        batch_size=options.batch_size, channels=p.channels, cells_per_stage=p.cells_per_stage,
-        data_subset=p.data_subset, eval_batches=p.eval_batches, device=device,
-        method_options=tuple(sorted((f.name, getattr(options, f.name)) for f in fields(options))),
-    )
-    return _apply_run_overrides(base, run_overrides)
+    # one RunConfig from preset + overrides together: checks that relate two settings
+    # (batch_size vs data_subset) see the final values, not the preset's
+    return RunConfig(**{
+        "method": method, "dataset": dataset, "seed": seed, "preset": preset_name, "epochs": options.epochs,
+        "batch_size": options.batch_size, "channels": p.channels, "cells_per_stage": p.cells_per_stage,
+        "data_subset": p.data_subset, "eval_batches": p.eval_batches, "device": device,
+        "method_options": tuple(sorted((f.name, getattr(options, f.name)) for f in fields(options))),
+        **_run_overrides(method, device, run_overrides),
+    })
 
 
 _LOCKED = {"method", "dataset", "seed", "preset", "method_options", "epochs", "batch_size", "device"}
 
 
-def _apply_run_overrides(cfg: RunConfig, overrides: dict[str, str]) -> RunConfig:
+def _run_overrides(method: str, device: str, overrides: dict[str, str]) -> dict[str, Any]:
     hints = get_type_hints(RunConfig)
     changes: dict[str, Any] = {}
     for key, raw in overrides.items():
         if key not in hints or key in _LOCKED:
             settable = sorted(set(hints) - _LOCKED)
-            raise ConfigError(f"unknown --set key {key!r}; run keys: {', '.join(settable)}, or a method option "
-                              f"(see `nbs methods --show {cfg.method}`)")
+            raise ConfigError(f"unknown --set key {quote(key)}; run keys: {', '.join(settable)}, or a method "
+                              f"option (see `nbs methods --show {method}`)")
         changes[key] = _parse_value(raw, hints[key], key)
-    if changes.get("amp") and not cfg.device.startswith("cuda"):
+    if changes.get("amp") and not device.startswith("cuda"):
         raise ConfigError("amp (bf16 autocast) is for CUDA runs; drop --set amp=true on CPU")
-    if "split_policy" in changes and changes["split_policy"] not in ("auto", "official", "balanced"):
-        raise ConfigError("split_policy must be auto, official or balanced")
-    return dataclasses.replace(cfg, **changes)
+    return changes
 
 
 def _parse_value(raw: str, hint: Any, key: str) -> Any:
@@ -178,9 +202,9 @@ def _parse_value(raw: str, hint: Any, key: str) -> Any:
             return True
         if text.lower() in ("0", "false", "no", "off"):
             return False
-        raise ConfigError(f"--set {key}: expected true/false, got {raw!r}")
+        raise ConfigError(f"--set {key}: expected true/false, got {quote(raw)}")
     kind = int if "int" in str(hint) else float if "float" in str(hint) else str
     try:
         return kind(text)
     except ValueError:
-        raise ConfigError(f"--set {key}: expected {kind.__name__}, got {raw!r}") from None
+        raise ConfigError(f"--set {key}: expected {kind.__name__}, got {quote(raw)}") from None

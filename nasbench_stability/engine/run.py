@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
+from ..bench.sources import one_line
 from ..bench.table import Benchmark
 from ..data.pipeline import BatchStream
 from ..data.search import SearchData, search_data
@@ -33,7 +34,8 @@ from .atomic import write_text_atomic
 from .checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from .config import RunConfig
 from .hessian import HessianSpectrum, arch_hessian_spectrum, arch_parameter_count
-from .records import drop_records_after, write_record
+from .memory import fits_in_memory
+from .records import RECORDS_DIR, drop_records_after, write_record
 
 CONFIG_FILE, STATUS_FILE, CHECKPOINT_FILE, LOCK_FILE = "config.json", "status.json", "checkpoint.pt", ".lock"
 
@@ -64,20 +66,40 @@ def _write_status(run_dir: Path, state: str, epochs_done: int, message: str = ""
         {"state": state, "epochs_done": epochs_done, "message": message, "updated": time.time()}, indent=2))
 
 
-def _check_or_write_config(run_dir: Path, config: RunConfig) -> None:
+def _config_needs_writing(run_dir: Path, config: RunConfig) -> bool:
+    """Whether ``config.json`` is to be (re)written; ConfigError when the directory holds a started
+    run of another config (its records and checkpoint are never mixed with another config's)."""
     path = run_dir / CONFIG_FILE
-    if path.exists():
-        try:
-            saved = RunConfig.from_dict(json.loads(path.read_text()))
-        except (ValueError, TypeError, NbsError) as err:
-            raise ConfigError(f"{path} is not a readable nbs config ({err}); refusing to touch this run") from None
-        if saved.config_hash != config.config_hash:
-            old, new = _flat(saved.to_dict()), _flat(config.to_dict())
-            diff = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
-            raise ConfigError(f"{run_dir} holds a run with a different config (differs in: {', '.join(diff)}); "
-                              f"use another --out or the same settings to resume")
-        return
-    write_text_atomic(path, json.dumps(config.to_dict(), indent=2, default=str))
+    if not path.exists() or _never_started(run_dir):
+        # a config alone (a run that failed before its first epoch) holds no results: take the new one
+        return True
+    try:
+        saved = RunConfig.from_dict(json.loads(path.read_text()))
+    except (ValueError, TypeError, NbsError) as err:
+        raise ConfigError(f"{path} is not a readable nbs config ({err}); refusing to touch this run") from None
+    if saved.config_hash != config.config_hash:
+        old, new = _flat(saved.to_dict()), _flat(config.to_dict())
+        diff = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+        raise ConfigError(f"{run_dir} holds a run with a different config (differs in: {', '.join(diff)}); "
+                          f"use another --out or the same settings to resume")
+    return False
+
+
+def _has_results(run_dir: Path) -> bool:
+    """A checkpoint or anything under records/: an epoch of this run got (at least partly) written."""
+    records = run_dir / RECORDS_DIR
+    return (run_dir / CHECKPOINT_FILE).exists() or (records.is_dir() and any(records.iterdir()))
+
+
+def _never_started(run_dir: Path) -> bool:
+    """No results, and a status (if any) that says neither running nor ended."""
+    if _has_results(run_dir):
+        return False
+    try:
+        state = read_status(run_dir).get("state")
+    except (ValueError, OSError, AttributeError):
+        return False  # an unreadable status is not evidence of nothing: leave the directory alone
+    return state not in ("running", "finished", "diverged")
 
 
 def _flat(d: dict[str, Any]) -> dict[str, Any]:
@@ -177,7 +199,14 @@ def build_method(cfg: RunConfig, num_classes: int, steps_per_epoch: int) -> Sear
         device=cfg.torch_device(), epochs=cfg.epochs, steps_per_epoch=steps_per_epoch, seed=cfg.seed,
         amp_dtype=torch.bfloat16 if cfg.amp else None, channels_last=cfg.channels_last)
     seed_everything(cfg.seed)
-    return get_method(cfg.method).factory(cfg.options(), ctx)
+    try:
+        return get_method(cfg.method).factory(cfg.options(), ctx)
+    except ValueError as err:
+        if isinstance(err, NbsError):
+            raise
+        # each option is inside its range, but torch refuses the combination (e.g. Nesterov at momentum 0)
+        raise ConfigError(f"{cfg.method}: these options do not go together ({one_line(err)}); "
+                          f"see `nbs methods --show {cfg.method}`") from None
 
 
 class Run:
@@ -191,14 +220,37 @@ class Run:
 
     def execute(self) -> RunResult:
         cfg = self.config
+        created = not self.run_dir.exists()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         with _exclusive(self.run_dir):
-            _check_or_write_config(self.run_dir, cfg)
-            status = read_status(self.run_dir)
-            if status.get("state") in ("finished", "diverged"):
-                return RunResult(self.run_dir, "already-" + status["state"], status.get("epochs_done", 0), None,
-                                 f"{self.run_dir} already {status['state']}; not re-run")
-            return self._search()
+            self._wrote_config = False
+            try:
+                write_config = _config_needs_writing(self.run_dir, cfg)
+                status = read_status(self.run_dir)
+                if status.get("state") in ("finished", "diverged"):
+                    state, done = status["state"], status.get("epochs_done", 0)
+                    return RunResult(self.run_dir, "already-" + state, done, None,
+                                     f"{self.run_dir} already {state}"
+                                     + (f" at epoch {done}" if state == "diverged" else "") + "; not re-run")
+                return self._search(write_config)
+            except BaseException:
+                self._undo_unstarted(created)
+                raise
+
+    def _undo_unstarted(self, created: bool) -> None:
+        """After a failure before any epoch was written: remove what this call wrote (its config and
+        status, and the directory if it made it), so that no empty run is left to be found or refused."""
+        if _has_results(self.run_dir):
+            return
+        if self._wrote_config:
+            for name in (STATUS_FILE, CONFIG_FILE):
+                (self.run_dir / name).unlink(missing_ok=True)
+        if created:
+            try:
+                (self.run_dir / LOCK_FILE).unlink(missing_ok=True)
+                self.run_dir.rmdir()
+            except OSError:
+                pass  # something else is in there: leave it
 
     def _streams(self, data: SearchData, method: SearchMethod) -> dict[str, BatchStream]:
         cfg = self.config
@@ -206,20 +258,25 @@ class Run:
         return {name: BatchStream(split[name], cfg.batch_size, cfg.seed, name, augment=True,
                                   mean=data.mean, std=data.std) for name in method.streams}
 
-    def _search(self) -> RunResult:
+    def _search(self, write_config: bool) -> RunResult:
         cfg, run_dir = self.config, self.run_dir
         device = cfg.torch_device()
-        data = search_data(cfg.dataset, self.data_root, cfg.seed, subset=cfg.data_subset, device=device,
-                           split_policy=cfg.split_policy, include_test=False)
-        steps = steps_per_epoch(cfg, data)
-        method = build_method(cfg, data.num_classes, steps)
-        self._provenance = {"data_split": data.split_source, "data_source": data.data_source}
-        streams = self._streams(data, method)
-        eval_stream = BatchStream(data.valid, cfg.batch_size, cfg.seed, "eval", augment=False, mean=data.mean,
-                                  std=data.std, drop_last=False, shuffle=False, limit_batches=cfg.eval_batches)
-        # the same valid batches at every measurement, so the eigenvalue curves are not batch noise
-        hessian_batches = ([b for b, _ in zip(eval_stream.epoch(0), range(cfg.hessian_batches))]
-                           if cfg.hessian_every else [])
+        # everything that can refuse the sizes comes before the first write to the run directory
+        with fits_in_memory(cfg, "loading the data and building the supernet"):
+            data = search_data(cfg.dataset, self.data_root, cfg.seed, subset=cfg.data_subset, device=device,
+                               split_policy=cfg.split_policy, include_test=False)
+            steps = steps_per_epoch(cfg, data)
+            method = build_method(cfg, data.num_classes, steps)
+            self._provenance = {"data_split": data.split_source, "data_source": data.data_source}
+            streams = self._streams(data, method)
+            eval_stream = BatchStream(data.valid, cfg.batch_size, cfg.seed, "eval", augment=False, mean=data.mean,
+                                      std=data.std, drop_last=False, shuffle=False, limit_batches=cfg.eval_batches)
+            # the same valid batches at every measurement, so the eigenvalue curves are not batch noise
+            hessian_batches = ([b for b, _ in zip(eval_stream.epoch(0), range(cfg.hessian_batches))]
+                               if cfg.hessian_every else [])
+        if write_config:
+            write_text_atomic(run_dir / CONFIG_FILE, json.dumps(cfg.to_dict(), indent=2, default=str))
+            self._wrote_config = True
 
         start_epoch, wall = 0, 0.0
         ckpt_path = run_dir / CHECKPOINT_FILE
@@ -235,13 +292,14 @@ class Run:
         genotype = None
         for epoch in range(start_epoch, cfg.epochs):
             t0 = time.perf_counter()
-            acc = self._train_epoch(method, streams, epoch, steps)
-            train_loss = float(acc.loss) / max(acc.count, 1)
-            diverged = not math.isfinite(train_loss)
-            valid_loss, valid_acc = (math.nan, math.nan) if diverged else _evaluate(method, eval_stream, epoch)
-            spectrum = None
-            if cfg.hessian_every and (epoch + 1) % cfg.hessian_every == 0 and not diverged:
-                spectrum = arch_hessian_spectrum(method, hessian_batches)
+            with fits_in_memory(cfg, f"training epoch {epoch + 1}"):
+                acc = self._train_epoch(method, streams, epoch, steps)
+                train_loss = float(acc.loss) / max(acc.count, 1)
+                diverged = not math.isfinite(train_loss)
+                valid_loss, valid_acc = (math.nan, math.nan) if diverged else _evaluate(method, eval_stream, epoch)
+                spectrum = None
+                if cfg.hessian_every and (epoch + 1) % cfg.hessian_every == 0 and not diverged:
+                    spectrum = arch_hessian_spectrum(method, hessian_batches)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - t0

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..ranges import BATCH_SIZE, BELOW_ONE, EPOCHS, EVERY, NON_NEGATIVE, POSITIVE
 from ..space.genotype import Genotype
 from ..space.mixed_cell import MixedCell
 from ..space.ops import NUM_EDGES, NUM_OPS, OP_INDEX
@@ -51,22 +52,23 @@ _LEARNABLE = (OP_INDEX["nor_conv_1x1"], OP_INDEX["nor_conv_3x3"])
 class DartsOptions:
     """Defaults are the NB201 reference (xautodl DARTS-V1) unless a subclass says otherwise."""
 
-    epochs: int = option(50, XAUTODL_CONFIG, "search epochs")
-    batch_size: int = option(64, XAUTODL_CONFIG, "batch size of every stream")
+    epochs: int = option(50, XAUTODL_CONFIG, "search epochs", bounds=EPOCHS)
+    batch_size: int = option(64, XAUTODL_CONFIG, "batch size of every stream", bounds=BATCH_SIZE)
     mode: str = option("bilevel", NB201, "optimization mode", MODES)
     activation: str = option("softmax", NB201, "activation on α", ACTIVATIONS)
     order: int = option(1, NB201, "1 = first-order α gradient, 2 = unrolled second order", (1, 2))
     step_order: str = option("w-alpha", XAUTODL_V1, "two-batch modes: w-alpha = weight step on the train batch, "
                              "then the α step at the updated weights; alpha-w = α step first", STEP_ORDERS)
-    w_lr: float = option(0.025, XAUTODL_CONFIG, "SGD learning rate of the network weights")
-    w_lr_min: float = option(0.001, XAUTODL_CONFIG, "cosine annealing floor of the weight learning rate")
+    w_lr: float = option(0.025, XAUTODL_CONFIG, "SGD learning rate of the network weights", bounds=POSITIVE)
+    w_lr_min: float = option(0.001, XAUTODL_CONFIG, "cosine annealing floor of the weight learning rate",
+                             bounds=NON_NEGATIVE)
     lr_schedule: str = option("per-epoch", XAUTODL_LR, "cosine annealing of the weight lr: per-epoch = "
                               "lr(e) = min + (lr - min)(1 + cos(π e/E))/2, changed once per epoch; per-step = "
                               "the same curve with e advanced every step", LR_SCHEDULES)
-    w_momentum: float = option(0.9, XAUTODL_CONFIG, "SGD momentum")
+    w_momentum: float = option(0.9, XAUTODL_CONFIG, "SGD momentum", bounds=BELOW_ONE)
     w_nesterov: bool = option(True, XAUTODL_CONFIG, "Nesterov momentum")
-    w_weight_decay: float = option(5e-4, XAUTODL_CONFIG, "weight decay of the network weights")
-    grad_clip: float = option(5.0, XAUTODL_V1, "gradient-norm clip (--gradient_clip 5; 0 = off)")
+    w_weight_decay: float = option(5e-4, XAUTODL_CONFIG, "weight decay of the network weights", bounds=NON_NEGATIVE)
+    grad_clip: float = option(5.0, XAUTODL_V1, "gradient-norm clip (--gradient_clip 5; 0 = off)", bounds=NON_NEGATIVE)
     clip_includes_alpha: bool = option(True, XAUTODL_V1, "the clip's total norm also counts α's gradient as "
                                        "the reference leaves it in .grad (clip_grad_norm_(network.parameters())): "
                                        "the last α step's gradient + ∇α L_train; false = the weights alone")
@@ -74,13 +76,15 @@ class DartsOptions:
                                        "search (w, α) is the same either way (training-mode BN normalises "
                                        "with batch statistics); it changes the eval-mode supernet valid "
                                        "accuracy and the discrete-cell ranking analyses")
-    a_lr: float = option(3e-4, XAUTODL_SH, "Adam learning rate of α (--arch_learning_rate)")
-    a_beta1: float = option(0.5, XAUTODL_V1, "Adam β1 of α")
-    a_beta2: float = option(0.999, XAUTODL_V1, "Adam β2 of α")
-    a_weight_decay: float = option(1e-3, XAUTODL_SH, "Adam weight decay (L2) of α (--arch_weight_decay)")
-    alpha_init_std: float = option(1e-3, XAUTODL_NET, "α initialised as std·N(0, 1)")
-    unrolled_eps: float = option(0.01, NB201, "finite-difference ε numerator for order 2 (DARTS: 0.01/‖∇w'L‖)")
-    gc_every: int = option(10, OURS, "measure gradient correlation every k steps (0 = never)")
+    a_lr: float = option(3e-4, XAUTODL_SH, "Adam learning rate of α (--arch_learning_rate)", bounds=POSITIVE)
+    a_beta1: float = option(0.5, XAUTODL_V1, "Adam β1 of α", bounds=BELOW_ONE)
+    a_beta2: float = option(0.999, XAUTODL_V1, "Adam β2 of α", bounds=BELOW_ONE)
+    a_weight_decay: float = option(1e-3, XAUTODL_SH, "Adam weight decay (L2) of α (--arch_weight_decay)",
+                                   bounds=NON_NEGATIVE)
+    alpha_init_std: float = option(1e-3, XAUTODL_NET, "α initialised as std·N(0, 1)", bounds=NON_NEGATIVE)
+    unrolled_eps: float = option(0.01, NB201, "finite-difference ε numerator for order 2 (DARTS: 0.01/‖∇w'L‖)",
+                                 bounds=POSITIVE)
+    gc_every: int = option(10, OURS, "measure gradient correlation every k steps (0 = never)", bounds=EVERY)
     derive_none: bool = option(True, NB201, "'none' takes part in the argmax derivation; false leaves it out "
                                "(with sigmoid α, 'none' gets no gradient and can win by standing still)")
 

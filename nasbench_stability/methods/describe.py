@@ -35,12 +35,14 @@ def describe_method(name: str) -> str:
     step = step_line(info.default_options())
     if step:
         out.append(f"one step: {step}")
-    out += ["", "options (name = default · source · meaning):"]
+    out += ["", "options (name = default · source · meaning [allowed]):"]
     assigned = [f"{r['name']} = {r['default']!s}" for r in rows]
     w = max(len(a) for a in assigned)
     for a, r in zip(assigned, rows):
-        choices = f" [{' | '.join(map(str, r['choices']))}]" if r["choices"] else ""
-        out.append(f"  {a:<{w}} · {r['source']} · {r['doc']}{choices}")
+        allowed = f" [{' | '.join(map(str, r['choices']))}]" if r["choices"] else ""
+        if r["bounds"] is not None:
+            allowed += f" [{r['bounds'].describe(r['name'])}]"
+        out.append(f"  {a:<{w}} · {r['source']} · {r['doc']}{allowed}")
     if info.departures:
         out += ["", "departures from the paper:"] + [f"  - {d}" for d in info.departures]
     out += ["", f"override with: nbs run --method {name} --set KEY=VALUE"]

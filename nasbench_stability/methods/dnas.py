@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..ranges import COUNT, NON_NEGATIVE
 from ..space.genotype import Genotype
 from ..space.ops import NUM_EDGES, NUM_OPS, OP_INDEX
 from ..space.partial_channel_cell import PartialChannelCell
@@ -54,11 +55,13 @@ class DnasOptions(DartsOptions):
     """NB201 reference optimizers and schedule (bi-level, first order); CAM and the zero-one loss."""
 
     activation: str = option("cam", PAPER, "ψ = sigmoid(α)·softmax_edges(β)·sigmoid(γ) (eq. 4-5)", ("cam",))
-    alpha_init_std: float = option(1e-3, NB201, "α, β and γ initialised as std·N(0, 1) (xautodl's α init)")
+    alpha_init_std: float = option(1e-3, NB201, "α, β and γ initialised as std·N(0, 1) (xautodl's α init)",
+                                   bounds=NON_NEGATIVE)
     zero_one_weight: float = option(10.0, PAPER, "weight w of FairDARTS' zero-one loss −w·mean((σ−0.5)²); "
-                                                  "FairDARTS' default, adopted by the paper (0 = off)")
+                                                  "FairDARTS' default, adopted by the paper (0 = off)",
+                                                  bounds=NON_NEGATIVE)
     partial_channels: int = option(1, NB201, "PC-DARTS: ops see 1/K of the channels (K=4 in PC-DARTS); "
-                                            "1 = off, the docs' default on NB201")
+                                            "1 = off, the docs' default on NB201", bounds=COUNT)
     include_none: bool = option(False, PAPER, "'none' among the candidate ops; the paper's edges have none of it "
                                               "('7 candidate operations', DARTS' 8 minus none): 4 ops, 174 "
                                               "parameters on NB201; true = 5 ops, 195")

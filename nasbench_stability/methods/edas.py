@@ -53,6 +53,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.pipeline import derive_seed
+from ..ranges import BATCH_SIZE, BELOW_ONE, EPOCHS, FRACTION, NON_NEGATIVE, POSITIVE
 from ..space.ops import EDGES, NUM_EDGES, NUM_NODES, NUM_OPS, OP_INDEX
 from .base import Batch, SearchContext, StepStats
 from .darts_family import MODES, STEP_ORDERS, DartsFamily, DartsOptions
@@ -83,8 +84,8 @@ def _used_ops(active: Active) -> set[tuple[int, int]]:
 class EdasOptions(DartsOptions):
     """EDAS-inv's settings (§4.1); ``edas`` and ``alpha-max`` change the warm-up and the weight path."""
 
-    epochs: int = option(25, PAPER, "search epochs (§4.1)")
-    batch_size: int = option(64, PAPER, "batch size of every stream (§4.1)")
+    epochs: int = option(25, PAPER, "search epochs (§4.1)", bounds=EPOCHS)
+    batch_size: int = option(64, PAPER, "batch size of every stream (§4.1)", bounds=BATCH_SIZE)
     mode: str = option("bilevel", PAPER, "optimization mode (bi-level from DARTS, §4.1)", MODES)
     step_order: str = option("alpha-w", DARTS_CODE, "the α step, then the weight step on the same sampled edge "
                              "('bilevel optimization adopted from DARTS', §4.1: architect.step first)", STEP_ORDERS)
@@ -96,19 +97,22 @@ class EdasOptions(DartsOptions):
     activation: str = option("softmax", PAPER, "activation on α (eq. 1 and 3)", ("softmax",))
     order: int = option(1, OURS, "first-order α gradient: the paper does not say; its 0.125 GPU-day cost and "
                                  "its comparison with DARTS first order suggest it (second order not offered)", (1,))
-    w_lr: float = option(0.025, PAPER, "SGD learning rate of the weights, cosine-annealed (§4.1)")
-    w_lr_min: float = option(0.001, PAPER, "cosine annealing floor of the weight learning rate (§4.1)")
-    w_momentum: float = option(0.9, PAPER, "SGD momentum (§4.1)")
-    w_weight_decay: float = option(3e-4, PAPER, "weight decay of the weights (§4.1)")
-    a_lr: float = option(0.025, PAPER, "Adam learning rate of α (§4.1)")
-    a_beta1: float = option(0.5, PAPER, "Adam β1 of α (§4.1)")
-    a_beta2: float = option(0.999, PAPER, "Adam β2 of α (§4.1)")
-    a_weight_decay: float = option(0.0, PAPER, "α weight decay after the warm-up (0: unsampled rows stay put)")
+    w_lr: float = option(0.025, PAPER, "SGD learning rate of the weights, cosine-annealed (§4.1)", bounds=POSITIVE)
+    w_lr_min: float = option(0.001, PAPER, "cosine annealing floor of the weight learning rate (§4.1)",
+                             bounds=NON_NEGATIVE)
+    w_momentum: float = option(0.9, PAPER, "SGD momentum (§4.1)", bounds=BELOW_ONE)
+    w_weight_decay: float = option(3e-4, PAPER, "weight decay of the weights (§4.1)", bounds=NON_NEGATIVE)
+    a_lr: float = option(0.025, PAPER, "Adam learning rate of α (§4.1)", bounds=POSITIVE)
+    a_beta1: float = option(0.5, PAPER, "Adam β1 of α (§4.1)", bounds=BELOW_ONE)
+    a_beta2: float = option(0.999, PAPER, "Adam β2 of α (§4.1)", bounds=BELOW_ONE)
+    a_weight_decay: float = option(0.0, PAPER, "α weight decay after the warm-up (0: unsampled rows stay put)",
+                                   bounds=NON_NEGATIVE)
     weight_path: str = option("sampled-edge", PAPER, "network of the weight step: sampled-edge (EDAS) or "
                                                      "argmax, every edge single-path (α-max, §5.3)", WEIGHT_PATHS)
     warmup_fraction: float = option(0.4, PAPER, "fraction of the epochs with softmax(−α) and the warm-up α "
-                                                "weight decay (10 of 25 epochs, §4.1; 0 = no warm-up)")
-    warmup_a_weight_decay: float = option(1e-3, PAPER, "α weight decay during the warm-up (§4.1, 'as in DARTS')")
+                                                "weight decay (10 of 25 epochs, §4.1; 0 = no warm-up)", bounds=FRACTION)
+    warmup_a_weight_decay: float = option(1e-3, PAPER, "α weight decay during the warm-up (§4.1, 'as in DARTS')",
+                                          bounds=NON_NEGATIVE)
     inversion: str = option("alternate", PAPER, "warm-up steps that use −α: alternate = every other step, even "
                                                 "steps +α and odd steps −α (§3.3: 'we alternately inverse "
                                                 "architecture parameters', 'at every iteration'); constant = −α "
@@ -119,7 +123,8 @@ class EdasOptions(DartsOptions):
 
 @dataclass(frozen=True)
 class EdasPlainOptions(EdasOptions):
-    warmup_fraction: float = option(0.0, PAPER, "no warm-up: EDAS without inversion (Table 2 'EDAS CIFAR10')")
+    warmup_fraction: float = option(0.0, PAPER, "no warm-up: EDAS without inversion (Table 2 'EDAS CIFAR10')",
+                                    bounds=FRACTION)
 
 
 @dataclass(frozen=True)

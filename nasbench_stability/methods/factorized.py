@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..ranges import BELOW_ONE, EPOCHS, NON_NEGATIVE, POSITIVE
 from ..space.factorized_cell import (
     ACTIVATIONS,
     CONV_OPS,
@@ -62,7 +63,7 @@ _CONV_NAMES = frozenset(op for op, _ in CONV_OPS)
 class FactorizedOptions(DartsOptions):
     """A-DARTS' CIFAR-10 search settings; the rest (momentum, wd of w, clip, batch) NB201 reference."""
 
-    epochs: int = option(25, PAPER, "search epochs (the paper's convergence point on CIFAR-10)")
+    epochs: int = option(25, PAPER, "search epochs (the paper's convergence point on CIFAR-10)", bounds=EPOCHS)
     mode: str = option("bilevel", PAPER, "where the α/β batch comes from (Algorithm 1: the validation set)", MODES)
     activation: str = option("softmax", PAPER, "softmax over O1 (eq. 1) and over O2 (eq. 2)", ("softmax",))
     order: int = option(1, PAPER, "first-order gradients (Algorithm 1); no unrolled variant", (1,))
@@ -73,13 +74,15 @@ class FactorizedOptions(DartsOptions):
     track_running_stats: bool = option(True, DARTS_CODE, "BN running statistics in the searchable cells "
                                        "(DARTS' nn.BatchNorm2d(affine=False) keeps them); the search is the "
                                        "same either way, only eval-mode accuracies differ")
-    w_lr: float = option(0.05, PAPER, "SGD learning rate of the weights, cosine-annealed")
-    w_lr_min: float = option(0.001, PAPER, "cosine annealing floor of the weight learning rate")
-    a_lr: float = option(6e-4, PAPER, "fixed Adam learning rate, for α and for β (same configuration)")
-    a_beta1: float = option(0.5, PAPER, "Adam β1 of both architecture optimizers")
-    a_beta2: float = option(0.999, PAPER, "Adam β2 of both architecture optimizers")
-    a_weight_decay: float = option(1e-3, PAPER, "Adam weight decay (L2) of both architecture optimizers")
-    alpha_init_std: float = option(1e-3, NB201, "α and β initialised as std·N(0, 1) (xautodl's α init)")
+    w_lr: float = option(0.05, PAPER, "SGD learning rate of the weights, cosine-annealed", bounds=POSITIVE)
+    w_lr_min: float = option(0.001, PAPER, "cosine annealing floor of the weight learning rate", bounds=NON_NEGATIVE)
+    a_lr: float = option(6e-4, PAPER, "fixed Adam learning rate, for α and for β (same configuration)", bounds=POSITIVE)
+    a_beta1: float = option(0.5, PAPER, "Adam β1 of both architecture optimizers", bounds=BELOW_ONE)
+    a_beta2: float = option(0.999, PAPER, "Adam β2 of both architecture optimizers", bounds=BELOW_ONE)
+    a_weight_decay: float = option(1e-3, PAPER, "Adam weight decay (L2) of both architecture optimizers",
+                                   bounds=NON_NEGATIVE)
+    alpha_init_std: float = option(1e-3, NB201, "α and β initialised as std·N(0, 1) (xautodl's α init)",
+                                   bounds=NON_NEGATIVE)
 
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..ranges import BELOW_ONE, EPOCHS, NON_NEGATIVE
 from ..space.merged_cell import BRANCH_SCALES, POOL_MODES, MergedCell
 from ..space.ops import OP_INDEX
 from ..space.supernet import Supernet
@@ -32,12 +33,13 @@ _PAPER = ("Wang, Xue, Yan, Yang, Hu, Sun. MergeNAS: Merge Operations into One fo
 
 @dataclass(frozen=True)
 class MergeNasOptions(DartsOptions):
-    epochs: int = option(50, PAPER, "search epochs (§4.2)")
-    w_momentum: float = option(0.9, PAPER, "SGD momentum (§4.2)")
+    epochs: int = option(50, PAPER, "search epochs (§4.2)", bounds=EPOCHS)
+    w_momentum: float = option(0.9, PAPER, "SGD momentum (§4.2)", bounds=BELOW_ONE)
     w_weight_decay: float = option(2e-2, PAPER, "weight decay of the network weights (§4.2, Table 2's best; "
-                                                "Table 2 also reports 1e-2: --set w_weight_decay=0.01)")
-    a_beta1: float = option(0.5, PAPER, "Adam β1 of α (§4.2)")
-    a_beta2: float = option(0.999, PAPER, "Adam β2 of α (§4.2)")
+                                                "Table 2 also reports 1e-2: --set w_weight_decay=0.01)",
+                                                bounds=NON_NEGATIVE)
+    a_beta1: float = option(0.5, PAPER, "Adam β1 of α (§4.2)", bounds=BELOW_ONE)
+    a_beta2: float = option(0.999, PAPER, "Adam β2 of α (§4.2)", bounds=BELOW_ONE)
     order: int = option(1, PAPER, "1 = MergeNAS-V1 (first order), 2 = MergeNAS-V2 (DARTS second order)", (1, 2))
     pool: str = option("merged", PAPER, "merged = avg pool as the kernel α_pool·I⊗(1/9) inside the merged "
                                         "conv (§3.4, §4.2); separate = NB201's avg_pool_3x3 as its own term",

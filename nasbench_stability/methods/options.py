@@ -6,7 +6,8 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Any, get_type_hints
 
-from ..errors import ConfigError
+from ..errors import ConfigError, quote
+from ..ranges import Range
 
 PAPER = "paper"
 NB201 = "NB201 reference"
@@ -30,21 +31,39 @@ XAUTODL_BN = reference("AutoDL-Projects docs/NAS-Bench-201.md (`DARTS-V1.sh cifa
 DARTS_CODE = "DARTS code: quark0/darts cnn/train_search.py"
 
 
-def option(default: Any, source: str, doc: str, choices: tuple | None = None) -> Any:
-    """A dataclass field with its provenance; ``nbs methods --show`` prints ``source`` and ``doc``."""
-    meta = {"source": source, "doc": doc, "choices": choices}
+def option(default: Any, source: str, doc: str, choices: tuple | None = None, *,
+           bounds: Range | None = None) -> Any:
+    """A dataclass field with its provenance; ``nbs methods --show`` prints ``source``, ``doc`` and
+    the allowed values (``choices``, or the numeric range ``bounds``, see :mod:`..ranges`)."""
+    meta = {"source": source, "doc": doc, "choices": choices, "bounds": bounds}
     if isinstance(default, (list, dict, set)):
         raise TypeError("option defaults must be immutable")
     return field(default=default, metadata=meta)
 
 
 def describe(options_cls: type) -> list[dict[str, Any]]:
-    """One row per option: name, default, source, doc, choices."""
+    """One row per option: name, default, source, doc, choices, bounds."""
     rows = []
     for f in fields(options_cls):
         rows.append({"name": f.name, "default": f.default, "source": f.metadata.get("source", OURS),
-                     "doc": f.metadata.get("doc", ""), "choices": f.metadata.get("choices")})
+                     "doc": f.metadata.get("doc", ""), "choices": f.metadata.get("choices"),
+                     "bounds": f.metadata.get("bounds")})
     return rows
+
+
+def check_options(options: Any) -> Any:
+    """``options`` itself if every field is inside its declared choices and range; else ConfigError."""
+    for f in fields(options):
+        _check_value(f, getattr(options, f.name))
+    return options
+
+
+def _check_value(f: dataclasses.Field, value: Any) -> None:
+    choices, bounds = f.metadata.get("choices"), f.metadata.get("bounds")
+    if choices and value not in choices:
+        raise ConfigError(f"option {f.name}={quote(value)} is not one of {', '.join(map(str, choices))}")
+    if bounds is not None:
+        bounds.check(f.name, value, what="option ")
 
 
 def _coerce(value: str, target: type, name: str) -> Any:
@@ -54,17 +73,17 @@ def _coerce(value: str, target: type, name: str) -> Any:
             return True
         if low in ("0", "false", "no", "off"):
             return False
-        raise ConfigError(f"option {name}: expected a boolean, got {value!r}")
+        raise ConfigError(f"option {name}: expected a boolean, got {quote(value)}")
     if target in (int, float, str):
         try:
             return target(value)
         except ValueError:
-            raise ConfigError(f"option {name}: expected {target.__name__}, got {value!r}") from None
+            raise ConfigError(f"option {name}: expected {target.__name__}, got {quote(value)}") from None
     if getattr(target, "__origin__", None) is tuple or target is tuple:
         try:
             return tuple(float(v) for v in value.strip("()[] ").split(","))
         except ValueError:
-            raise ConfigError(f"option {name}: expected a comma-separated tuple, got {value!r}") from None
+            raise ConfigError(f"option {name}: expected a comma-separated tuple, got {quote(value)}") from None
     return value
 
 
@@ -75,17 +94,19 @@ def apply_overrides(options: Any, overrides: dict[str, Any]) -> Any:
     changes = {}
     for key, value in overrides.items():
         if key not in by_name:
-            raise ConfigError(f"unknown option {key!r} for {type(options).__name__}; known: {', '.join(by_name)}")
+            raise ConfigError(f"unknown option {quote(key)} for {type(options).__name__}; "
+                              f"known: {', '.join(by_name)}")
         converted = _coerce(value, hints[key], key) if isinstance(value, str) else value
-        choices = by_name[key].metadata.get("choices")
-        if choices and converted not in choices:
-            raise ConfigError(f"option {key}={converted!r} is not one of {', '.join(map(str, choices))}")
+        _check_value(by_name[key], converted)
         changes[key] = converted
-    return dataclasses.replace(options, **changes)
+    # the defaults as well as the overrides: no out-of-range options object leaves here
+    return check_options(dataclasses.replace(options, **changes))
 
 
 def option_names(options_cls: type) -> set[str]:
     return {f.name for f in fields(options_cls)}
 
 
-__all__ = ["PAPER", "NB201", "OURS", "reference", "XAUTODL_V1", "XAUTODL_V2", "XAUTODL_LR", "XAUTODL_BN", "XAUTODL_CONFIG", "XAUTODL_SH", "XAUTODL_NET", "DARTS_CODE", "option", "describe", "apply_overrides", "option_names", "dataclass"]
+__all__ = ["PAPER", "NB201", "OURS", "reference", "XAUTODL_V1", "XAUTODL_V2", "XAUTODL_LR", "XAUTODL_BN",
+           "XAUTODL_CONFIG", "XAUTODL_SH", "XAUTODL_NET", "DARTS_CODE", "option", "describe", "apply_overrides",
+           "check_options", "option_names", "dataclass", "Range"]

@@ -10,7 +10,7 @@ import pkgutil
 from dataclasses import dataclass
 from typing import Callable
 
-from ..errors import ConfigError
+from ..errors import ConfigError, quote
 
 
 @dataclass(frozen=True)
@@ -68,4 +68,4 @@ def get_method(name: str) -> MethodInfo:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ConfigError(f"unknown method {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+        raise ConfigError(f"unknown method {quote(name)}; known: {', '.join(sorted(_REGISTRY))}") from None

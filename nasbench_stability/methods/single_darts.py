@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..ranges import NON_NEGATIVE, POSITIVE
 from .darts_family import ACTIVATIONS, MODES, DartsFamily, DartsOptions
 from .options import NB201, OURS, PAPER, option
 from .registry import register
@@ -13,9 +14,10 @@ from .registry import register
 class SingleDartsOptions(DartsOptions):
     mode: str = option("single-level", PAPER, "optimization mode (the paper: same batch for w and α)", MODES)
     activation: str = option("sigmoid", PAPER, "σ(α_e)_o·o(x) with independent sigmoids (paper's best)", ACTIVATIONS)
-    w_lr: float = option(0.005, PAPER, "SGD learning rate, cosine schedule (§5.1, NB201)")
-    w_weight_decay: float = option(5e-4, NB201, "weight decay of the weights (value lost in the text)")
-    a_lr: float = option(3e-4, NB201, "Adam learning rate of α, fixed (value lost in the text)")
+    w_lr: float = option(0.005, PAPER, "SGD learning rate, cosine schedule (§5.1, NB201)", bounds=POSITIVE)
+    w_weight_decay: float = option(5e-4, NB201, "weight decay of the weights (value lost in the text)",
+                                   bounds=NON_NEGATIVE)
+    a_lr: float = option(3e-4, NB201, "Adam learning rate of α, fixed (value lost in the text)", bounds=POSITIVE)
     clip_includes_alpha: bool = option(False, OURS, "the clip covers the weights alone, so α's step is never "
                                        "scaled by the weights' norm (the authors' code is not available here)")
 

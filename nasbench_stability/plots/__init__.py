@@ -15,7 +15,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ..bench.table import Benchmark
-from ..errors import ConfigError
+from ..errors import ConfigError, quote
 from .alphas import plot_alphas, plot_factors, plot_layer_heatmap
 from .collapse import plot_collapse
 from .common import NothingToPlotError
@@ -56,7 +56,7 @@ def make_plot(kind: str, df: pd.DataFrame, *, benchmark: Benchmark | None = None
     """The figure ``kind`` (a key of :data:`PLOTS`) of the records in ``df``."""
     spec = PLOTS.get(kind)
     if spec is None:
-        raise UnknownPlotError(f"unknown plot kind {kind!r}; known: {', '.join(PLOTS)}")
+        raise UnknownPlotError(f"unknown plot kind {quote(kind)}; known: {', '.join(PLOTS)}")
     return spec.draw(df, benchmark, seed)
 
 
@@ -66,9 +66,9 @@ def plot_runs(kind: str, paths, out: str | Path, *, benchmark: Benchmark | None 
     from ..analysis.loading import load_runs
 
     if kind not in PLOTS:
-        raise UnknownPlotError(f"unknown plot kind {kind!r}; known: {', '.join(PLOTS)}")
+        raise UnknownPlotError(f"unknown plot kind {quote(kind)}; known: {', '.join(PLOTS)}")
     if Path(out).suffix.lower() not in (".png", ".pdf", ".svg"):
-        raise PlotFormatError(f"cannot write a figure as {Path(out).name!r}; use a .png, .pdf or .svg file name")
+        raise PlotFormatError(f"cannot write a figure as {quote(Path(out).name)}; use a .png, .pdf or .svg file name")
     return save_figure(make_plot(kind, load_runs(paths), benchmark=benchmark, seed=seed), out)
 
 

@@ -18,7 +18,7 @@ from matplotlib.transforms import blended_transform_factory
 
 from ..analysis.curves import epoch_curves
 from ..analysis.matrices import EDGE_LABELS, FACTOR_COLUMNS, layer_count, long_edge_op, stack
-from ..errors import ConfigError
+from ..errors import ConfigError, quote
 from ..space.ops import NUM_EDGES, NUM_OPS, OPS
 from .common import EPOCH_LABEL, NothingToPlotError, band, figure_legend, integer_epochs, require_values
 from .style import OP_LABELS, OP_SHORT, figure_style, method_color, new_figure, op_color
@@ -51,7 +51,7 @@ def plot_alphas(df: pd.DataFrame, *, column: str = "op_weights", seed: int | Non
     if seed is not None:
         data = data[data["seed"] == seed]
         if data.empty:
-            raise NothingToPlotError(f"no run with seed {seed} has {column!r} records")
+            raise NothingToPlotError(f"no run with seed {seed} has {quote(column)} records")
     methods = list(methods) if methods is not None else sorted(data["method"].astype(str).unique())
     long = long_edge_op(data[data["method"].isin(methods)], column)
     labels = list(dict.fromkeys(long["op"]))

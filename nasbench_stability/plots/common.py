@@ -10,7 +10,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from ..errors import NbsError
+from ..errors import NbsError, quote
 from .style import MODE_LABELS, MODE_STYLES, method_color
 
 EPOCH_LABEL = "search epoch"
@@ -77,4 +77,4 @@ def has_values(series: pd.Series) -> bool:
 def require_values(df: pd.DataFrame, column: str, what: str, hint: str = "") -> None:
     """Raise :class:`NothingToPlotError` unless ``column`` holds some finite value."""
     if column not in df or not has_values(df[column]):
-        raise NothingToPlotError(f"no {what} in these records ({column!r})" + (f"; {hint}" if hint else ""))
+        raise NothingToPlotError(f"no {what} in these records ({quote(column)})" + (f"; {hint}" if hint else ""))

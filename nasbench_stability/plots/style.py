@@ -18,7 +18,7 @@ import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..errors import ConfigError
+from ..errors import ConfigError, quote
 from ..space.ops import OPS
 
 # Known methods get fixed slots of the colour-blind palette, in the order of the project's papers
@@ -99,7 +99,7 @@ def save_figure(fig: Figure, path: str | Path) -> Path:
     path = Path(path)
     fmt = SUFFIXES.get(path.suffix.lower())
     if fmt is None:
-        raise PlotFormatError(f"cannot write a figure as {path.name!r}; use a .png, .pdf or .svg file name")
+        raise PlotFormatError(f"cannot write a figure as {quote(path.name)}; use a .png, .pdf or .svg file name")
     path.parent.mkdir(parents=True, exist_ok=True)
     metadata = {"png": {"Software": None}, "pdf": {"CreationDate": None}, "svg": {"Date": None}}[fmt]
     with figure_style():

@@ -9,7 +9,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ..errors import ArchStringError
+from ..errors import ArchStringError, quote
 from .ops import (
     EDGE_INDEX,
     EDGES,
@@ -23,7 +23,7 @@ from .ops import (
     PARAM_FREE_OPS,
 )
 
-_TOKEN = re.compile(r"^([a-z0-9_]+)~(\d+)$")
+_TOKEN = re.compile(r"^([a-z0-9_]+)~(\d{1,9})$")  # int() of 4,300+ digits would raise
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class Genotype:
             raise ArchStringError(f"a NB201 cell has {NUM_EDGES} edges, got {len(self.ops)} ops")
         for op in self.ops:
             if op not in OP_INDEX:
-                raise ArchStringError(f"unknown op {op!r}; NB201 ops are {', '.join(OPS)}")
+                raise ArchStringError(f"unknown op {quote(op)}; NB201 ops are {', '.join(OPS)}")
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
@@ -48,23 +48,23 @@ class Genotype:
         text = arch.strip()
         nodes = text.split("+")
         if len(nodes) != NUM_NODES - 1:
-            raise ArchStringError(f"malformed arch string {arch!r}: expected 3 '+'-separated nodes")
+            raise ArchStringError(f"malformed arch string {quote(arch)}: expected 3 '+'-separated nodes")
         ops: dict[tuple[int, int], str] = {}
         for target, node in enumerate(nodes, start=1):
             if not (node.startswith("|") and node.endswith("|")) or len(node) < 3:
-                raise ArchStringError(f"malformed arch string {arch!r}: node {target} must look like |op~i|...|")
+                raise ArchStringError(f"malformed arch string {quote(arch)}: node {target} must look like |op~i|...|")
             tokens = node[1:-1].split("|")
             if len(tokens) != target:
-                raise ArchStringError(f"malformed arch string {arch!r}: node {target} needs {target} inputs")
+                raise ArchStringError(f"malformed arch string {quote(arch)}: node {target} needs {target} inputs")
             for token in tokens:
                 m = _TOKEN.match(token)
                 if m is None:
-                    raise ArchStringError(f"malformed arch string {arch!r}: bad token {token!r}")
+                    raise ArchStringError(f"malformed arch string {quote(arch)}: bad token {quote(token)}")
                 op, source = m.group(1), int(m.group(2))
                 if op not in OP_INDEX:
-                    raise ArchStringError(f"malformed arch string {arch!r}: unknown op {op!r}")
+                    raise ArchStringError(f"malformed arch string {quote(arch)}: unknown op {quote(op)}")
                 if source >= target or (source, target) in ops:
-                    raise ArchStringError(f"malformed arch string {arch!r}: bad input {source} for node {target}")
+                    raise ArchStringError(f"malformed arch string {quote(arch)}: bad input {source} for node {target}")
                 ops[(source, target)] = op
         return cls(tuple(ops[e] for e in EDGES))
 
@@ -75,11 +75,11 @@ class Genotype:
             try:
                 values = [int(v) for v in code.strip().strip("()[]").split(",") if v.strip()]
             except ValueError as err:
-                raise ArchStringError(f"malformed NASLib tuple {code!r}") from err
+                raise ArchStringError(f"malformed NASLib tuple {quote(code)}") from err
         else:
             values = [int(v) for v in code]
         if len(values) != NUM_EDGES or any(not 0 <= v < len(NASLIB_CODE_TO_OP) for v in values):
-            raise ArchStringError(f"malformed NASLib tuple {code!r}: need 6 codes in 0..4")
+            raise ArchStringError(f"malformed NASLib tuple {quote(code)}: need 6 codes in 0..4")
         by_edge = {edge: NASLIB_CODE_TO_OP[v] for edge, v in zip(NASLIB_TUPLE_EDGES, values)}
         return cls(tuple(by_edge[e] for e in EDGES))
 
