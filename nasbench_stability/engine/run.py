@@ -30,7 +30,7 @@ from ..methods.registry import get_method
 from ..space.ops import EDGES, OPS
 from ..space.supernet import NetworkShape
 from .atomic import write_text_atomic
-from .checkpoint import load_checkpoint, save_checkpoint, set_rng_state
+from .checkpoint import load_checkpoint, restore_state, save_checkpoint
 from .config import RunConfig
 from .records import drop_records_after, write_record
 
@@ -226,8 +226,7 @@ class Run:
         ckpt_path = run_dir / CHECKPOINT_FILE
         if ckpt_path.exists():
             payload = load_checkpoint(ckpt_path, config_hash=cfg.config_hash, device=device)
-            method.load_checkpoint_state(payload["method"])
-            set_rng_state(payload["rng"])
+            restore_state(method, payload, ckpt_path, rng=True)
             start_epoch, wall = payload["epochs_done"], payload["wall_seconds"]
             drop_records_after(run_dir, start_epoch)
             self.log(f"{cfg.run_name}: resuming after epoch {start_epoch}/{cfg.epochs}")

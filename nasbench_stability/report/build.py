@@ -78,10 +78,10 @@ def build_report(paths: PathsLike, out: str | Path, *, benchmark: Benchmark | No
     runs = run_index(paths)
     mixed = runs.groupby("method")["preset"].nunique()
     load_notes += [f"{m}: runs of several presets are pooled as seeds of one method" for m in mixed[mixed > 1].index]
-    out.mkdir(parents=True, exist_ok=True)
-
-    figures, skipped = render_figures(df, out / "figures", benchmark=benchmark, formats=figure_formats)
+    # tables first: the ranking analysis restores checkpoints and may refuse one; then nothing is written
     tables = _tables(df, runs, benchmark, criteria, rank_cells, rank_batches, data_root)
+    out.mkdir(parents=True, exist_ok=True)
+    figures, skipped = render_figures(df, out / "figures", benchmark=benchmark, formats=figure_formats)
     title = title or f"nbs report: {', '.join(sorted(df['method'].astype(str).unique()))}"
 
     by_key = {t.key: t for t in tables}
