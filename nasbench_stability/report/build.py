@@ -29,7 +29,9 @@ from ..analysis.loading import PathsLike, load_runs, run_index
 from ..analysis.tables import per_seed_display, per_seed_table, results_table
 from ..bench.columns import METRIC_COLUMNS, ColumnSpec
 from ..bench.table import Benchmark
-from ..errors import ConfigError, NbsError
+from ..destinations import check_writable, ensure_folder, writing
+from ..engine.atomic import write_text_atomic
+from ..errors import ConfigError
 from .figures import ReportFigure, render_figures
 from .page import Section, figures_section, render_page, table_section
 from .tables import Table, to_latex, to_markdown
@@ -64,9 +66,7 @@ def build_report(paths: PathsLike, out: str | Path, *, benchmark: Benchmark | No
     paragraph under the title (how the runs were made, what to look at); ``rank_cells > 0`` adds
     the supernet ranking analysis (restores every supported run and evaluates cells: slow).
     """
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise NbsError(f"{out} exists and is not a folder")
+    out = check_writable(out, "report folder")  # before the slow part; creates nothing
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         df = load_runs(paths)
@@ -80,7 +80,7 @@ def build_report(paths: PathsLike, out: str | Path, *, benchmark: Benchmark | No
     load_notes += [f"{m}: runs of several presets are pooled as seeds of one method" for m in mixed[mixed > 1].index]
     # tables first: the ranking analysis restores checkpoints and may refuse one; then nothing is written
     tables = _tables(df, runs, benchmark, criteria, rank_cells, rank_batches, data_root)
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_folder(out / "figures", "report figure folder")
     figures, skipped = render_figures(df, out / "figures", benchmark=benchmark, formats=figure_formats)
     title = title or f"nbs report: {', '.join(sorted(df['method'].astype(str).unique()))}"
 
@@ -99,13 +99,16 @@ def build_report(paths: PathsLike, out: str | Path, *, benchmark: Benchmark | No
         Section("runs", "Runs and configurations", _runs_body(by_key["runs"], runs, load_notes)),
     ]
     meta = _meta_line(df, runs, benchmark)
-    html_path = out / "index.html"
-    html_path.write_text(render_page(title, meta, sections, _version(), description or ""), encoding="utf-8")
-    md_path, tex_path = out / "tables.md", out / "tables.tex"
+    html_path, md_path, tex_path = out / "index.html", out / "tables.md", out / "tables.tex"
     intro = f"{html.unescape(meta)}\n\n" + (f"{description}\n\n" if description else "")
-    md_path.write_text(f"# {title}\n\n{intro}" + "\n".join(to_markdown(t) for t in tables), encoding="utf-8")
-    tex_path.write_text("% nbs report tables; needs \\usepackage{booktabs}\n"
-                        + "\n".join(to_latex(t) for t in tables), encoding="utf-8")
+    texts = {
+        html_path: render_page(title, meta, sections, _version(), description or ""),
+        md_path: f"# {title}\n\n{intro}" + "\n".join(to_markdown(t) for t in tables),
+        tex_path: "% nbs report tables; needs \\usepackage{booktabs}\n" + "\n".join(to_latex(t) for t in tables),
+    }
+    for path, text in texts.items():  # each replaced in one rename: never a half-written page
+        with writing(path, "report file"):
+            write_text_atomic(path, text)
     return ReportFiles(out, html_path, md_path, tex_path, tuple(figures), tuple(tables))
 
 
