@@ -25,3 +25,7 @@ class CheckpointError(NbsError):
 
 class DivergenceError(NbsError):
     """The search produced a non-finite loss; the run stops cleanly and records it."""
+
+
+class DamagedFileError(NbsError):
+    """A run's bookkeeping file (record, status) that is damaged and cannot be repaired from the checkpoint."""

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from files_helpers import RUN_ARGS, copy_run, nbs_call, read_only
+from files_helpers import RUN_ARGS, RUN_NAME, copy_run, nbs_call, read_only
 from test_engine_runs import assert_one_line_error
 
 
@@ -32,6 +32,7 @@ def _command(command: str, dest: Path, runs: Path) -> list:
 
 # (command, how the destination is broken, what the one line must say)
 CASES = [
+    ("run", "file", "is a file, not a folder"), ("run", "under-file", "which is a file"), ("run", "read-only", ""),
     ("report", "file", "is a file, not a folder"), ("report", "under-file", "which is a file"),
     ("report", "read-only", ""), ("report", "figures-is-a-file", "is a file, not a folder"),
     # a figure or table is a file: under a file, its folder is the file
@@ -67,3 +68,37 @@ def test_unwritable_destination_is_one_line_and_writes_nothing(nbs_env, referenc
         named = {"file": blocker, "under-file": blocker, "folder": dest, "figures-is-a-file": dest / "figures"}
         assert_one_line_error(proc, says, str(named[broken]))
     assert tree(tmp_path) == before
+
+
+def test_finished_run_on_read_only_storage_is_reported_finished(nbs_env, reference_run, tmp_path):
+    out = copy_run(reference_run, tmp_path / "runs")
+    before = tree(out)
+    with read_only(out) as prefix:
+        proc = nbs_call(nbs_env, *RUN_ARGS, "--out", out, prefix=prefix)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stdout + proc.stderr
+    assert f"{out / RUN_NAME} already finished; not re-run" in proc.stdout
+    assert tree(out) == before
+
+
+def test_unfinished_run_on_read_only_storage_is_one_line(nbs_env, interrupted_run, tmp_path):
+    out = copy_run(interrupted_run, tmp_path / "runs")
+    before = tree(out)
+    with read_only(out) as prefix:
+        proc = nbs_call(nbs_env, *RUN_ARGS, "--out", out, prefix=prefix)
+    assert_one_line_error(proc, str(out / RUN_NAME / ".lock"), "needs a writable run directory")
+    assert tree(out) == before
+
+
+@pytest.mark.parametrize("finished", [True, False], ids=["finished", "interrupted"])
+def test_a_lock_that_cannot_be_opened_only_matters_to_an_unfinished_run(nbs_env, reference_run, interrupted_run,
+                                                                        tmp_path, finished):
+    """A folder where the lock file belongs stops writes to it for root too: the same path as read-only storage."""
+    out = copy_run(reference_run if finished else interrupted_run, tmp_path / "runs")
+    (out / RUN_NAME / ".lock").mkdir()
+    before = tree(out)
+    proc = nbs_call(nbs_env, *RUN_ARGS, "--out", out)
+    if finished:
+        assert proc.returncode == 0 and "already finished" in proc.stdout, proc.stdout + proc.stderr
+    else:
+        assert_one_line_error(proc, ".lock", "needs a writable run directory")
+    assert tree(out) == before

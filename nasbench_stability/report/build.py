@@ -54,6 +54,7 @@ class ReportFiles:
     latex: Path
     figures: tuple[ReportFigure, ...]
     tables: tuple[Table, ...]
+    warnings: tuple[str, ...] = ()   # what loading the runs warned about (damaged files, runs left out)
 
 
 def build_report(paths: PathsLike, out: str | Path, *, benchmark: Benchmark | None = None,
@@ -70,12 +71,13 @@ def build_report(paths: PathsLike, out: str | Path, *, benchmark: Benchmark | No
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         df = load_runs(paths)
-    load_notes = [str(w.message) for w in caught]
+        runs = run_index(paths)
+    load_warnings = tuple(dict.fromkeys(str(w.message) for w in caught))  # both calls read each status
+    load_notes = list(load_warnings)
     searched = sorted(df["dataset"].astype(str).unique())
     if len(searched) > 1:
         raise ConfigError(f"the runs searched on several datasets ({', '.join(searched)}); tables group by method, "
                           f"so make one report per search dataset")
-    runs = run_index(paths)
     mixed = runs.groupby("method")["preset"].nunique()
     load_notes += [f"{m}: runs of several presets are pooled as seeds of one method" for m in mixed[mixed > 1].index]
     # tables first: the ranking analysis restores checkpoints and may refuse one; then nothing is written
@@ -109,7 +111,7 @@ def build_report(paths: PathsLike, out: str | Path, *, benchmark: Benchmark | No
     for path, text in texts.items():  # each replaced in one rename: never a half-written page
         with writing(path, "report file"):
             write_text_atomic(path, text)
-    return ReportFiles(out, html_path, md_path, tex_path, tuple(figures), tuple(tables))
+    return ReportFiles(out, html_path, md_path, tex_path, tuple(figures), tuple(tables), load_warnings)
 
 
 # ---- tables ----------------------------------------------------------------------------------
