@@ -27,6 +27,10 @@ class DivergenceError(NbsError):
     """The search produced a non-finite loss; the run stops cleanly and records it."""
 
 
+class DamagedFileError(NbsError):
+    """A run's bookkeeping file (record, status) that is damaged and cannot be repaired from the checkpoint."""
+
+
 QUOTE_LIMIT = 60
 
 

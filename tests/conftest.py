@@ -160,3 +160,49 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(skip)
+
+
+# ---- run directories for the file-safety tests (copied, never changed) -----------------------------
+class _StopAfter(Exception):
+    pass
+
+
+@pytest.fixture(scope="session")
+def reference_run(nbs_env, tmp_path_factory) -> Path:
+    """A finished 3-epoch smoke run of darts-v1 made by `nbs run` (see files_helpers.RUN_ARGS)."""
+    from files_helpers import RUN_ARGS, RUN_NAME, nbs_call
+
+    out = tmp_path_factory.mktemp("reference-run")
+    proc = nbs_call(nbs_env, *RUN_ARGS, "--out", out)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return out / RUN_NAME
+
+
+@pytest.fixture(scope="session")
+def interrupted_run(bench_path, cifar_root, nbs_home, tmp_path_factory) -> Path:
+    """The same run stopped right after epoch 2 was checkpointed (what a kill there leaves), made in
+    this process: stopping from the log callback is exact where a timed kill is not."""
+    from nasbench_stability.engine.config import resolve_config
+    from nasbench_stability.engine.run import Run
+
+    out = tmp_path_factory.mktemp("interrupted-run")
+    config = resolve_config("darts-v1", preset="smoke", epochs=3,
+                            overrides={"data_subset": "16", "batch_size": "8", "eval_batches": "1"})
+
+    def log(line: str) -> None:
+        if "epoch 2/3" in line:
+            raise _StopAfter
+
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in the `nbs` subprocesses (SUBPROCESS_ENV): same float sums, same records
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("NBS_HOME", str(nbs_home))
+            with pytest.raises(_StopAfter):
+                Run(config, out, benchmark=Benchmark.load(bench_path), data_root=cifar_root, progress=False,
+                    log=log).execute()
+    finally:
+        torch.set_num_threads(threads)
+    return out / config.run_name

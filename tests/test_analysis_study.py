@@ -70,7 +70,7 @@ def test_load_runs_tolerates_partial_in_progress_and_broken_runs(study, tmp_path
         warnings.simplefilter("always")
         df = load_runs(tmp_path)
     messages = " ".join(str(w.message) for w in caught)
-    assert "no epoch records yet" in messages and "unreadable record" in messages
+    assert "no epoch records yet" in messages and "damaged record" in messages
     lengths = df.groupby("run_dir")["epoch"].apply(list).to_dict()
     assert lengths == {str(partial.resolve()): [1, 2, 3], str(broken.resolve()): [1, 3, 4]}
     assert df.loc[df["run_dir"] == str(partial.resolve()), "status"].unique().tolist() == ["running"]

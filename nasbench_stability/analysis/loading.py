@@ -2,8 +2,12 @@
 
 Every analysis and figure starts from :func:`load_runs`, so it is the one place that deals with
 the untidy facts of real experiments: runs still in progress, runs killed between epochs, runs of
-different lengths, a stray unreadable file, the same run named twice on the command line. It never
+different lengths, a damaged file, the same run named twice on the command line. It never
 writes to a run directory, so it is safe to point at runs that are still being written.
+
+A damaged record (unreadable, or not the epoch its name says) or a gap in a run's epochs is never
+dropped silently: each is a one-line warning naming the file, which ``nbs report`` and ``nbs plot``
+print on stderr (and the report lists). A damaged ``status.json`` reads as state ``damaged``.
 """
 
 from __future__ import annotations
@@ -15,9 +19,9 @@ from pathlib import Path
 from typing import Any, Iterable, Union
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
+from ..engine.records import DamagedRecordError, read_record, record_files
+from ..engine.status import status_problem
 from ..errors import MissingFileError, NbsError
 
 PathsLike = Union[str, os.PathLike, Iterable[Union[str, os.PathLike]]]
@@ -76,24 +80,43 @@ def read_run_config(run_dir: Path) -> dict[str, Any]:
 
 
 def read_run_status(run_dir: Path) -> dict[str, Any]:
-    """``status.json``; a run with records but no status file reads as ``unknown``."""
-    status = _read_json(Path(run_dir) / STATUS_FILE)
-    return status or {"state": "unknown"}
+    """``status.json``; a run with records but no status file reads as ``unknown``, one whose
+    status file is damaged as ``damaged`` (with a warning)."""
+    path = Path(run_dir) / STATUS_FILE
+    if not path.exists():
+        return {"state": "unknown"}
+    try:
+        status = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        status, problem = None, f"unreadable: {type(err).__name__}"
+    else:
+        problem = status_problem(status)
+    if problem:
+        warnings.warn(f"damaged {path} ({problem}): its run is shown as 'damaged'; `nbs run` with the run's "
+                      f"settings rewrites it from the checkpoint", stacklevel=2)
+        return {"state": "damaged"}
+    return status
 
 
 def read_run_records(run_dir: Path) -> pd.DataFrame:
     """All readable epoch records of one run, sorted by epoch.
 
-    Unlike the engine's reader this skips (with a warning) files that cannot be read — a disk
-    that filled up, a file copied half-way — instead of failing the whole analysis.
+    Unlike the engine, which refuses to continue a run with a damaged record, this leaves such a
+    file out — a disk that filled up, a file copied half-way — with a one-line warning naming it,
+    instead of failing the whole analysis. A gap in the epochs is warned about too.
     """
     frames = []
-    for f in sorted((Path(run_dir) / RECORDS_DIR).glob("epoch-*.parquet")):
+    files = record_files(run_dir)
+    for epoch, f in files.items():
         try:
-            frames.append(pq.read_table(f).to_pandas())
-        except (pa.ArrowException, OSError) as err:
-            warnings.warn(f"skipping unreadable record {f}: {err}", stacklevel=2)
-    frames = [f for f in frames if not f.empty]
+            frames.append(read_record(f))
+        except DamagedRecordError as err:
+            warnings.warn(f"damaged record {f} ({err.problem}): epoch {epoch} of {run_dir} is left out; it "
+                          f"cannot be re-derived without re-running the run from scratch", stacklevel=2)
+    missing = sorted(set(range(1, max(files, default=0) + 1)) - set(files))
+    if missing:
+        warnings.warn(f"{run_dir / RECORDS_DIR} lacks the record(s) of epoch(s) {_ranges(missing)}; "
+                      f"they are left out", stacklevel=2)
     if not frames:
         return pd.DataFrame()
     df = pd.concat(frames, ignore_index=True)
@@ -154,10 +177,23 @@ def load_runs(paths: PathsLike) -> pd.DataFrame:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``; {} if missing, unreadable or not an object."""
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _ranges(epochs: list[int]) -> str:
+    """[2, 3, 4, 7] -> '2-4, 7' (a long gap stays one short line)."""
+    spans: list[list[int]] = []
+    for e in epochs:
+        if spans and e == spans[-1][1] + 1:
+            spans[-1][1] = e
+        else:
+            spans.append([e, e])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
 
 
 def _as_list(paths: PathsLike) -> list:

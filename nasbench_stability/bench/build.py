@@ -24,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..destinations import check_writable, ensure_folder, writing
 from ..errors import MissingFileError, NbsError
 from ..space.genotype import Genotype
 from . import locate, official, sources
@@ -98,15 +99,16 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike, specs: Sequence[Colum
         META_VERSION: TABLE_VERSION.encode(),
     }
     table = table.replace_schema_metadata(metadata)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    ensure_folder(path.parent, "benchmark table folder")
+    with writing(path, "benchmark table"):
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            pq.write_table(table, tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     return path
 
 
@@ -124,8 +126,11 @@ def build_and_write(
     present. An existing table is kept unless ``force`` (checked before any slow work).
     """
     target = locate.table_path(out)
+    if target.is_dir():
+        raise NbsError(f"benchmark table {target} is a folder; give a .parquet file name")
     if target.exists() and not force:
         raise NbsError(f"benchmark table {target} already exists; use --force to rebuild it")
+    check_writable(target.parent, "benchmark table folder")  # before the (possibly slow) build; creates nothing
     given_paths = (("source folder", source_dir), ("NAS-Bench-201 file", nb201_pth), ("NATS-Bench data", nats_path))
     for what, given in given_paths:
         if given is not None and not Path(given).exists():

@@ -13,7 +13,9 @@ files go through one code path and yield the same columns, all exact.
   ``torch.load`` without ``weights_only=False`` (the default turned True in torch 2.6, which may
   reject objects pickled in 2020), and its dict form deep-copies tens of GB. Each cell is rebuilt with the package's own
   ``ArchResults.create_from_state_dict`` (what the constructor does) and freed once read.
-  ``torch.load`` of a pickle can run code: only import files from the official source.
+  Its records are the package's own classes, so it must be fully unpickled (``weights_only=False``),
+  which can run code: it is read only from the path the user names (``--nb201-pth``), so only
+  import files from the official source.
 * NATS-Bench topology: the ``NATS-tss-v1_0-3ffb9-simple`` directory (``meta.pickle.pbz2`` plus one
   ``{index:06d}.pickle.pbz2`` per cell, read with ``fast_mode=True``) or a single
   ``.pickle.pbz2`` file (``fast_mode=False``), through ``nats_bench.create(path, 'tss', ...)`` and
@@ -46,7 +48,7 @@ from .columns import (
     accuracy_spec,
     cost_spec,
 )
-from .sources import SourceColumns, one_line, require
+from .sources import SourceColumns, one_line, reading, require
 
 Progress = Callable[[int, int], None]
 """Called as ``progress(cells_done, cells_total)`` while an importer walks a file."""
@@ -87,8 +89,9 @@ def read_nb201_pth(path: Path, progress: Progress | None = None) -> OfficialData
             }
 
     source = f"NAS-Bench-201 official file ({path.name})"
-    archs = list(data["meta_archs"])
-    return OfficialData(archs, _collect(len(archs), cells(), len(infos), source, progress))
+    with reading(path, "NAS-Bench-201 file"):  # wrong-typed content: one line, not a traceback
+        archs = [str(a) for a in data["meta_archs"]]
+        return OfficialData(archs, _collect(len(archs), cells(), len(infos), source, progress))
 
 
 def read_nats_topology(path: Path, progress: Progress | None = None) -> OfficialData:
@@ -119,7 +122,9 @@ def read_nats_topology(path: Path, progress: Progress | None = None) -> Official
             yield index, by_hp
 
     source = f"NATS-Bench topology official data ({path.name})"
-    return OfficialData(list(api.meta_archs), _collect(len(api.meta_archs), cells(), len(indices), source, progress))
+    with reading(path, "NATS-Bench topology data"):
+        archs = [str(a) for a in api.meta_archs]
+        return OfficialData(archs, _collect(len(archs), cells(), len(indices), source, progress))
 
 
 def _collect(

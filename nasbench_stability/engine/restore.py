@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..data.search import SearchData, search_data
-from ..errors import MissingFileError
+from ..errors import ConfigError, MissingFileError, NbsError
 from ..methods.base import SearchMethod
-from .checkpoint import load_checkpoint
+from .checkpoint import load_checkpoint, restore_state
 from .config import RunConfig
 from .run import CHECKPOINT_FILE, CONFIG_FILE, build_method, steps_per_epoch
 
@@ -29,14 +29,18 @@ def restore_run(run_dir: Path, *, data_root: Path | None = None, device: str | N
     for p in (cfg_path, ckpt_path):
         if not p.exists():
             raise MissingFileError(f"{p} not found; is {run_dir} an nbs run directory with a finished epoch?")
-    config = RunConfig.from_dict(json.loads(cfg_path.read_text()))
+    try:
+        config = RunConfig.from_dict(json.loads(cfg_path.read_text()))
+    except (OSError, ValueError, TypeError, AttributeError, KeyError, NbsError) as err:
+        raise ConfigError(f"{cfg_path} is not a readable nbs config ({err})") from None
     saved_hash = config.config_hash
     if device is not None and device != config.device:
         config = dataclasses.replace(config, device=device)
+    # the checkpoint first: a bad one fails before the data is loaded (and never runs code)
+    payload = load_checkpoint(ckpt_path, config_hash=saved_hash, device=config.torch_device())
     data = search_data(config.dataset, data_root, config.seed, subset=config.data_subset,
                        device=config.torch_device(), split_policy=config.split_policy, include_test=False)
     method = build_method(config, data.num_classes, steps_per_epoch(config, data))
-    payload = load_checkpoint(ckpt_path, config_hash=saved_hash, device=config.torch_device())
-    method.load_checkpoint_state(payload["method"])
+    restore_state(method, payload, ckpt_path, rng=False)
     method.eval()
     return RestoredRun(config, method, data, payload["epochs_done"])

@@ -4,6 +4,11 @@
 ``checkpoint.pt`` (after every epoch) and ``records/epoch-NNNN.parquet``. Re-running the same
 config resumes from the checkpoint; a finished run is not re-run; a different config in the same
 directory is refused, and nothing already written is overwritten.
+
+A damaged ``status.json`` is rewritten from the checkpoint; a damaged record of an epoch already done
+cannot be (the checkpoint holds only the state after the last epoch), so it stops the run with one
+line naming the file. A finished run is reported as such without taking the run's lock, so that
+runs on read-only storage can still be re-run as a no-op.
 """
 
 from __future__ import annotations
@@ -25,19 +30,21 @@ from ..bench.sources import one_line
 from ..bench.table import Benchmark
 from ..data.pipeline import BatchStream
 from ..data.search import SearchData, search_data
-from ..errors import ConfigError, NbsError
+from ..destinations import WriteError, ensure_folder, reason, writing
+from ..errors import ConfigError, DamagedFileError, NbsError
 from ..methods.base import SearchContext, SearchMethod, StepStats
 from ..methods.registry import get_method
 from ..space.ops import EDGES, OPS
 from ..space.supernet import NetworkShape
 from .atomic import write_text_atomic
-from .checkpoint import load_checkpoint, save_checkpoint, set_rng_state
+from .checkpoint import load_checkpoint, restore_state, save_checkpoint
 from .config import RunConfig
 from .hessian import HessianSpectrum, arch_hessian_spectrum, arch_parameter_count
 from .memory import fits_in_memory
-from .records import RECORDS_DIR, drop_records_after, write_record
+from .records import RECORDS_DIR, damaged_records, drop_records_after, record_path, write_record
+from .status import STATES, STATUS_FILE, TERMINAL, read_status, write_status
 
-CONFIG_FILE, STATUS_FILE, CHECKPOINT_FILE, LOCK_FILE = "config.json", "status.json", "checkpoint.pt", ".lock"
+CONFIG_FILE, CHECKPOINT_FILE, LOCK_FILE = "config.json", "checkpoint.pt", ".lock"
 
 
 @dataclass(frozen=True)
@@ -56,14 +63,23 @@ def run_dir_for(out: Path, config: RunConfig) -> Path:
     return Path(out) / config.run_name
 
 
-def read_status(run_dir: Path) -> dict[str, Any]:
-    p = Path(run_dir) / STATUS_FILE
-    return json.loads(p.read_text()) if p.exists() else {}
-
-
 def _write_status(run_dir: Path, state: str, epochs_done: int, message: str = "") -> None:
-    write_text_atomic(run_dir / STATUS_FILE, json.dumps(
-        {"state": state, "epochs_done": epochs_done, "message": message, "updated": time.time()}, indent=2))
+    with writing(run_dir / STATUS_FILE, "run status"):
+        write_status(run_dir, state, epochs_done, message)
+
+
+def _check_records(run_dir: Path, upto: int) -> None:
+    """The records of epochs 1..``upto`` must be intact: the checkpoint holds only the state after
+    the last epoch, so a lost record can be recomputed only by re-running from scratch."""
+    damaged = damaged_records(run_dir, upto)
+    if not damaged:
+        return
+    path, problem = damaged[0]
+    more = f" (and {len(damaged) - 1} more record file(s))" if len(damaged) > 1 else ""
+    raise DamagedFileError(
+        f"record {path} is {problem if problem == 'missing' else f'damaged ({problem})'}{more}; a done epoch's "
+        f"record cannot be re-derived from the checkpoint, only by re-running from scratch: re-run into another "
+        f"--out (runs are deterministic) or move {run_dir} away")
 
 
 def _config_needs_writing(run_dir: Path, config: RunConfig) -> bool:
@@ -75,7 +91,7 @@ def _config_needs_writing(run_dir: Path, config: RunConfig) -> bool:
         return True
     try:
         saved = RunConfig.from_dict(json.loads(path.read_text()))
-    except (ValueError, TypeError, NbsError) as err:
+    except (OSError, ValueError, TypeError, AttributeError, KeyError, NbsError) as err:
         raise ConfigError(f"{path} is not a readable nbs config ({err}); refusing to touch this run") from None
     if saved.config_hash != config.config_hash:
         old, new = _flat(saved.to_dict()), _flat(config.to_dict())
@@ -95,11 +111,10 @@ def _never_started(run_dir: Path) -> bool:
     """No results, and a status (if any) that says neither running nor ended."""
     if _has_results(run_dir):
         return False
-    try:
-        state = read_status(run_dir).get("state")
-    except (ValueError, OSError, AttributeError):
+    status, problem = read_status(run_dir)
+    if problem:
         return False  # an unreadable status is not evidence of nothing: leave the directory alone
-    return state not in ("running", "finished", "diverged")
+    return status.get("state") not in STATES
 
 
 def _flat(d: dict[str, Any]) -> dict[str, Any]:
@@ -112,7 +127,12 @@ def _flat(d: dict[str, Any]) -> dict[str, Any]:
 @contextmanager
 def _exclusive(run_dir: Path) -> Iterator[None]:
     """One process per run directory: a second `nbs run` on the same run fails fast."""
-    with open(run_dir / LOCK_FILE, "w") as f:
+    try:
+        lock = open(run_dir / LOCK_FILE, "w")
+    except OSError as err:
+        raise WriteError(f"cannot write {run_dir / LOCK_FILE}: {reason(err)}; a run that is not finished needs "
+                         f"a writable run directory") from None
+    with lock as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -221,17 +241,22 @@ class Run:
     def execute(self) -> RunResult:
         cfg = self.config
         created = not self.run_dir.exists()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        ensure_folder(self.run_dir, "run directory")
+        status, problem = read_status(self.run_dir)
+        if not problem and status.get("state") in TERMINAL and (self.run_dir / CONFIG_FILE).exists():
+            _config_needs_writing(self.run_dir, cfg)  # an ended run's config exists: this only reads it
+            return self._already(status)               # (no lock: read-only storage still answers)
         with _exclusive(self.run_dir):
             self._wrote_config = False
             try:
                 write_config = _config_needs_writing(self.run_dir, cfg)
-                status = read_status(self.run_dir)
-                if status.get("state") in ("finished", "diverged"):
-                    state, done = status["state"], status.get("epochs_done", 0)
-                    return RunResult(self.run_dir, "already-" + state, done, None,
-                                     f"{self.run_dir} already {state}"
-                                     + (f" at epoch {done}" if state == "diverged" else "") + "; not re-run")
+                status, problem = read_status(self.run_dir)  # again: another process may have moved it on
+                if problem:
+                    repaired = self._repair_status(problem)
+                    if repaired is not None:
+                        return repaired
+                elif status.get("state") in TERMINAL:
+                    return self._already(status)
                 return self._search(write_config)
             except BaseException:
                 self._undo_unstarted(created)
@@ -251,6 +276,30 @@ class Run:
                 self.run_dir.rmdir()
             except OSError:
                 pass  # something else is in there: leave it
+
+    def _already(self, status: dict[str, Any]) -> RunResult:
+        state, done = status["state"], status["epochs_done"]
+        _check_records(self.run_dir, done)
+        return RunResult(self.run_dir, "already-" + state, done, None, f"{self.run_dir} already {state}"
+                         + (f" at epoch {done}" if state == "diverged" else "") + "; not re-run")
+
+    def _repair_status(self, problem: str) -> RunResult | None:
+        """Rewrite a damaged status.json from the checkpoint (the authority on epochs done); a
+        RunResult if that shows the run finished, else None (the search resumes)."""
+        cfg, status_path, ckpt = self.config, self.run_dir / STATUS_FILE, self.run_dir / CHECKPOINT_FILE
+        if not ckpt.exists():
+            _write_status(self.run_dir, "running", 0)
+            self.log(f"repaired {status_path} ({problem}): no checkpoint yet, so the run starts from its first epoch")
+            return None
+        done = load_checkpoint(ckpt, config_hash=cfg.config_hash, device=torch.device("cpu"))["epochs_done"]
+        _check_records(self.run_dir, done)
+        state = "finished" if done >= cfg.epochs else "running"
+        _write_status(self.run_dir, state, done)
+        note = f"repaired {status_path} ({problem}): rewritten from {CHECKPOINT_FILE} as {state} after epoch {done}"
+        if state == "finished":
+            return RunResult(self.run_dir, "already-finished", done, None, note)
+        self.log(note)
+        return None
 
     def _streams(self, data: SearchData, method: SearchMethod) -> dict[str, BatchStream]:
         cfg = self.config
@@ -275,17 +324,19 @@ class Run:
             hessian_batches = ([b for b, _ in zip(eval_stream.epoch(0), range(cfg.hessian_batches))]
                                if cfg.hessian_every else [])
         if write_config:
-            write_text_atomic(run_dir / CONFIG_FILE, json.dumps(cfg.to_dict(), indent=2, default=str))
+            with writing(run_dir / CONFIG_FILE, "run config"):
+                write_text_atomic(run_dir / CONFIG_FILE, json.dumps(cfg.to_dict(), indent=2, default=str))
             self._wrote_config = True
 
         start_epoch, wall = 0, 0.0
         ckpt_path = run_dir / CHECKPOINT_FILE
         if ckpt_path.exists():
             payload = load_checkpoint(ckpt_path, config_hash=cfg.config_hash, device=device)
-            method.load_checkpoint_state(payload["method"])
-            set_rng_state(payload["rng"])
+            restore_state(method, payload, ckpt_path, rng=True)
             start_epoch, wall = payload["epochs_done"], payload["wall_seconds"]
-            drop_records_after(run_dir, start_epoch)
+            _check_records(run_dir, start_epoch)
+            with writing(run_dir / "records", "run records"):
+                drop_records_after(run_dir, start_epoch)
             self.log(f"{cfg.run_name}: resuming after epoch {start_epoch}/{cfg.epochs}")
         _write_status(run_dir, "running", start_epoch)
 
@@ -307,13 +358,15 @@ class Run:
             record = self._record(method, epoch, acc, train_loss, valid_loss, valid_acc, seconds, wall, spectrum,
                                   diverged)
             genotype = record["genotype"]
-            write_record(run_dir, epoch + 1, record)
+            with writing(record_path(run_dir, epoch + 1), "record"):
+                write_record(run_dir, epoch + 1, record)
             if diverged:
                 msg = f"{cfg.run_name} diverged at epoch {epoch + 1} (non-finite training loss); records kept"
                 _write_status(run_dir, "diverged", epoch + 1, msg)
                 return RunResult(run_dir, "diverged", epoch + 1, genotype, msg)
-            save_checkpoint(ckpt_path, config_hash=cfg.config_hash, epochs_done=epoch + 1,
-                            method_state=method.checkpoint_state(), wall_seconds=wall)
+            with writing(ckpt_path, "checkpoint"):
+                save_checkpoint(ckpt_path, config_hash=cfg.config_hash, epochs_done=epoch + 1,
+                                method_state=method.checkpoint_state(), wall_seconds=wall)
             _write_status(run_dir, "running", epoch + 1)
             self.log(f"{cfg.run_name} epoch {epoch + 1}/{cfg.epochs}: {genotype} "
                      f"test={record.get('bench_cifar10_test_200', math.nan):.2f} train_acc={record['train_acc']:.1f}")

@@ -15,6 +15,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ..bench.table import Benchmark
+from ..destinations import check_writable
 from ..errors import ConfigError, quote
 from .alphas import plot_alphas, plot_factors, plot_layer_heatmap
 from .collapse import plot_collapse
@@ -69,6 +70,9 @@ def plot_runs(kind: str, paths, out: str | Path, *, benchmark: Benchmark | None 
         raise UnknownPlotError(f"unknown plot kind {quote(kind)}; known: {', '.join(PLOTS)}")
     if Path(out).suffix.lower() not in (".png", ".pdf", ".svg"):
         raise PlotFormatError(f"cannot write a figure as {quote(Path(out).name)}; use a .png, .pdf or .svg file name")
+    if Path(out).is_dir():
+        raise PlotFormatError(f"cannot write a figure to {out}: it is a folder; give a file name")
+    check_writable(Path(out).parent, "figure folder")  # before loading and drawing; creates nothing
     return save_figure(make_plot(kind, load_runs(paths), benchmark=benchmark, seed=seed), out)
 
 

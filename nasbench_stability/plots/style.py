@@ -18,6 +18,8 @@ import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..destinations import ensure_folder, writing
+from ..engine.atomic import atomic_path
 from ..errors import ConfigError, quote
 from ..space.ops import OPS
 
@@ -100,8 +102,11 @@ def save_figure(fig: Figure, path: str | Path) -> Path:
     fmt = SUFFIXES.get(path.suffix.lower())
     if fmt is None:
         raise PlotFormatError(f"cannot write a figure as {quote(path.name)}; use a .png, .pdf or .svg file name")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise PlotFormatError(f"cannot write a figure to {path}: it is a folder; give a file name")
+    ensure_folder(path.parent, "figure folder")
     metadata = {"png": {"Software": None}, "pdf": {"CreationDate": None}, "svg": {"Date": None}}[fmt]
-    with figure_style():
-        fig.savefig(path, format=fmt, dpi=PNG_DPI if fmt == "png" else None, metadata=metadata)
+    # into a temporary file renamed over the target: a failed write never leaves half a figure
+    with writing(path, "figure"), atomic_path(path) as tmp, figure_style():
+        fig.savefig(tmp, format=fmt, dpi=PNG_DPI if fmt == "png" else None, metadata=metadata)
     return path

@@ -29,7 +29,9 @@ from ..analysis.loading import PathsLike, load_runs, run_index
 from ..analysis.tables import per_seed_display, per_seed_table, results_table
 from ..bench.columns import METRIC_COLUMNS, ColumnSpec
 from ..bench.table import Benchmark
-from ..errors import ConfigError, NbsError
+from ..destinations import check_writable, ensure_folder, writing
+from ..engine.atomic import write_text_atomic
+from ..errors import ConfigError
 from .figures import ReportFigure, render_figures
 from .page import Section, figures_section, render_page, table_section
 from .tables import Table, to_latex, to_markdown
@@ -52,6 +54,7 @@ class ReportFiles:
     latex: Path
     figures: tuple[ReportFigure, ...]
     tables: tuple[Table, ...]
+    warnings: tuple[str, ...] = ()   # what loading the runs warned about (damaged files, runs left out)
 
 
 def build_report(paths: PathsLike, out: str | Path, *, benchmark: Benchmark | None = None,
@@ -64,24 +67,23 @@ def build_report(paths: PathsLike, out: str | Path, *, benchmark: Benchmark | No
     paragraph under the title (how the runs were made, what to look at); ``rank_cells > 0`` adds
     the supernet ranking analysis (restores every supported run and evaluates cells: slow).
     """
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise NbsError(f"{out} exists and is not a folder")
+    out = check_writable(out, "report folder")  # before the slow part; creates nothing
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         df = load_runs(paths)
-    load_notes = [str(w.message) for w in caught]
+        runs = run_index(paths)
+    load_warnings = tuple(dict.fromkeys(str(w.message) for w in caught))  # both calls read each status
+    load_notes = list(load_warnings)
     searched = sorted(df["dataset"].astype(str).unique())
     if len(searched) > 1:
         raise ConfigError(f"the runs searched on several datasets ({', '.join(searched)}); tables group by method, "
                           f"so make one report per search dataset")
-    runs = run_index(paths)
     mixed = runs.groupby("method")["preset"].nunique()
     load_notes += [f"{m}: runs of several presets are pooled as seeds of one method" for m in mixed[mixed > 1].index]
-    out.mkdir(parents=True, exist_ok=True)
-
-    figures, skipped = render_figures(df, out / "figures", benchmark=benchmark, formats=figure_formats)
+    # tables first: the ranking analysis restores checkpoints and may refuse one; then nothing is written
     tables = _tables(df, runs, benchmark, criteria, rank_cells, rank_batches, data_root)
+    ensure_folder(out / "figures", "report figure folder")
+    figures, skipped = render_figures(df, out / "figures", benchmark=benchmark, formats=figure_formats)
     title = title or f"nbs report: {', '.join(sorted(df['method'].astype(str).unique()))}"
 
     by_key = {t.key: t for t in tables}
@@ -99,14 +101,17 @@ def build_report(paths: PathsLike, out: str | Path, *, benchmark: Benchmark | No
         Section("runs", "Runs and configurations", _runs_body(by_key["runs"], runs, load_notes)),
     ]
     meta = _meta_line(df, runs, benchmark)
-    html_path = out / "index.html"
-    html_path.write_text(render_page(title, meta, sections, _version(), description or ""), encoding="utf-8")
-    md_path, tex_path = out / "tables.md", out / "tables.tex"
+    html_path, md_path, tex_path = out / "index.html", out / "tables.md", out / "tables.tex"
     intro = f"{html.unescape(meta)}\n\n" + (f"{description}\n\n" if description else "")
-    md_path.write_text(f"# {title}\n\n{intro}" + "\n".join(to_markdown(t) for t in tables), encoding="utf-8")
-    tex_path.write_text("% nbs report tables; needs \\usepackage{booktabs}\n"
-                        + "\n".join(to_latex(t) for t in tables), encoding="utf-8")
-    return ReportFiles(out, html_path, md_path, tex_path, tuple(figures), tuple(tables))
+    texts = {
+        html_path: render_page(title, meta, sections, _version(), description or ""),
+        md_path: f"# {title}\n\n{intro}" + "\n".join(to_markdown(t) for t in tables),
+        tex_path: "% nbs report tables; needs \\usepackage{booktabs}\n" + "\n".join(to_latex(t) for t in tables),
+    }
+    for path, text in texts.items():  # each replaced in one rename: never a half-written page
+        with writing(path, "report file"):
+            write_text_atomic(path, text)
+    return ReportFiles(out, html_path, md_path, tex_path, tuple(figures), tuple(tables), load_warnings)
 
 
 # ---- tables ----------------------------------------------------------------------------------
