@@ -230,12 +230,15 @@ class DartsFamily(SearchMethod):
             stats.gc_inner, stats.gc_cos = self._gradient_correlation(raw, arch_weight_grads)
         return stats
 
-    def _clip(self) -> None:
-        """Clip the weights' gradient norm (with α's left-over .grad counted where the reference does)."""
-        if self.options.grad_clip <= 0:
-            return
-        clipped = self.w_params + ([self.alpha] if self.alpha.grad is not None else [])
-        nn.utils.clip_grad_norm_(clipped, self.options.grad_clip)
+    def _gc_params(self) -> list[nn.Parameter]:
+        """Every weight of a learnable (edge, op), in ``_gc_groups`` order (gradient correlation)."""
+        return [p for ps in self._gc_groups.values() for p in ps]
+
+    def _clip(self, with_alpha: bool) -> None:
+        """Clip the weights' gradient norm; ``with_alpha`` counts (and scales) α's .grad too, as
+        xautodl's clip_grad_norm_(network.parameters()) does."""
+        if self.options.grad_clip > 0:
+            nn.utils.clip_grad_norm_(self.w_params + ([self.alpha] if with_alpha else []), self.options.grad_clip)
 
     def _weight_step(self, batch: Batch, keep_raw_grads: bool = False) -> tuple[StepStats, dict]:
         x, y = batch
@@ -245,18 +248,18 @@ class DartsFamily(SearchMethod):
         loss, logits = self.loss_and_logits(x, y, arch_grad=with_alpha)
         loss.backward()
         # gradient correlation compares raw gradients: copy them before clipping scales them in place
-        raw = {p: p.grad.detach().clone() for ps in self._gc_groups.values() for p in ps} if keep_raw_grads else {}
+        raw = {p: p.grad.detach().clone() for p in self._gc_params()} if keep_raw_grads else {}
         if with_alpha:   # α.grad as xautodl has it here: the last α step's gradient + ∇α L_train
             left = self.alpha_grad_left
             self.alpha.grad = left.clone() if self.alpha.grad is None else self.alpha.grad.add_(left)
-        self._clip()
+        self._clip(with_alpha)
         self.w_opt.step()
         self.alpha.grad = None
         return StepStats(loss.detach() * len(y), (logits.argmax(1) == y).sum(), len(y)), raw
 
     def _weight_grads(self, batch: Batch) -> dict[nn.Parameter, torch.Tensor]:
         """∇w_o of the architecture objective on ``batch`` at the current weights (gradient correlation)."""
-        params = [p for ps in self._gc_groups.values() for p in ps]
+        params = self._gc_params()
         loss, _ = self.arch_objective(*batch)
         return dict(zip(params, torch.autograd.grad(loss, params)))
 
@@ -274,7 +277,7 @@ class DartsFamily(SearchMethod):
                 if with_weight_grads:  # ∇w L(B_α) at the current w (not at the virtual w'): one extra backward
                     weight_grads = self._weight_grads(arch)
             else:
-                gc_params = [p for ps in self._gc_groups.values() for p in ps] if with_weight_grads and not grads else []
+                gc_params = self._gc_params() if with_weight_grads and not grads else []
                 loss, _ = self.arch_objective(*arch)
                 # only ∂/∂factor (and the op weights when measuring): the convs skip their weight gradients
                 out = torch.autograd.grad(loss, [param] + gc_params)
@@ -334,14 +337,9 @@ class DartsFamily(SearchMethod):
         loss.backward()
         gc = None
         if measure_gc:  # B_w = B_α: gc_o = ‖∇w_o L‖², cosine 1 (computed, not assumed)
-            g = {p: p.grad for ps in self._gc_groups.values() for p in ps}
+            g = {p: p.grad for p in self._gc_params()}
             gc = self._gradient_correlation(g, g)
-        if not self.options.clip_includes_alpha:
-            grad, self.alpha.grad = self.alpha.grad, None   # clip the weights alone
-            self._clip()
-            self.alpha.grad = grad
-        else:                                              # clip network.parameters(): α's gradient too
-            self._clip()
+        self._clip(self.options.clip_includes_alpha)   # with α: its step is scaled along with the weights'
         self.w_opt.step()
         grads = {}
         for name, param, opt in self.arch_factors():
