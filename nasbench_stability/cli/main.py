@@ -73,9 +73,14 @@ def _parse_sets(pairs: tuple[str, ...]) -> dict[str, str]:
               help="Record the eigenvalues of the α-Hessian of the valid loss every N epochs.")
 @click.option("--jobs", type=int, default=1, show_default=True,
               help="Seeds run at once in worker processes (CPU threads are shared out; one GPU is shared).")
+@click.option("--pack/--no-pack", default=None,
+              help="Run the seeds as one model with stacked parameters (default: on CUDA, for methods that pack; "
+                   "see `nbs methods`).")
+@click.option("--cuda-graphs/--no-cuda-graphs", default=True, show_default=True,
+              help="Replay each search step as one CUDA graph where the method's step allows it.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def run(method, seeds, seed_list, dataset, epochs, device, preset, out, sets, data_root, benchmark, hessian_every,
-        jobs, quiet) -> None:
+        jobs, pack, cuda_graphs, quiet) -> None:
     """Search with METHOD for several seeds; one run directory per seed, resumable."""
     from ..engine.executor import run_seeds
 
@@ -87,7 +92,7 @@ def run(method, seeds, seed_list, dataset, epochs, device, preset, out, sets, da
     seed_values = _seed_values(seeds, seed_list)
     results = run_seeds(method, seed_values, dataset=dataset, epochs=epochs, device=device, preset=preset,
                         out=out, overrides=overrides, data_root=data_root, benchmark_path=benchmark,
-                        progress=not quiet, jobs=jobs)
+                        progress=not quiet, jobs=jobs, pack=pack, cuda_graphs=cuda_graphs)
     failed = False
     for r in results:
         if r.state in ("diverged", "already-diverged"):  # a diverged run fails every time it is asked for

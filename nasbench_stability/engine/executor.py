@@ -23,30 +23,58 @@ from ..data.cache import load_arrays
 from ..data.catalog import dataset_spec
 from ..data.locate import locate_dataset
 from ..destinations import check_folder_path
+from ..errors import ConfigError
+from ..methods.registry import get_method
 from .config import RunConfig, resolve_config
+from .packed_run import run_packed
 from .run import Run, RunResult
+
+#: whether seeds pack when --pack is not given, by device type: on CUDA the step is launch-bound and
+#: K packed seeds cost little more than one (benchmarks/gpu_epoch.py); on a CPU the work is compute-bound
+#: and the measured packed step is no faster than K solo steps (benchmarks/RESULTS.md), so seeds run solo
+PACK_BY_DEFAULT = {"cuda": True, "cpu": False}
 
 
 def execute_config(config: RunConfig, out: Path, *, benchmark: Benchmark, data_root: Path | None = None,
-                   progress: bool = True, log: Callable[[str], None] = print) -> RunResult:
-    return Run(config, out, benchmark=benchmark, data_root=data_root, progress=progress, log=log).execute()
+                   progress: bool = True, log: Callable[[str], None] = print, cuda_graphs: bool = True) -> RunResult:
+    return Run(config, out, benchmark=benchmark, data_root=data_root, progress=progress, log=log,
+               cuda_graphs=cuda_graphs).execute()
+
+
+def will_pack(configs: list[RunConfig], pack: bool | None, jobs: int = 1) -> bool:
+    """Whether these seeds run packed: asked for (or the device's default), more than one seed, a
+    method that packs. ``--pack`` with ``--jobs`` > 1 or a method that cannot pack is a ConfigError."""
+    info = get_method(configs[0].method)
+    if pack is None:
+        return (jobs <= 1 and len(configs) > 1 and info.packable
+                and PACK_BY_DEFAULT.get(configs[0].torch_device().type, False))
+    if pack and jobs > 1:
+        raise ConfigError("--pack runs the seeds in one process; it does not go with --jobs > 1")
+    if pack and not info.packable:
+        raise ConfigError(f"{info.name} does not pack: {info.solo_reason}; run it without --pack")
+    return pack and len(configs) > 1
 
 
 def run_seeds(method: str, seeds: list[int], *, dataset: str = "cifar10", epochs: int | None = None,
               device: str = "auto", preset: str | None = None, out: Path = Path("runs"),
               overrides: dict[str, str] | None = None, data_root: Path | None = None,
               benchmark_path: Path | None = None, progress: bool = True, jobs: int = 1,
+              pack: bool | None = None, cuda_graphs: bool = True,
               log: Callable[[str], None] = print) -> list[RunResult]:
-    """Resolve one config per seed (all validated before any work starts), then run them, ``jobs``
-    at a time (results in seed order either way)."""
+    """Resolve one config per seed (all validated before any work starts), then run them: packed into
+    one model (``pack``; None = the device's default, for a method that packs), or ``jobs`` at a time
+    (results in seed order either way)."""
     configs = [resolve_config(method, dataset=dataset, seed=s, preset=preset, device=device, epochs=epochs,
                               overrides=overrides) for s in seeds]
     check_folder_path(out, "--out folder")  # a file in the way fails before any slow work (creates nothing)
     benchmark = Benchmark.load(ensure_table(benchmark_path, log=log))
     locate_dataset(dataset_spec(dataset), data_root)  # a missing dataset fails before any run directory exists
+    if will_pack(configs, pack, jobs):
+        return run_packed([Run(c, out, benchmark=benchmark, data_root=data_root, progress=progress, log=log,
+                               cuda_graphs=cuda_graphs) for c in configs])
     if jobs <= 1 or len(configs) == 1:
-        return [execute_config(c, out, benchmark=benchmark, data_root=data_root, progress=progress, log=log)
-                for c in configs]
+        return [execute_config(c, out, benchmark=benchmark, data_root=data_root, progress=progress, log=log,
+                               cuda_graphs=cuda_graphs) for c in configs]
     load_arrays(dataset, data_root)  # decode once here, so that the workers all read the cache
     threads = max(1, (os.cpu_count() or 1) // jobs)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:

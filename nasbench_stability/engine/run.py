@@ -39,6 +39,7 @@ from ..space.supernet import NetworkShape
 from .atomic import write_text_atomic
 from .checkpoint import load_checkpoint, restore_state, save_checkpoint
 from .config import RunConfig
+from .graphs import BatchScorer, graphed_step
 from .hessian import HessianSpectrum, arch_hessian_spectrum, arch_parameter_count
 from .memory import fits_in_memory
 from .records import RECORDS_DIR, damaged_records, drop_records_after, record_path, write_record
@@ -179,20 +180,41 @@ class EpochAccumulator:
     def means(self) -> dict[str, np.ndarray]:
         return {k: (v / self.counts[k]).cpu().numpy() for k, v in self.sums.items()}
 
+    def seed(self, k: int) -> "EpochAccumulator":
+        """Seed ``k``'s share of a packed epoch's sums (each has a leading seed axis)."""
+        out = EpochAccumulator()
+        out.loss, out.correct, out.count = self.loss[k], self.correct[k], self.count
+        out.sums = {name: v[k] for name, v in self.sums.items()}
+        out.counts = dict(self.counts)
+        return out
 
-def _evaluate(method: SearchMethod, stream: BatchStream, epoch: int) -> tuple[float, float]:
+
+def _evaluate(method: SearchMethod, stream: BatchStream, epoch: int, cuda_graphs: bool = True) -> tuple[float, float]:
     """Supernet loss/accuracy on the valid half under the current architecture (no gradients)."""
+    loss, acc = evaluate_seeds(method, [stream], epoch, cuda_graphs, stack=False)
+    return loss[0], acc[0]
+
+
+def evaluate_seeds(method: SearchMethod, streams: list[BatchStream], epoch: int, cuda_graphs: bool = True,
+                   stack: bool = True) -> tuple[list[float], list[float]]:
+    """Per-seed supernet loss and accuracy on each seed's own valid batches: ``stack`` feeds them to a
+    packed method as (K, B, ...) tensors; otherwise ``streams`` is one stream of a solo method."""
+    scorer = BatchScorer(method, cuda_graphs)
     method.eval()
     loss = correct = 0
     n = 0
     with torch.no_grad():
-        for x, y in stream.epoch(epoch):
-            logits = method.logits(x)
-            loss = loss + torch.nn.functional.cross_entropy(logits, y, reduction="sum")
-            correct = correct + (logits.argmax(1) == y).sum()
-            n += len(y)
+        for batches in zip(*(s.epoch(epoch) for s in streams)):
+            if stack:
+                x, y = torch.stack([b[0] for b in batches]), torch.stack([b[1] for b in batches])
+            else:
+                (x, y), = batches
+            batch_loss, batch_correct = scorer(x, y)
+            loss, correct = loss + batch_loss, correct + batch_correct
+            n += y.shape[-1]
     method.train()
-    return float(loss) / max(n, 1), 100.0 * float(correct) / max(n, 1)
+    loss_t, correct_t = torch.as_tensor(loss).reshape(-1).tolist(), torch.as_tensor(correct).reshape(-1).tolist()
+    return [float(v) / max(n, 1) for v in loss_t], [100.0 * float(c) / max(n, 1) for c in correct_t]
 
 
 def _cycle(stream: BatchStream, epoch: int) -> Iterator:
@@ -233,31 +255,40 @@ class Run:
     """Executes one RunConfig into its run directory. Construct, then call :meth:`execute`."""
 
     def __init__(self, config: RunConfig, out: Path, *, benchmark: Benchmark, data_root: Path | None = None,
-                 progress: bool = True, log: Callable[[str], None] = print) -> None:
+                 progress: bool = True, log: Callable[[str], None] = print, cuda_graphs: bool = True) -> None:
         self.config, self.benchmark = config, benchmark
+        self.cuda_graphs = cuda_graphs   # an execution choice, not part of the config: results are the same
         self.run_dir = run_dir_for(out, config)
         self.data_root, self.progress, self.log = data_root, progress, log
 
     def execute(self) -> RunResult:
+        with self.claim() as answer:
+            return answer if answer is not None else self._search()
+
+    @contextmanager
+    def claim(self) -> Iterator[RunResult | None]:
+        """Yields the RunResult of a run that needs no search (ended, or found finished on repair),
+        else None with the run's lock held for the caller's search (:meth:`_search`, or a pack's).
+        If the body fails before the run's first epoch is written, what this run wrote is undone."""
         cfg = self.config
         created = not self.run_dir.exists()
         ensure_folder(self.run_dir, "run directory")
         status, problem = read_status(self.run_dir)
         if not problem and status.get("state") in TERMINAL and (self.run_dir / CONFIG_FILE).exists():
             _config_needs_writing(self.run_dir, cfg)  # an ended run's config exists: this only reads it
-            return self._already(status)               # (no lock: read-only storage still answers)
+            yield self._already(status)                # (no lock: read-only storage still answers)
+            return
         with _exclusive(self.run_dir):
             self._wrote_config = False
             try:
-                write_config = _config_needs_writing(self.run_dir, cfg)
+                self._write_config = _config_needs_writing(self.run_dir, cfg)
                 status, problem = read_status(self.run_dir)  # again: another process may have moved it on
+                answer = None
                 if problem:
-                    repaired = self._repair_status(problem)
-                    if repaired is not None:
-                        return repaired
+                    answer = self._repair_status(problem)
                 elif status.get("state") in TERMINAL:
-                    return self._already(status)
-                return self._search(write_config)
+                    answer = self._already(status)
+                yield answer
             except BaseException:
                 self._undo_unstarted(created)
                 raise
@@ -307,7 +338,9 @@ class Run:
         return {name: BatchStream(split[name], cfg.batch_size, cfg.seed, name, augment=True,
                                   mean=data.mean, std=data.std) for name in method.streams}
 
-    def _search(self, write_config: bool) -> RunResult:
+    def prepare(self) -> "SeedSearch":
+        """Load the data, build the method, write the config and restore the checkpoint (under the
+        claim): everything a search of this run needs before its first epoch."""
         cfg, run_dir = self.config, self.run_dir
         device = cfg.torch_device()
         # everything that can refuse the sizes comes before the first write to the run directory
@@ -323,7 +356,7 @@ class Run:
             # the same valid batches at every measurement, so the eigenvalue curves are not batch noise
             hessian_batches = ([b for b, _ in zip(eval_stream.epoch(0), range(cfg.hessian_batches))]
                                if cfg.hessian_every else [])
-        if write_config:
+        if self._write_config:
             with writing(run_dir / CONFIG_FILE, "run config"):
                 write_text_atomic(run_dir / CONFIG_FILE, json.dumps(cfg.to_dict(), indent=2, default=str))
             self._wrote_config = True
@@ -339,61 +372,37 @@ class Run:
                 drop_records_after(run_dir, start_epoch)
             self.log(f"{cfg.run_name}: resuming after epoch {start_epoch}/{cfg.epochs}")
         _write_status(run_dir, "running", start_epoch)
+        return SeedSearch(self, method, streams, eval_stream, hessian_batches, steps, start_epoch, wall)
 
-        genotype = None
-        for epoch in range(start_epoch, cfg.epochs):
+    def _search(self) -> RunResult:
+        search = self.prepare()
+        cfg, method = self.config, search.method
+        for epoch in range(search.start_epoch, cfg.epochs):
             t0 = time.perf_counter()
             with fits_in_memory(cfg, f"training epoch {epoch + 1}"):
-                acc = self._train_epoch(method, streams, epoch, steps)
+                iters = {name: _cycle(s, epoch) for name, s in search.streams.items()}
+                step_fn = graphed_step(method, self.cuda_graphs)
+                acc = train_epoch(method, step_fn, lambda: {n: next(it) for n, it in iters.items()}, epoch,
+                                  search.steps, self._bar_label(epoch) if self.progress else None)
                 train_loss = float(acc.loss) / max(acc.count, 1)
                 diverged = not math.isfinite(train_loss)
-                valid_loss, valid_acc = (math.nan, math.nan) if diverged else _evaluate(method, eval_stream, epoch)
-                spectrum = None
-                if cfg.hessian_every and (epoch + 1) % cfg.hessian_every == 0 and not diverged:
-                    spectrum = arch_hessian_spectrum(method, hessian_batches)
-            if device.type == "cuda":
+                valid_loss, valid_acc = ((math.nan, math.nan) if diverged else
+                                         _evaluate(method, search.eval_stream, epoch, self.cuda_graphs))
+                spectrum = search.spectrum(epoch, diverged)
+            if cfg.torch_device().type == "cuda":
                 torch.cuda.synchronize()
-            seconds = time.perf_counter() - t0
-            wall += seconds
-            record = self._record(method, epoch, acc, train_loss, valid_loss, valid_acc, seconds, wall, spectrum,
-                                  diverged)
-            genotype = record["genotype"]
-            with writing(record_path(run_dir, epoch + 1), "record"):
-                write_record(run_dir, epoch + 1, record)
-            if diverged:
-                msg = f"{cfg.run_name} diverged at epoch {epoch + 1} (non-finite training loss); records kept"
-                _write_status(run_dir, "diverged", epoch + 1, msg)
-                return RunResult(run_dir, "diverged", epoch + 1, genotype, msg)
-            with writing(ckpt_path, "checkpoint"):
-                save_checkpoint(ckpt_path, config_hash=cfg.config_hash, epochs_done=epoch + 1,
-                                method_state=method.checkpoint_state(), wall_seconds=wall)
-            _write_status(run_dir, "running", epoch + 1)
-            self.log(f"{cfg.run_name} epoch {epoch + 1}/{cfg.epochs}: {genotype} "
-                     f"test={record.get('bench_cifar10_test_200', math.nan):.2f} train_acc={record['train_acc']:.1f}")
-        _write_status(run_dir, "finished", cfg.epochs)
-        return RunResult(run_dir, "finished", cfg.epochs, genotype)
+            ended = search.end_epoch(epoch, acc, train_loss, valid_loss, valid_acc, time.perf_counter() - t0,
+                                     spectrum, diverged)
+            if ended is not None:
+                return ended
+        return search.finished()
 
-    def _train_epoch(self, method: SearchMethod, streams: dict[str, BatchStream], epoch: int,
-                     steps: int) -> EpochAccumulator:
-        cfg = self.config
-        gc_every = getattr(method.options, "gc_every", 0)
-        method.train()
-        method.begin_epoch(epoch)
-        iters = {name: _cycle(s, epoch) for name, s in streams.items()}
-        acc = EpochAccumulator()
-        bar = range(steps)
-        if self.progress:
-            from tqdm.auto import tqdm
-            bar = tqdm(bar, desc=f"{cfg.run_name} ep {epoch + 1}/{cfg.epochs}", leave=False, unit="step")
-        for step in bar:
-            batches = {name: next(it) for name, it in iters.items()}
-            measure = gc_every > 0 and step % gc_every == 0
-            acc.add(method.step(batches, epoch, step, measure))
-        return acc
+    def _bar_label(self, epoch: int) -> str:
+        return f"{self.config.run_name} ep {epoch + 1}/{self.config.epochs}"
 
     def _record(self, method: SearchMethod, epoch: int, acc: EpochAccumulator, train_loss: float,
                 valid_loss: float, valid_acc: float, seconds: float, wall: float,
-                spectrum: HessianSpectrum | None, diverged: bool) -> dict[str, Any]:
+                spectrum: HessianSpectrum | None, diverged: bool, pack_size: int = 1) -> dict[str, Any]:
         cfg = self.config
         weights = method.op_weights()
         genotype = method.derive()
@@ -411,7 +420,8 @@ class Run:
             "train_loss": train_loss, "train_acc": 100.0 * float(acc.correct) / max(acc.count, 1),
             "valid_loss": valid_loss, "valid_acc": valid_acc,
             **method.learning_rates(),
-            "epoch_seconds": seconds, "wall_seconds": wall,
+            # a packed epoch's wall time is shared by its seeds: each records its share (pack_size says)
+            "epoch_seconds": seconds, "wall_seconds": wall, "pack_size": pack_size,
             "op_grad": means.get("op_grad", nan),
             "gc_inner": gc_inner, "gc_cos": gc_cos,
             "gc_mean": float(np.nanmean(gc_inner)) if np.isfinite(gc_inner).any() else math.nan,
@@ -428,6 +438,75 @@ class Run:
                 record[k] = v
         record.update(method.extra_records())
         return record
+
+
+def train_epoch(method: SearchMethod, step_fn: Callable, next_batches: Callable[[], dict], epoch: int, steps: int,
+                bar_label: str | None) -> EpochAccumulator:
+    """One epoch of ``steps`` steps of ``method`` (solo or packed) through ``step_fn`` (its step, or a
+    CUDA-graphed one), batches from ``next_batches()``."""
+    gc_every = getattr(method.options, "gc_every", 0)
+    method.train()
+    method.begin_epoch(epoch)
+    acc = EpochAccumulator()
+    bar: Any = range(steps)
+    if bar_label is not None:
+        from tqdm.auto import tqdm
+        bar = tqdm(bar, desc=bar_label, leave=False, unit="step")
+    for step in bar:
+        measure = gc_every > 0 and step % gc_every == 0
+        acc.add(step_fn(next_batches(), epoch, step, measure))
+    return acc
+
+
+@dataclass
+class SeedSearch:
+    """One run's search state between epochs (a solo run, or one seed of a pack)."""
+
+    run: Run
+    method: SearchMethod
+    streams: dict[str, BatchStream]
+    eval_stream: BatchStream
+    hessian_batches: list
+    steps: int
+    start_epoch: int
+    wall: float
+    genotype: str | None = None
+
+    def spectrum(self, epoch: int, diverged: bool) -> HessianSpectrum | None:
+        cfg = self.run.config
+        if cfg.hessian_every and (epoch + 1) % cfg.hessian_every == 0 and not diverged:
+            return arch_hessian_spectrum(self.method, self.hessian_batches)
+        return None
+
+    def end_epoch(self, epoch: int, acc: EpochAccumulator, train_loss: float, valid_loss: float, valid_acc: float,
+                  seconds: float, spectrum: HessianSpectrum | None, diverged: bool,
+                  pack_size: int = 1) -> RunResult | None:
+        """Write the epoch's record, then the checkpoint and status; a RunResult if the run diverged."""
+        run, cfg, method = self.run, self.run.config, self.method
+        run_dir = run.run_dir
+        self.wall += seconds
+        record = run._record(method, epoch, acc, train_loss, valid_loss, valid_acc, seconds, self.wall, spectrum,
+                             diverged, pack_size)
+        self.genotype = record["genotype"]
+        with writing(record_path(run_dir, epoch + 1), "record"):
+            write_record(run_dir, epoch + 1, record)
+        if diverged:
+            msg = f"{cfg.run_name} diverged at epoch {epoch + 1} (non-finite training loss); records kept"
+            _write_status(run_dir, "diverged", epoch + 1, msg)
+            return RunResult(run_dir, "diverged", epoch + 1, self.genotype, msg)
+        ckpt_path = run_dir / CHECKPOINT_FILE
+        with writing(ckpt_path, "checkpoint"):
+            save_checkpoint(ckpt_path, config_hash=cfg.config_hash, epochs_done=epoch + 1,
+                            method_state=method.checkpoint_state(), wall_seconds=self.wall)
+        _write_status(run_dir, "running", epoch + 1)
+        run.log(f"{cfg.run_name} epoch {epoch + 1}/{cfg.epochs}: {self.genotype} "
+                f"test={record.get('bench_cifar10_test_200', math.nan):.2f} train_acc={record['train_acc']:.1f}")
+        return None
+
+    def finished(self) -> RunResult:
+        cfg = self.run.config
+        _write_status(self.run.run_dir, "finished", cfg.epochs)
+        return RunResult(self.run.run_dir, "finished", cfg.epochs, self.genotype)
 
 
 def _hessian_columns(spectrum: HessianSpectrum | None, size: int) -> dict[str, Any]:

@@ -52,6 +52,19 @@ class SearchMethod(nn.Module):
     #: batch streams the engine must provide each step: any of "train", "train2", "valid"
     streams: tuple[str, ...] = ("train",)
 
+    #: whether K seeds can run as one model with stacked parameters (:mod:`methods.packing`); a method
+    #: that cannot sets ``solo_reason``, which ``nbs methods`` shows
+    packable: bool = False
+    solo_reason: str = "its step has not been written for a leading seed axis"
+    #: None for a solo run; K when this object is K seeds packed together
+    pack_size: int | None = None
+
+    def graph_static(self) -> bool:
+        """Whether one step, given its batches, launches the same kernels on the same tensors with the
+        same host-side constants every time within an epoch, so that a captured CUDA graph replays it
+        exactly (no host-side sampling, no host syncs, no learning rate changing within the epoch)."""
+        return False
+
     def __init__(self, options: Any, ctx: SearchContext) -> None:
         super().__init__()
         self.options = options

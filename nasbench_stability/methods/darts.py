@@ -38,4 +38,4 @@ register("darts-v1", summary="DARTS first order, bi-level (train half → w, the
          paper=_PAPER, options=DartsOptions, departures=_DEPARTURES)(DartsFamily)
 register("darts-v2", summary="DARTS second order: unrolled w' with finite-difference Hessian-vector product",
          paper=_PAPER, options=DartsV2Options, departures=_DEPARTURES,
-         factory=lambda options, ctx: DartsFamily(options, ctx))
+         factory=DartsFamily)

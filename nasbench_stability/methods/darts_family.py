@@ -36,6 +36,7 @@ from ..space.mixed_cell import MixedCell
 from ..space.ops import NUM_EDGES, NUM_OPS, OP_INDEX
 from ..space.supernet import Supernet
 from .base import Batch, SearchContext, SearchMethod, StepStats
+from .packing import capturable_adam, clip_per_seed, packed_forward, set_capturable
 from .options import (NB201, OURS, XAUTODL_BN, XAUTODL_CONFIG, XAUTODL_LR, XAUTODL_NET, XAUTODL_SH, XAUTODL_V1,
                       option)
 
@@ -102,6 +103,13 @@ def schedule_progress(schedule: str, epoch: int, step: int, steps_per_epoch: int
 
 
 class DartsFamily(SearchMethod):
+    """Solo (``pack_size`` None) or K seeds packed (:func:`methods.packing.pack`): every parameter,
+    buffer and optimizer state then has a leading seed axis of length K, batches are (K, B, ...), the
+    loss is the per-seed mean loss summed over seeds (so each seed's gradient is its solo gradient),
+    and clip norms, finite-difference ε and gradient correlation are per seed."""
+
+    packable = True
+
     def __init__(self, options: DartsOptions, ctx: SearchContext) -> None:
         super().__init__(options, ctx)
         self.supernet = self.build_supernet()
@@ -117,8 +125,8 @@ class DartsFamily(SearchMethod):
         self.w_params = [p for p in self.supernet.parameters()]
         self.w_opt = torch.optim.SGD(self.w_params, lr=options.w_lr, momentum=options.w_momentum,
                                      nesterov=options.w_nesterov, weight_decay=options.w_weight_decay)
-        self.a_opt = torch.optim.Adam(self.arch_parameters(), lr=options.a_lr,
-                                      betas=(options.a_beta1, options.a_beta2), weight_decay=options.a_weight_decay)
+        self.a_opt = capturable_adam(self.arch_parameters(), ctx.device, lr=options.a_lr,
+                                     betas=(options.a_beta1, options.a_beta2), weight_decay=options.a_weight_decay)
         self._gc_groups = self._learnable_op_params()
 
     # ---- construction hooks -----------------------------------------------------------------
@@ -138,6 +146,15 @@ class DartsFamily(SearchMethod):
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"w": self.w_opt, "alpha": self.a_opt}
+
+    def load_checkpoint_state(self, state) -> None:
+        super().load_checkpoint_state(state)
+        for opt in self.optimizers().values():   # the saved flag is the saving device's
+            set_capturable(opt, self.ctx.device)
+
+    def graph_static(self) -> bool:
+        # a per-step cosine changes the lr (a host-side constant of the step) every step
+        return self.options.lr_schedule == "per-epoch"
 
     def _learnable_op_params(self) -> dict[tuple[int, int], list[nn.Parameter]]:
         """(edge, op) → that op's weights in every cell (the w_o of gradient correlation)."""
@@ -166,6 +183,8 @@ class DartsFamily(SearchMethod):
         return self.genotype_of(self.op_weights())
 
     def _forward(self, x: torch.Tensor, weights: torch.Tensor, active=None) -> torch.Tensor:
+        if self.pack_size is not None:
+            return packed_forward(self, x, weights, active)
         if self.ctx.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         if self.ctx.amp_dtype is not None:
@@ -177,7 +196,22 @@ class DartsFamily(SearchMethod):
         """The task loss; ``arch_grad``: differentiable in α (else α is a constant for autograd)."""
         weights = self.activate(self.alpha)
         logits = self._forward(x, weights if arch_grad else weights.detach())
-        return F.cross_entropy(logits, y), logits
+        return self.task_loss(logits, y), logits
+
+    def task_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy over the batch: a scalar, or (K,) per seed when packed (callers
+        differentiate its sum, whose gradient in each seed's parameters is that seed's alone)."""
+        if self.pack_size is None:
+            return F.cross_entropy(logits, y)
+        return F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none").view(y.shape).mean(-1)
+
+    def _per_seed(self, value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """A per-seed scalar (scalar solo, (K,) packed) shaped to broadcast against ``like``."""
+        return value if self.pack_size is None else value.view(-1, *[1] * (like.dim() - 1))
+
+    def _seed_flat(self, t: torch.Tensor) -> torch.Tensor:
+        """``t`` flattened per seed: (n,) solo, (K, n) packed."""
+        return t.reshape(-1) if self.pack_size is None else t.reshape(t.shape[0], -1)
 
     def arch_objective(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """What the α step minimises: the task loss, plus a method's regularizers (DNAS' zero-one loss)."""
@@ -238,7 +272,11 @@ class DartsFamily(SearchMethod):
         """Clip the weights' gradient norm; ``with_alpha`` counts (and scales) α's .grad too, as
         xautodl's clip_grad_norm_(network.parameters()) does."""
         if self.options.grad_clip > 0:
-            nn.utils.clip_grad_norm_(self.w_params + ([self.alpha] if with_alpha else []), self.options.grad_clip)
+            params = self.w_params + ([self.alpha] if with_alpha else [])
+            if self.pack_size is None:
+                nn.utils.clip_grad_norm_(params, self.options.grad_clip)
+            else:
+                clip_per_seed(params, self.options.grad_clip)
 
     def _weight_step(self, batch: Batch, keep_raw_grads: bool = False) -> tuple[StepStats, dict]:
         x, y = batch
@@ -246,7 +284,7 @@ class DartsFamily(SearchMethod):
         self.w_opt.zero_grad(set_to_none=True)
         self.alpha.grad = None
         loss, logits = self.loss_and_logits(x, y, arch_grad=with_alpha)
-        loss.backward()
+        loss.sum().backward()
         # gradient correlation compares raw gradients: copy them before clipping scales them in place
         raw = {p: p.grad.detach().clone() for p in self._gc_params()} if keep_raw_grads else {}
         if with_alpha:   # α.grad as xautodl has it here: the last α step's gradient + ∇α L_train
@@ -255,13 +293,19 @@ class DartsFamily(SearchMethod):
         self._clip(with_alpha)
         self.w_opt.step()
         self.alpha.grad = None
-        return StepStats(loss.detach() * len(y), (logits.argmax(1) == y).sum(), len(y)), raw
+        return self._stats(loss, logits, y), raw
+
+    @staticmethod
+    def _stats(loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor, **more) -> StepStats:
+        """Loss sum and correct count of a batch (per seed when packed; B = y's last dimension)."""
+        b = y.shape[-1]
+        return StepStats(loss.detach() * b, (logits.argmax(-1) == y).sum(-1), b, **more)
 
     def _weight_grads(self, batch: Batch) -> dict[nn.Parameter, torch.Tensor]:
         """∇w_o of the architecture objective on ``batch`` at the current weights (gradient correlation)."""
         params = self._gc_params()
         loss, _ = self.arch_objective(*batch)
-        return dict(zip(params, torch.autograd.grad(loss, params)))
+        return dict(zip(params, torch.autograd.grad(loss.sum(), params)))
 
     def _arch_phase(self, train: Batch, arch: Batch, with_weight_grads: bool):
         """One step per architecture factor on ``arch``, each seeing the factors stepped before it.
@@ -280,7 +324,7 @@ class DartsFamily(SearchMethod):
                 gc_params = self._gc_params() if with_weight_grads and not grads else []
                 loss, _ = self.arch_objective(*arch)
                 # only ∂/∂factor (and the op weights when measuring): the convs skip their weight gradients
-                out = torch.autograd.grad(loss, [param] + gc_params)
+                out = torch.autograd.grad(loss.sum(), [param] + gc_params)
                 grad = out[0]
                 weight_grads = weight_grads or dict(zip(gc_params, out[1:]))
             param.grad = grad
@@ -300,7 +344,7 @@ class DartsFamily(SearchMethod):
         opts, params = self.options, self.w_params
         xi = self.w_opt.param_groups[0]["lr"]
         loss, _ = self.loss_and_logits(*train, arch_grad=False)
-        grads = torch.autograd.grad(loss, params, allow_unused=True)
+        grads = torch.autograd.grad(loss.sum(), params, allow_unused=True)
         backup = [p.detach().clone() for p in params]
         with torch.no_grad():
             for p, g in zip(params, grads):
@@ -310,23 +354,24 @@ class DartsFamily(SearchMethod):
                     d = d + opts.w_momentum * buf
                 p.sub_(xi * d)
         val_loss, _ = self.arch_objective(*arch)
-        val_grads = torch.autograd.grad(val_loss, [self.alpha] + params, allow_unused=True)
+        val_grads = torch.autograd.grad(val_loss.sum(), [self.alpha] + params, allow_unused=True)
         d_alpha = val_grads[0]
         d_w = [g if g is not None else torch.zeros_like(p) for p, g in zip(params, val_grads[1:])]
-        eps = opts.unrolled_eps / (torch.sqrt(sum((g * g).sum() for g in d_w)) + 1e-12)
+        # ε per seed: each seed's own ‖∇w' L_val‖
+        eps = opts.unrolled_eps / (torch.sqrt(sum(self._seed_flat(g * g).sum(-1) for g in d_w)) + 1e-12)
 
         def alpha_grad_at(sign: float) -> torch.Tensor:
             with torch.no_grad():
                 for p, b, g in zip(params, backup, d_w):
-                    p.copy_(b + sign * eps * g)
+                    p.copy_(b + sign * self._per_seed(eps, g) * g)
             loss_t, _ = self.loss_and_logits(*train, arch_grad=True)
-            return torch.autograd.grad(loss_t, [self.alpha])[0]
+            return torch.autograd.grad(loss_t.sum(), [self.alpha])[0]
 
         g_pos, g_neg = alpha_grad_at(1.0), alpha_grad_at(-1.0)
         with torch.no_grad():
             for p, b in zip(params, backup):
                 p.copy_(b)
-        return d_alpha - xi * (g_pos - g_neg) / (2 * eps)
+        return d_alpha - xi * (g_pos - g_neg) / (2 * self._per_seed(eps, d_alpha))
 
     def _single_level_step(self, batch: Batch, measure_gc: bool) -> StepStats:
         x, y = batch
@@ -334,7 +379,7 @@ class DartsFamily(SearchMethod):
         for _, _, opt in self.arch_factors():
             opt.zero_grad(set_to_none=True)
         loss, logits = self.arch_objective(x, y)
-        loss.backward()
+        loss.sum().backward()
         gc = None
         if measure_gc:  # B_w = B_α: gc_o = ‖∇w_o L‖², cosine 1 (computed, not assumed)
             g = {p: p.grad for p in self._gc_params()}
@@ -346,21 +391,26 @@ class DartsFamily(SearchMethod):
             grads[name] = param.grad.detach().clone()
             opt.step()
         self.alpha_grad_left.copy_(grads["alpha"])
-        stats = StepStats(loss.detach() * len(y), (logits.argmax(1) == y).sum(), len(y), op_grad=grads.pop("alpha"))
+        stats = self._stats(loss, logits, y, op_grad=grads.pop("alpha"))
         stats.extra.update({f"{name}_grad": g for name, g in grads.items()})
         if gc is not None:
             stats.gc_inner, stats.gc_cos = gc
         return stats
 
     def _gradient_correlation(self, g_w: dict, g_a: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per (edge, op): ⟨∇w_o L(B_w), ∇w_o L(B_α)⟩ summed over cells, and its cosine."""
-        device = self.alpha.device
-        inner = torch.full((NUM_EDGES, NUM_OPS), float("nan"), device=device)
-        cos = torch.full((NUM_EDGES, NUM_OPS), float("nan"), device=device)
+        """Per (edge, op): ⟨∇w_o L(B_w), ∇w_o L(B_α)⟩ summed over cells, and its cosine (per seed when packed)."""
+        lead = () if self.pack_size is None else (self.pack_size,)
+        inner = torch.full((*lead, NUM_EDGES, NUM_OPS), float("nan"), device=self.alpha.device)
+        cos = inner.clone()
         for (e, op), params in self._gc_groups.items():
-            a = torch.cat([g_w[p].reshape(-1) for p in params]).float()
-            b = torch.cat([g_a[p].reshape(-1) for p in params]).float()
-            dot = (a * b).sum()
-            inner[e, op] = dot
-            cos[e, op] = dot / (a.norm() * b.norm()).clamp_min(1e-30)
+            self._put_correlation(inner, cos, e, op, [g_w[p] for p in params], [g_a[p] for p in params])
         return inner, cos
+
+    def _put_correlation(self, inner: torch.Tensor, cos: torch.Tensor, e: int, op: int,
+                         g_w: list[torch.Tensor], g_a: list[torch.Tensor]) -> None:
+        """Write the inner product and cosine of two gradient lists at (edge ``e``, ``op``)."""
+        a = torch.cat([self._seed_flat(g) for g in g_w], dim=-1).float()
+        b = torch.cat([self._seed_flat(g) for g in g_a], dim=-1).float()
+        dot = (a * b).sum(-1)
+        inner[..., e, op] = dot
+        cos[..., e, op] = dot / (a.norm(dim=-1) * b.norm(dim=-1)).clamp_min(1e-30)

@@ -9,8 +9,9 @@ from .registry import get_method, list_methods
 def list_lines() -> str:
     methods = list_methods()
     width = max(len(m.name) for m in methods)
-    lines = [f"{m.name:<{width}}  {m.summary}" for m in methods]
-    return "\n".join(lines) + "\n\n`nbs methods --show NAME` prints defaults and their sources."
+    lines = [f"{m.name:<{width}}  {'  ' if m.packable else 's '}{m.summary}" for m in methods]
+    return ("\n".join(lines) + "\n\ns = runs its seeds solo (`nbs methods --show NAME` says why); the others pack "
+            "seeds into one model on CUDA.\n`nbs methods --show NAME` prints defaults and their sources.")
 
 
 def step_line(options) -> str | None:
@@ -35,6 +36,7 @@ def describe_method(name: str) -> str:
     step = step_line(info.default_options())
     if step:
         out.append(f"one step: {step}")
+    out.append(info.packing_line())
     out += ["", "options (name = default · source · meaning [allowed]):"]
     assigned = [f"{r['name']} = {r['default']!s}" for r in rows]
     w = max(len(a) for a in assigned)

@@ -136,6 +136,13 @@ class AlphaMaxOptions(EdasPlainOptions):
 class Edas(DartsFamily):
     """DartsFamily on a single-path network with one relaxed, uniformly sampled edge per step."""
 
+    packable = False
+    solo_reason = ("each seed relaxes its own randomly drawn edge every step, so the seeds compute different "
+                   "ops (a host-side mask), which one vmapped network cannot express")
+
+    def graph_static(self) -> bool:
+        return False   # the edge is drawn on the host and the argmax path read back (.tolist) every step
+
     def __init__(self, options: EdasOptions, ctx: SearchContext) -> None:
         super().__init__(options, ctx)
         self._learnable_groups = self._gc_groups   # all (edge, conv op); _gc_groups: those computed this step
@@ -289,9 +296,9 @@ register("edas-inv", summary="EDAS with the inversion warm-up (default EDAS): on
          paper=_PAPER, options=EdasOptions, departures=_DEPARTURES)(Edas)
 register("edas", summary="EDAS without warm-up: one uniformly sampled edge relaxed, the others their argmax op",
          paper=_PAPER, options=EdasPlainOptions, departures=_DEPARTURES,
-         factory=lambda options, ctx: Edas(options, ctx))
+         factory=Edas)
 register("alpha-max", summary="α-max (EDAS ablation): weights train the all-argmax network, one sampled edge's α",
          paper=_PAPER, options=AlphaMaxOptions,
          departures=_DEPARTURES + ("In single-level modes the one shared batch trains w through the α step's "
                                    "network (edge e relaxed), not the all-argmax one.",),
-         factory=lambda options, ctx: Edas(options, ctx))
+         factory=Edas)

@@ -68,13 +68,9 @@ class MergeNas(DartsFamily):
         """As DartsFamily's, except that nor_conv_1x1 owns only the centre taps of the shared kernel."""
         inner, cos = super()._gradient_correlation(g_w, g_a)
         for (e, op), params in self._gc_groups.items():
-            if op != _C1:
-                continue
-            a = torch.cat([g_w[p][:, :, 1, 1].reshape(-1) for p in params]).float()
-            b = torch.cat([g_a[p][:, :, 1, 1].reshape(-1) for p in params]).float()
-            dot = (a * b).sum()
-            inner[e, op] = dot
-            cos[e, op] = dot / (a.norm() * b.norm()).clamp_min(1e-30)
+            if op == _C1:   # [..., 1, 1]: the centre taps, with or without a leading seed axis
+                self._put_correlation(inner, cos, e, op, [g_w[p][..., 1, 1] for p in params],
+                                      [g_a[p][..., 1, 1] for p in params])
         return inner, cos
 
 
@@ -98,4 +94,4 @@ register("mergenas-v1", summary="MergeNAS-V1: one shared 3×3 kernel per edge fo
          paper=_PAPER, options=MergeNasOptions, departures=_DEPARTURES)(MergeNas)
 register("mergenas-v2", summary="MergeNAS-V2: merged-kernel edges, DARTS second-order α gradient",
          paper=_PAPER, options=MergeNasV2Options, departures=_DEPARTURES,
-         factory=lambda options, ctx: MergeNas(options, ctx))
+         factory=MergeNas)

@@ -25,6 +25,20 @@ class MethodInfo:
     def default_options(self):
         return self.options_cls()
 
+    @property
+    def packable(self) -> bool:
+        """Whether K seeds run as one packed model (the factory is the method's class)."""
+        return bool(getattr(self.factory, "packable", False))
+
+    @property
+    def solo_reason(self) -> str:
+        return getattr(self.factory, "solo_reason", "")
+
+    def packing_line(self) -> str:
+        if self.packable:
+            return "seeds: packed on CUDA (one model with stacked parameters; --no-pack runs them one by one)"
+        return f"seeds: run solo, one after another ({self.solo_reason})"
+
 
 _REGISTRY: dict[str, MethodInfo] = {}
 _LOADED = False

@@ -34,5 +34,5 @@ register(
         "The two-batch ablation modes (Table 4) take the weight step first, as xautodl's DARTS-V1 "
         "(step_order=alpha-w for the DARTS-code order).",
     ),
-    factory=lambda options, ctx: DartsFamily(options, ctx),
+    factory=DartsFamily,
 )
