@@ -195,7 +195,7 @@ def test_out_of_memory_in_the_first_epoch_removes_the_unstarted_run(small_run, m
     def step(*_, **__):
         raise CUDA_OOM
 
-    monkeypatch.setattr(Run, "_train_epoch", step)
+    monkeypatch.setattr("nasbench_stability.engine.run.train_epoch", step)
     run = small_run()
     with pytest.raises(NbsError, match="does not fit in memory .* training epoch 1"):
         run.execute()
@@ -203,21 +203,22 @@ def test_out_of_memory_in_the_first_epoch_removes_the_unstarted_run(small_run, m
 
 
 def test_out_of_memory_after_a_finished_epoch_keeps_it_and_resumes(small_run, monkeypatch):
-    original = Run._train_epoch
+    from nasbench_stability.engine import run as run_module
+    original = run_module.train_epoch
 
-    def step(self, method, streams, epoch, steps):
+    def step(method, step_fn, next_batches, epoch, *rest):
         if epoch == 1:
             raise CPU_OOM
-        return original(self, method, streams, epoch, steps)
+        return original(method, step_fn, next_batches, epoch, *rest)
 
-    monkeypatch.setattr(Run, "_train_epoch", step)
+    monkeypatch.setattr(run_module, "train_epoch", step)
     run = small_run(epochs=2)
     with pytest.raises(NbsError, match="does not fit in memory"):
         run.execute()
     assert (run.run_dir / "checkpoint.pt").exists()
     assert [p.name for p in (run.run_dir / "records").glob("*.parquet")] == ["epoch-0001.parquet"]
     assert json.loads((run.run_dir / "status.json").read_text())["epochs_done"] == 1
-    monkeypatch.setattr(Run, "_train_epoch", original)
+    monkeypatch.setattr(run_module, "train_epoch", original)
     assert small_run(epochs=2).execute().state == "finished"
 
 

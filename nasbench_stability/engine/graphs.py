@@ -15,6 +15,7 @@ method with ``lr_schedule=per-step``. On CPU there is nothing to capture.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Callable
 
 import torch
@@ -47,11 +48,22 @@ class GraphedStep:
     def __call__(self, batches: dict[str, Any], epoch: int, step: int, measure_gc: bool) -> StepStats:
         entry = self.graphs.get(measure_gc)
         if entry is None:
+            if self.method.__dict__.get("_graph_failed"):
+                return self.method.step(batches, epoch, step, measure_gc)
             warm = self.method.__dict__.setdefault("_graph_warmup_done", {})   # outlives this epoch's graphs
             if warm.get(measure_gc, 0) < self.warmup:
                 warm[measure_gc] = warm.get(measure_gc, 0) + 1
                 return self._eager(batches, epoch, step, measure_gc)
-            entry = self.graphs[measure_gc] = self._capture(batches, epoch, step, measure_gc)
+            try:
+                entry = self.graphs[measure_gc] = self._capture(batches, epoch, step, measure_gc)
+            except RuntimeError as err:
+                # a capture records and runs nothing: the step is still to be taken, eagerly from now on
+                self.method.__dict__["_graph_failed"] = True
+                warnings.warn(f"CUDA graph capture of the {type(self.method).__name__} step failed "
+                              f"({str(err).splitlines()[0] if str(err) else type(err).__name__}); "
+                              f"continuing with eager steps (same results, slower)", RuntimeWarning)
+                torch.cuda.synchronize()
+                return self.method.step(batches, epoch, step, measure_gc)
         graph, static, stats = entry
         for name, (x, y) in batches.items():
             static[name][0].copy_(x, non_blocking=True)
@@ -102,8 +114,13 @@ class BatchScorer:
             sx, sy = x.clone(), y.clone()
             graph = torch.cuda.CUDAGraph()
             torch.cuda.synchronize()
-            with torch.cuda.graph(graph, pool=self.pool):
-                out = self.score(sx, sy)
+            try:
+                with torch.cuda.graph(graph, pool=self.pool):
+                    out = self.score(sx, sy)
+            except RuntimeError:
+                self.use_graphs = False   # evaluation changes nothing: score this batch eagerly
+                torch.cuda.synchronize()
+                return self.score(x, y)
             self.graphs[key] = (graph, sx, sy, out)
         graph, sx, sy, out = self.graphs[key]
         sx.copy_(x, non_blocking=True)
