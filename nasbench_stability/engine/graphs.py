@@ -100,6 +100,7 @@ class BatchScorer:
         self.graphs: dict[tuple, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor, tuple]] = {}
         self.pool = torch.cuda.graph_pool_handle() if self.use_graphs else None
 
+    @torch.no_grad()   # a graph must not capture autograd's bookkeeping, whoever calls
     def score(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.method.logits(x)
         loss = torch.nn.functional.cross_entropy(logits.flatten(0, -2), y.flatten(), reduction="none")

@@ -76,6 +76,8 @@ def pack(methods: Sequence[Any]) -> Any:
         raise ValueError("only seeds of one method with the same options can be packed")
     packed = copy.deepcopy(first)   # optimizers and parameter lists follow the copied parameters
     packed.pack_size = len(methods)
+    for stale in ("_graph_warmup_done", "_graph_failed"):   # a solo object's CUDA-graph history is not the pack's
+        packed.__dict__.pop(stale, None)
     packed._stacked_buffers = _stacked_buffer_names(packed)
     with torch.no_grad():
         for name, p in packed.named_parameters():
