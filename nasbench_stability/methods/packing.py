@@ -47,7 +47,9 @@ def clip_per_seed(params: Sequence[torch.Tensor], max_norm: float) -> torch.Tens
     over its own slices only, and only its gradients are scaled (coefficient max_norm/(norm+1e-6), at
     most 1, as torch's). Returns the (K,) norms."""
     grads = [p.grad for p in params if p.grad is not None]
-    norms = torch.stack([torch.linalg.vector_norm(g.flatten(1).float(), dim=1) for g in grads])
+    # in at least float32 (bf16 gradients), in float64 where the gradients are
+    norms = torch.stack([torch.linalg.vector_norm(g.flatten(1).to(torch.promote_types(g.dtype, torch.float32)), dim=1)
+                         for g in grads])
     total = torch.linalg.vector_norm(norms, dim=0)
     coef = (max_norm / (total + 1e-6)).clamp(max=1.0)
     for g in grads:
