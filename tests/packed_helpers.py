@@ -24,18 +24,29 @@ SEEDS = list(range(K))
 # steps can amplify that rounding: Adam's first steps move each α by about its lr whatever the size of
 # the gradient, so a rounding-level difference that flips the sign of a near-zero gradient entry moves
 # that α by up to 2·lr per step (softmax weights by up to half that), and DARTS-V2's finite-difference
-# Hessian-vector product divides rounding noise by a small ε. Measured on this machine over every run
-# of this file: op_weights ≤ 1.1e-5 apart (darts-v2; ≤ 2e-6 for the first-order methods); with the
-# default α init (std 1e-3) darts-v2 reached 1.1e-4. Bound: 1e-3 on softmax/sigmoid weights (≈ 2·a_lr·steps
-# of this file's runs, so even a sign flip per step stays inside), 10× the worst seen.
+# Hessian-vector product divides rounding noise by a small ε. Measured with the runs of
+# test_packed_seeds.py (SMALL below): op_weights ≤ 9e-6 apart (darts-v2; ≤ 2.3e-6 for the first-order
+# methods, often exactly 0); with the default α init (std 1e-3) darts-v2 reached 1.1e-4. Bound: 1e-3 on
+# the softmax/sigmoid weights, ~10× the worst seen (and about a_lr × steps: even one sign flip per step
+# of these 2-3-step runs stays inside).
 OP_WEIGHTS_ATOL = 1e-3
 # The first step of a run sees identical weights and the same batch packed or solo: its loss differs
 # only by summation order (measured ≤ 5e-7 on losses ≈ 2.3). Two seeds' first losses differ by > 1e-2,
 # so this bound catches a seed fed another seed's batches.
 FIRST_LOSS_RTOL = 1e-5
-# Later losses sit downstream of the amplification above (measured ≤ 1.2e-6 with the overrides below,
-# ≤ 1.8e-3 for darts-v2 with the default α init); seeds differ by ≥ 2e-2.
+# Later losses sit downstream of the amplification above (measured ≤ 1.2e-6 with SMALL, ≤ 1.8e-3 for
+# darts-v2 with the default α init); the seeds' losses differ by ≥ 2e-2.
 LOSS_RTOL = 5e-3
+# The recorded gradients (op_grad: the α gradient Adam saw; gc_inner: inner products of raw weight
+# gradients, in float32) feel that amplification undamped by Adam: measured ≤ 4.8e-3 (op_grad) and
+# ≤ 7.4e-4 (gc_inner) of the run's largest entry (mergenas-v1 seed 0, darts-v2 seed 0; the others
+# ≤ 2e-6). Bound 5e-2 of the largest entry: a gradient of another seed or batch is off by O(1).
+GRAD_RTOL = 5e-2
+# The checkpoints' state (weights, BN running statistics, α's leftover gradient, SGD momentum, Adam
+# moments) holds the same gradients: measured ≤ 4.9e-3 of each tensor's largest entry (mergenas-v1 seed
+# 0's Adam moments), ≤ 1e-5 for most. A state left out of `unpack` is off by O(1) (BN statistics at their
+# initial values, momentum of another seed).
+STATE_RTOL = GRAD_RTOL
 
 # α init std 0.5 instead of 1e-3: the seeds' softmax weights then differ by ~0.1 (a seed mix-up is far
 # outside OP_WEIGHTS_ATOL) and every edge's top-2 margin exceeds the tolerance, so the genotype check
@@ -137,6 +148,12 @@ def assert_records_close(packed: pd.DataFrame, solo: pd.DataFrame, *, derive_non
         ops_p, ops_s = Genotype.from_str(gp).ops, Genotype.from_str(gs).ops
         for edge in np.flatnonzero(decisive[e]):
             assert ops_p[edge] == ops_s[edge], (what, f"epoch {e + 1} edge {edge}", gp, gs)
+    for col in ("op_grad", "gc_inner", "gc_cos"):   # NaN: not measured / not learnable, in both runs alike
+        gp, gs = (np.stack([np.asarray(v, dtype=np.float64) for v in df[col]]) for df in (packed, solo))
+        assert np.array_equal(np.isnan(gp), np.isnan(gs)), (what, col)
+        if np.isfinite(gs).any():
+            scale = np.nanmax(np.abs(gs))
+            np.testing.assert_allclose(gp, gs, rtol=0, atol=GRAD_RTOL * scale, err_msg=f"{what}: {col}")
     same = packed.genotype == solo.genotype
     for col in [c for c in packed.columns if c.startswith("bench_")]:   # the same cell scores the same
         np.testing.assert_array_equal(packed[col][same], solo[col][same], err_msg=f"{what}: {col}")
