@@ -38,9 +38,9 @@ FIRST_LOSS_RTOL = 1e-5
 # darts-v2 with the default α init); the seeds' losses differ by ≥ 2e-2.
 LOSS_RTOL = 5e-3
 # The recorded gradients (op_grad: the α gradient Adam saw; gc_inner: inner products of raw weight
-# gradients, in float32) feel that amplification undamped by Adam: measured ≤ 4.8e-3 (op_grad) and
-# ≤ 7.4e-4 (gc_inner) of the run's largest entry (mergenas-v1 seed 0, darts-v2 seed 0; the others
-# ≤ 2e-6). Bound 5e-2 of the largest entry: a gradient of another seed or batch is off by O(1).
+# gradients, in float32) feel that amplification undamped by Adam: measured ≤ 4.8e-3 (op_grad),
+# ≤ 7.4e-4 (gc_inner) and ≤ 4e-4 (gc_cos) of the run's largest entry (mergenas-v1 and darts-v2 seed 0;
+# most seeds ≤ 2e-6). Bound 5e-2 of the largest entry: a gradient of another seed or batch is off by O(1).
 GRAD_RTOL = 5e-2
 # The checkpoints' state (weights, BN running statistics, α's leftover gradient, SGD momentum, Adam
 # moments) holds the same gradients: measured ≤ 4.9e-3 of each tensor's largest entry (mergenas-v1 seed

@@ -10,6 +10,7 @@ refusals end to end on real CIFAR-10 images (the session's fixtures).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import re
@@ -209,6 +210,7 @@ def test_unpack_of_pack_is_exact_and_independent():
         m.step(random_batches(s, 0), 0, 0, False)
     packed = pack(ms)
     per_seed = [state_tensors(m) for m in ms]
+    assert state_tensors(packed).keys() == per_seed[0].keys()
     for name, t in state_tensors(packed).items():
         for k in range(K):
             want = per_seed[k][name]
@@ -257,13 +259,11 @@ class _Stop(Exception):
     """Raised from the log callback: the run stops exactly after the line's epoch was checkpointed."""
 
 
-def stop_at(pattern: str, lines: list | None = None):
-    """A log callback that keeps the lines and raises _Stop at the first one matching ``pattern``
-    (logged after that seed's record, checkpoint and status were written)."""
+def stop_at(pattern: str):
+    """A log callback that raises _Stop at the first line matching ``pattern``: the engine logs
+    "<run> epoch E/N: ..." after that seed's record, checkpoint and status were written."""
 
     def log(line: str) -> None:
-        if lines is not None:
-            lines.append(line)
         if re.search(pattern, line):
             raise _Stop(line)
 
@@ -303,7 +303,8 @@ def darts_v1(data, tmp_path_factory):
 
 
 # (method, epochs, gc_every): gradient correlation measured in every epoch of the runs that have it
-E2E = [("darts-v1", DARTS_EPOCHS, 0), ("darts-v2", 2, 1), ("single-darts", 2, 1), ("mergenas-v1", 2, 1)]
+E2E = [("darts-v1", DARTS_EPOCHS, 0), ("darts-v2", 2, 1), ("single-darts", 2, 1), ("mergenas-v1", 2, 1),
+       ("mergenas-v2", 2, 1)]
 
 
 @pytest.mark.parametrize("method,epochs,gc_every", E2E, ids=[m for m, _, _ in E2E])
@@ -385,16 +386,17 @@ def assert_solo_checkpoint(packed_run: Path, solo_run: Path, epochs: int) -> Non
 # =================================================================================================
 # 5. one seed diverges
 # =================================================================================================
-def cli_args(data, out: Path, *args: str, epochs: int = DARTS_EPOCHS) -> list[str]:
-    sets = [a for k, v in {**SMALL, "gc_every": "0"}.items() for a in ("--set", f"{k}={v}")]
-    return ["run", "--method", "darts-v1", "--seeds", str(K), "--device", "cpu", "--preset", "smoke", "--epochs",
-            str(epochs), "--quiet", "--out", str(out), "--benchmark", str(data["benchmark_path"]), "--data-root",
-            str(data["data_root"]), *sets, *args]
+def cli_args(data, out: Path, *args: str, method: str = "darts-v1", seeds: int = K, small: bool = True) -> list[str]:
+    """`nbs run` of this file's darts-v1 runs (``small``: the same config as `search`, 3 epochs)."""
+    sets = [a for k, v in {**SMALL, "gc_every": "0"}.items() for a in ("--set", f"{k}={v}")] if small else []
+    return ["run", "--method", method, "--seeds", str(seeds), "--device", "cpu", "--preset", "smoke", "--epochs",
+            str(DARTS_EPOCHS), "--quiet", "--out", str(out), "--benchmark", str(data["benchmark_path"]),
+            "--data-root", str(data["data_root"]), *sets, *args]
 
 
-def invoke(*args: str, home: Path):
+def invoke(*args: str, home: Path | None = None):
     """`nbs ARGS...` in this process; an exception other than the CLI's own exit is re-raised."""
-    result = CliRunner().invoke(main, list(args), env={"NBS_HOME": str(home)})
+    result = CliRunner().invoke(main, list(args), env={"NBS_HOME": str(home)} if home else None)
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result
@@ -476,13 +478,12 @@ def test_packed_run_interrupted_after_epoch_1_finishes_solo(data, darts_v1, tmp_
         search(data, "darts-v1", tmp_path, pack=True, epochs=DARTS_EPOCHS, log=stop_at(r"seed2 epoch 1/3"))
     for s in SEEDS:
         rd = run_dir(tmp_path, "darts-v1", s)
-        assert status(rd) | {"updated": 0, "message": ""} == {"state": "running", "epochs_done": 1, "updated": 0,
-                                                             "message": ""}
+        assert (status(rd)["state"], status(rd)["epochs_done"]) == ("running", 1)
         # both sides packed, K=3, same process: the same floats
         assert_records_close(records(rd), records(run_dir(darts_v1["packed"], "darts-v1", s)).iloc[:1], exact=True,
                              what=f"seed {s} epoch 1")
     lines: list[str] = []
-    results = search(data, "darts-v1", tmp_path, pack=False, epochs=DARTS_EPOCHS, log=stop_at(r"^$", lines))
+    results = search(data, "darts-v1", tmp_path, pack=False, epochs=DARTS_EPOCHS, log=lines.append)
     assert [r.state for r in results] == ["finished"] * K
     assert sum("resuming after epoch 1/3" in line for line in lines) == K
     assert_matches_references(tmp_path, darts_v1, {s: [3, 1, 1] for s in SEEDS}, "packed → solo")
@@ -505,7 +506,7 @@ def test_solo_runs_interrupted_after_epoch_1_finish_packed(data, darts_v1, tmp_p
                          exact=True, what="seed 0 resumed solo")
 
     lines: list[str] = []
-    results = search(data, "darts-v1", tmp_path, pack=True, epochs=DARTS_EPOCHS, log=stop_at(r"^$", lines))
+    results = search(data, "darts-v1", tmp_path, pack=True, epochs=DARTS_EPOCHS, log=lines.append)
     assert [r.state for r in results] == ["already-finished", "finished", "finished"]
     assert [s for s in SEEDS if any(f"seed{s}: resuming after epoch 1/3" in line for line in lines)] == [1, 2]
     assert_matches_references(tmp_path, darts_v1, {0: [1, 1, 1], 1: [1, 2, 2], 2: [1, 2, 2]}, "solo → packed")
@@ -523,7 +524,7 @@ def test_pack_interrupted_between_seeds_resumes_as_two_packs(data, darts_v1, tmp
     assert not run_dir(tmp_path, "darts-v1", 1).exists() and not run_dir(tmp_path, "darts-v1", 2).exists()
 
     lines: list[str] = []
-    results = search(data, "darts-v1", tmp_path, pack=True, epochs=DARTS_EPOCHS, log=stop_at(r"^$", lines))
+    results = search(data, "darts-v1", tmp_path, pack=True, epochs=DARTS_EPOCHS, log=lines.append)
     assert [r.state for r in results] == ["finished"] * K
     assert [s for s in SEEDS if any(f"seed{s}: resuming" in line for line in lines)] == [0]
     assert_matches_references(tmp_path, darts_v1, {0: [3, 1, 1], 1: [2, 2, 2], 2: [2, 2, 2]}, "two packs")
@@ -532,13 +533,14 @@ def test_pack_interrupted_between_seeds_resumes_as_two_packs(data, darts_v1, tmp
 # =================================================================================================
 # 7. the command line
 # =================================================================================================
-@pytest.mark.parametrize("args,needles", [
-    (["--pack", "--jobs", "2"], ["--pack", "--jobs"]),
-    (["--method", "edas", "--pack", "--seeds", "2"], ["edas does not pack", get_method("edas").solo_reason]),
+@pytest.mark.parametrize("method,seeds,args,needles", [
+    ("darts-v1", K, ["--pack", "--jobs", "2"], ["--pack", "--jobs"]),
+    ("edas", 2, ["--pack"], ["edas does not pack", get_method("edas").solo_reason, "without --pack"]),
 ], ids=["pack-with-jobs", "pack-a-solo-method"])
-def test_pack_that_cannot_be_is_a_one_line_error(data, tmp_path, args, needles):
+def test_pack_that_cannot_be_is_a_one_line_error(data, tmp_path, method, seeds, args, needles):
+    """Refused before any work: exit 2, one line, no traceback, no run directory (no --out folder)."""
     out = tmp_path / "runs"
-    result = invoke(*cli_args(data, out, *args), home=data["home"])
+    result = invoke(*cli_args(data, out, *args, method=method, seeds=seeds, small=False), home=data["home"])
     assert result.exit_code == 2, result.output
     err = result.stderr.strip()
     assert len(err.splitlines()) == 1 and err.startswith("nbs: error:") and "Traceback" not in result.output
@@ -548,7 +550,7 @@ def test_pack_that_cannot_be_is_a_one_line_error(data, tmp_path, args, needles):
 
 
 def test_nbs_methods_says_which_methods_pack():
-    result = invoke("methods", home=Path("."))
+    result = invoke("methods")
     assert result.exit_code == 0
     marks = {}
     for line in result.stdout.splitlines():
@@ -559,10 +561,10 @@ def test_nbs_methods_says_which_methods_pack():
     assert marks["edas"] and not marks["darts-v1"]
     assert "s = runs its seeds solo" in result.stdout
 
-    shown = invoke("methods", "--show", "darts-v1", home=Path(".")).stdout.splitlines()
+    shown = invoke("methods", "--show", "darts-v1").stdout.splitlines()
     (seeds,) = [line for line in shown if line.startswith("seeds:")]
     assert "packed" in seeds
-    shown = invoke("methods", "--show", "edas", home=Path(".")).stdout.splitlines()
+    shown = invoke("methods", "--show", "edas").stdout.splitlines()
     (seeds,) = [line for line in shown if line.startswith("seeds:")]
     assert "solo" in seeds and get_method("edas").solo_reason in seeds
 
@@ -570,13 +572,12 @@ def test_nbs_methods_says_which_methods_pack():
 def test_seeds_pack_by_default_on_cuda_only():
     """will_pack: the device's default when --pack is not given; one seed never packs."""
     cpu = [tiny_config("darts-v1", s) for s in SEEDS]
-    cuda = [RunConfig.from_dict({**c.to_dict(), "device": "cuda"}) for c in cpu]
+    cuda = [dataclasses.replace(c, device="cuda") for c in cpu]   # no CUDA needed to ask
     assert PACK_BY_DEFAULT == {"cuda": True, "cpu": False}
     assert will_pack(cuda, None) and not will_pack(cpu, None)
     assert not will_pack(cuda[:1], None) and not will_pack(cuda, None, jobs=2) and not will_pack(cuda, False)
     assert will_pack(cpu, True) and not will_pack(cpu[:1], True)
-    solo = [RunConfig.from_dict({**c.to_dict(), "method": "edas",
-                                 "method_options": dict(tiny_config("edas", 0).method_options)}) for c in cuda]
+    solo = [dataclasses.replace(tiny_config("edas", s), device="cuda") for s in SEEDS]
     assert not will_pack(solo, None)
     with pytest.raises(ConfigError, match="does not pack"):
         will_pack(solo, True)
