@@ -82,7 +82,9 @@ def test_the_packable_methods_are_the_darts_family_five():
 def test_packed_step_equals_solo_steps_in_float64(name, float64):
     """K=3 seeds, 3 steps (gradient correlation measured on the first and last): the packed step's
     per-seed statistics equal each solo step's, and after `unpack` every parameter, buffer (BN running
-    statistics, α's leftover gradient) and optimizer state tensor equals the solo method's."""
+    statistics, α's leftover gradient) and optimizer state tensor equals the solo method's. These
+    batches keep every gradient norm under grad_clip=5 (≈ 2-3), so the clip's scaling is checked by
+    test_packed_step_with_an_active_clip_equals_solo_steps."""
     solo = tiny_methods(name)
     assert solo[0].alpha.dtype == torch.float64
     assert max_difference(solo[0].alpha, solo[1].alpha) > 1e-4      # the seeds start apart
