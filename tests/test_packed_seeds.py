@@ -126,14 +126,10 @@ def test_packed_step_equals_solo_steps_in_float64(name, float64):
 # =================================================================================================
 # 2. per-seed gradient clipping
 # =================================================================================================
-# packing.clip_per_seed takes each gradient's norm in float32 (`g.flatten(1).float()`), where torch's
-# clip_grad_norm_ takes it in the gradients' dtype: with float64 gradients the clip coefficient is off
-# by float32 rounding (~1e-8 relative), so a float64 packed step with an active clip no longer equals
-# the solo step. In float32 (every real run) both agree to rounding. Strict: a fix turns these green.
-FLOAT32_NORM_BUG = pytest.mark.xfail(strict=True, reason="clip_per_seed computes per-seed norms in float32 "
-                                                       "(methods/packing.py), clip_grad_norm_ in the grads' dtype")
+# torch's clip_grad_norm_ takes the norm in the gradients' dtype; so must clip_per_seed, or a float64
+# packed step with an active clip stops equalling the solo step (float32 norms: ~1e-8 relative off)
 DTYPES = [pytest.param(torch.float32, 1e-6, id="float32"),
-          pytest.param(torch.float64, 1e-12, id="float64", marks=FLOAT32_NORM_BUG)]
+          pytest.param(torch.float64, 1e-12, id="float64")]
 
 
 @pytest.mark.parametrize("dtype,rtol", DTYPES)
@@ -174,7 +170,7 @@ def test_clip_per_seed_is_clip_grad_norm_of_each_seed(dtype, rtol):
 
 
 @pytest.mark.parametrize("dtype,rtol", [pytest.param(torch.float32, 1e-4, id="float32"),
-                                        pytest.param(torch.float64, STEP_ATOL, id="float64", marks=FLOAT32_NORM_BUG)])
+                                        pytest.param(torch.float64, STEP_ATOL, id="float64")])
 @pytest.mark.parametrize("name", ["darts-v1", "single-darts"])
 def test_packed_step_with_an_active_clip_equals_solo_steps(name, dtype, rtol):
     """grad_clip=0.5 clips every seed (their norms are ≈ 2–3) in both steps: per seed, with α's
