@@ -36,7 +36,9 @@ class MethodInfo:
 
     def packing_line(self) -> str:
         if self.packable:
-            return "seeds: packed on CUDA (one model with stacked parameters; --no-pack runs them one by one)"
+            return ("seeds: packed on CUDA (one model with stacked parameters; each seed's results equal its solo "
+                    "run's to fp32 rounding, not bitwise: grouped kernels sum in another order; --no-pack runs "
+                    "them one by one)")
         return f"seeds: run solo, one after another ({self.solo_reason})"
 
 
