@@ -363,11 +363,7 @@ class Bench:
 def graph_reason(method: Any, device: torch.device) -> str:
     if device.type != "cuda":
         return f"no CUDA graphs on {device.type}"
-    if getattr(method.options, "lr_schedule", "") == "per-step":
-        return "lr_schedule=per-step changes the lr every step"
-    if not method.graph_static():
-        return f"{type(method).__name__}.graph_static() is False (host-side work every step)"
-    return "graphed"
+    return method.graph_blocker() or "graphed"
 
 
 def one_line(err: BaseException) -> str:

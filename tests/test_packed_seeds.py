@@ -581,3 +581,22 @@ def test_seeds_pack_by_default_on_cuda_only():
         will_pack(solo, True)
     with pytest.raises(ConfigError, match="--jobs"):
         will_pack(cpu, True, jobs=2)
+
+
+@pytest.mark.parametrize("name,overrides,blocker", [
+    ("darts-v1", {}, None), ("darts-v2", {}, None), ("single-darts", {}, None), ("mergenas-v1", {}, None),
+    ("dnas", {}, None),
+    ("darts-v1", {"lr_schedule": "per-step"}, "per-step"),
+    ("edas-inv", {}, "drawn on the host"), ("alpha-max", {}, "drawn on the host"),
+    ("factorized-kernel", {}, "reseeded on the host"), ("nonfactorized-act", {}, "reseeded on the host"),
+])
+def test_graph_blocker_says_why_a_step_cannot_be_graphed(name, overrides, blocker):
+    from nasbench_stability.engine.config import resolve_config
+    from nasbench_stability.engine.run import build_method
+
+    cfg = resolve_config(name, preset="smoke", device="cpu",
+                         overrides={"channels": "8", "cells_per_stage": "1", **overrides})
+    method = build_method(cfg, 10, 4)
+    found = method.graph_blocker()
+    assert method.graph_static() == (found is None)
+    assert (found is None) if blocker is None else (blocker in found)

@@ -63,7 +63,11 @@ class SearchMethod(nn.Module):
         """Whether one step, given its batches, launches the same kernels on the same tensors with the
         same host-side constants every time within an epoch, so that a captured CUDA graph replays it
         exactly (no host-side sampling, no host syncs, no learning rate changing within the epoch)."""
-        return False
+        return self.graph_blocker() is None
+
+    def graph_blocker(self) -> str | None:
+        """Why this method's step cannot be replayed as a CUDA graph (None: it can)."""
+        return "its step has not been checked for host-side work"
 
     def __init__(self, options: Any, ctx: SearchContext) -> None:
         super().__init__()

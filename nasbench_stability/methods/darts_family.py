@@ -152,9 +152,10 @@ class DartsFamily(SearchMethod):
         for opt in self.optimizers().values():   # the saved flag is the saving device's
             set_capturable(opt, self.ctx.device)
 
-    def graph_static(self) -> bool:
-        # a per-step cosine changes the lr (a host-side constant of the step) every step
-        return self.options.lr_schedule == "per-epoch"
+    def graph_blocker(self) -> str | None:
+        if self.options.lr_schedule == "per-step":   # the lr is a host-side constant of the captured step
+            return "lr_schedule=per-step changes the learning rate every step"
+        return None
 
     def _learnable_op_params(self) -> dict[tuple[int, int], list[nn.Parameter]]:
         """(edge, op) → that op's weights in every cell (the w_o of gradient correlation)."""

@@ -140,8 +140,8 @@ class Edas(DartsFamily):
     solo_reason = ("each seed relaxes its own randomly drawn edge every step, so the seeds compute different "
                    "ops (a host-side mask), which one vmapped network cannot express")
 
-    def graph_static(self) -> bool:
-        return False   # the edge is drawn on the host and the argmax path read back (.tolist) every step
+    def graph_blocker(self) -> str | None:
+        return "the relaxed edge is drawn on the host and the argmax path read back (.tolist) every step"
 
     def __init__(self, options: EdasOptions, ctx: SearchContext) -> None:
         super().__init__(options, ctx)

@@ -104,8 +104,8 @@ class NoisyActivations(DartsFamily):
     solo_reason = ("β's combination with α and the per-step noise generator are not yet written for a leading "
                    "seed axis")
 
-    def graph_static(self) -> bool:
-        return False   # the noise generator is reseeded on the host before every step
+    def graph_blocker(self) -> str | None:
+        return "the activation-noise generator is reseeded on the host before every step"
 
     def step(self, batches: dict[str, Batch], epoch: int, step: int, measure_gc: bool) -> StepStats:
         if self.noise is not None:
