@@ -29,8 +29,7 @@ WARMUP_STEPS = 2
 
 def graphed_step(method: SearchMethod, enabled: bool = True) -> Callable[..., StepStats]:
     """``method.step`` or, on CUDA for a static step, a :class:`GraphedStep` of it (new each epoch)."""
-    device = next(iter(method.parameters())).device
-    if enabled and device.type == "cuda" and method.graph_static():
+    if enabled and method.ctx.device.type == "cuda" and method.graph_static():
         return GraphedStep(method)
     return method.step
 
@@ -95,8 +94,7 @@ class BatchScorer:
 
     def __init__(self, method: SearchMethod, enabled: bool = True) -> None:
         self.method = method
-        device = next(iter(method.parameters())).device
-        self.use_graphs = enabled and device.type == "cuda" and method.graph_static()
+        self.use_graphs = enabled and method.ctx.device.type == "cuda" and method.graph_static()
         self.graphs: dict[tuple, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor, tuple]] = {}
         self.pool = torch.cuda.graph_pool_handle() if self.use_graphs else None
 

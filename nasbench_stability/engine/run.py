@@ -191,14 +191,15 @@ class EpochAccumulator:
 
 def _evaluate(method: SearchMethod, stream: BatchStream, epoch: int, cuda_graphs: bool = True) -> tuple[float, float]:
     """Supernet loss/accuracy on the valid half under the current architecture (no gradients)."""
-    loss, acc = evaluate_seeds(method, [stream], epoch, cuda_graphs, stack=False)
+    loss, acc = evaluate_seeds(method, [stream], epoch, cuda_graphs)
     return loss[0], acc[0]
 
 
-def evaluate_seeds(method: SearchMethod, streams: list[BatchStream], epoch: int, cuda_graphs: bool = True,
-                   stack: bool = True) -> tuple[list[float], list[float]]:
-    """Per-seed supernet loss and accuracy on each seed's own valid batches: ``stack`` feeds them to a
-    packed method as (K, B, ...) tensors; otherwise ``streams`` is one stream of a solo method."""
+def evaluate_seeds(method: SearchMethod, streams: list[BatchStream], epoch: int,
+                   cuda_graphs: bool = True) -> tuple[list[float], list[float]]:
+    """Per-seed supernet loss and accuracy on each seed's own valid batches: a packed method gets them
+    as (K, B, ...) stacks; a solo method has one stream."""
+    stack = method.pack_size is not None
     scorer = BatchScorer(method, cuda_graphs)
     method.eval()
     loss = correct = 0
