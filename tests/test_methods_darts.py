@@ -96,3 +96,23 @@ def test_discrete_cells_evaluate_with_shared_weights(method):
 def test_activation_spaces_do_not_claim_discrete_nb201_cells():
     assert not tiny("factorized-act").evaluates_discrete_cells
     assert not tiny("nonfactorized-act").evaluates_discrete_cells
+
+
+@pytest.mark.parametrize("method", ["single-darts", "darts-v1"])
+def test_sgd_alpha_optimizer_takes_momentum_steps_with_the_fixed_rate(method):
+    """a_optimizer=sgd (Single-DARTS Tables 4-5): α moves by SGD with momentum a_momentum and L2 decay,
+    by hand from the gradients the step reports; Adam's first step would move every entry by ≈ a_lr."""
+    lr, mu, wd = 0.05, 0.9, 1e-3
+    m = tiny(method, a_optimizer="sgd", a_lr=lr, a_momentum=mu, a_weight_decay=wd)
+    assert isinstance(m.a_opt, torch.optim.SGD)
+    a0 = m.alpha.detach().clone()
+    batches = lambda k: {"train": batch(k), "valid": batch(k + 100)}  # noqa: E731
+    s1 = m.step(batches(1), epoch=0, step=0, measure_gc=False)
+    buf = s1.op_grad + wd * a0
+    a1 = a0 - lr * buf
+    torch.testing.assert_close(m.alpha.detach(), a1, rtol=1e-5, atol=1e-8)
+    s2 = m.step(batches(2), epoch=0, step=1, measure_gc=False)
+    buf = mu * buf + s2.op_grad + wd * a1
+    torch.testing.assert_close(m.alpha.detach(), a1 - lr * buf, rtol=1e-5, atol=1e-8)
+    adam = tiny(method)
+    assert isinstance(adam.a_opt, torch.optim.Adam)

@@ -37,13 +37,14 @@ from ..space.ops import NUM_EDGES, NUM_OPS, OP_INDEX
 from ..space.supernet import Supernet
 from .base import Batch, SearchContext, SearchMethod, StepStats
 from .packing import capturable_adam, clip_per_seed, packed_forward, set_capturable
-from .options import (NB201, OURS, XAUTODL_BN, XAUTODL_CONFIG, XAUTODL_LR, XAUTODL_NET, XAUTODL_SH, XAUTODL_V1,
-                      option)
+from .options import (NB201, OURS, SINGLE_DARTS_ABLATION, XAUTODL_BN, XAUTODL_CONFIG, XAUTODL_LR, XAUTODL_NET,
+                      XAUTODL_SH, XAUTODL_V1, option)
 
 MODES = ("bilevel", "single-level-two-batches", "single-level")
 ACTIVATIONS = ("softmax", "sigmoid")
 STEP_ORDERS = ("w-alpha", "alpha-w")
 LR_SCHEDULES = ("per-epoch", "per-step")
+ARCH_OPTIMIZERS = ("adam", "sgd")
 # the batch the architecture step uses, by optimization mode
 ARCH_STREAM = {"bilevel": "valid", "single-level-two-batches": "train2", "single-level": "train"}
 _LEARNABLE = (OP_INDEX["nor_conv_1x1"], OP_INDEX["nor_conv_3x3"])
@@ -77,7 +78,11 @@ class DartsOptions:
                                        "search (w, α) is the same either way (training-mode BN normalises "
                                        "with batch statistics); it changes the eval-mode supernet valid "
                                        "accuracy and the discrete-cell ranking analyses")
-    a_lr: float = option(3e-4, XAUTODL_SH, "Adam learning rate of α (--arch_learning_rate)", bounds=POSITIVE)
+    a_optimizer: str = option("adam", XAUTODL_V1, "optimizer of α: adam (a_beta1, a_beta2) or sgd (momentum "
+                              "a_momentum, fixed lr; Single-DARTS' ablations, Tables 4 and 5)", ARCH_OPTIMIZERS)
+    a_lr: float = option(3e-4, XAUTODL_SH, "learning rate of α, fixed (--arch_learning_rate)", bounds=POSITIVE)
+    a_momentum: float = option(0.9, SINGLE_DARTS_ABLATION, "momentum of α's SGD (a_optimizer=sgd only)",
+                               bounds=BELOW_ONE)
     a_beta1: float = option(0.5, XAUTODL_V1, "Adam β1 of α", bounds=BELOW_ONE)
     a_beta2: float = option(0.999, XAUTODL_V1, "Adam β2 of α", bounds=BELOW_ONE)
     a_weight_decay: float = option(1e-3, XAUTODL_SH, "Adam weight decay (L2) of α (--arch_weight_decay)",
@@ -88,6 +93,15 @@ class DartsOptions:
     gc_every: int = option(10, OURS, "measure gradient correlation every k steps (0 = never)", bounds=EVERY)
     derive_none: bool = option(True, NB201, "'none' takes part in the argmax derivation; false leaves it out "
                                "(with sigmoid α, 'none' gets no gradient and can win by standing still)")
+
+
+def arch_optimizer(params, options: DartsOptions, device: torch.device) -> torch.optim.Optimizer:
+    """The optimizer of an architecture factor: Adam (the reference) or SGD with momentum (``a_optimizer``)."""
+    if options.a_optimizer == "sgd":
+        return torch.optim.SGD(params, lr=options.a_lr, momentum=options.a_momentum,
+                               weight_decay=options.a_weight_decay)
+    return capturable_adam(params, device, lr=options.a_lr, betas=(options.a_beta1, options.a_beta2),
+                           weight_decay=options.a_weight_decay)
 
 
 def cosine_lr(base: float, floor: float, progress: float) -> float:
@@ -125,8 +139,7 @@ class DartsFamily(SearchMethod):
         self.w_params = [p for p in self.supernet.parameters()]
         self.w_opt = torch.optim.SGD(self.w_params, lr=options.w_lr, momentum=options.w_momentum,
                                      nesterov=options.w_nesterov, weight_decay=options.w_weight_decay)
-        self.a_opt = capturable_adam(self.arch_parameters(), ctx.device, lr=options.a_lr,
-                                     betas=(options.a_beta1, options.a_beta2), weight_decay=options.a_weight_decay)
+        self.a_opt = arch_optimizer(self.arch_parameters(), options, ctx.device)
         self._gc_groups = self._learnable_op_params()
 
     # ---- construction hooks -----------------------------------------------------------------

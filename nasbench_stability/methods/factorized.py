@@ -51,7 +51,7 @@ from ..space.genotype import Genotype
 from ..space.ops import EDGES, NUM_EDGES, NUM_NODES, NUM_OPS, OP_INDEX, OPS
 from ..space.supernet import Supernet
 from .base import Batch, SearchContext, StepStats
-from .darts_family import MODES, DartsFamily, DartsOptions
+from .darts_family import MODES, DartsFamily, DartsOptions, arch_optimizer
 from .options import DARTS_CODE, NB201, PAPER, option
 from .registry import register
 
@@ -126,8 +126,7 @@ class Factorized(NoisyActivations):
     def __init__(self, options: FactorizedOptions, ctx: SearchContext) -> None:
         super().__init__(options, ctx)
         self.beta = nn.Parameter(options.alpha_init_std * torch.randn(NUM_EDGES, len(self.O2), device=ctx.device))
-        self.b_opt = torch.optim.Adam([self.beta], lr=options.a_lr, betas=(options.a_beta1, options.a_beta2),
-                                      weight_decay=options.a_weight_decay)
+        self.b_opt = arch_optimizer([self.beta], options, ctx.device)   # β's optimizer is α's (same configuration)
 
     def alpha_shape(self) -> tuple[int, ...]:
         return (NUM_EDGES, len(self.O1))

@@ -29,6 +29,8 @@ XAUTODL_NET = reference("AutoDL-Projects xautodl/models/cell_searchs/search_mode
 XAUTODL_BN = reference("AutoDL-Projects docs/NAS-Bench-201.md (`DARTS-V1.sh cifar10 1 -1`: BN=1)")
 # the original DARTS search code, which the papers that say "as in DARTS" build on
 DARTS_CODE = "DARTS code: quark0/darts cnn/train_search.py"
+# a value a seed paper states for its ablations, not for its main setting
+SINGLE_DARTS_ABLATION = "paper 001 (Single-DARTS) §5.3: SGD with momentum 0.9"
 
 
 def option(default: Any, source: str, doc: str, choices: tuple | None = None, *,
