@@ -175,9 +175,11 @@ def query(arch: str, benchmark: Path | None) -> None:
 
 def _register_analysis_commands() -> None:
     from .analysis_commands import plot, report
+    from .reproduce_command import reproduce
 
     main.add_command(report)
     main.add_command(plot)
+    main.add_command(reproduce)
 
 
 _register_analysis_commands()

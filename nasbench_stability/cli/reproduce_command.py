@@ -1,0 +1,90 @@
+"""``nbs reproduce``: a seed paper's NB201 experiment in one command, our numbers beside the published ones.
+
+A thin wrapper over :mod:`nasbench_stability.reproduce` (parse, call the library, print); registered in
+the main group, which turns :class:`~nasbench_stability.errors.NbsError` into one line and exit 2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+def _hours(seconds: float | None) -> str:
+    if seconds is None:
+        return "no estimate"
+    return f"≈ {seconds / 3600:.1f} h" if seconds >= 3600 else f"≈ {seconds / 60:.0f} min"
+
+
+def _list_text(device: str) -> str:
+    from ..reproduce.experiments import EXPERIMENTS
+    from ..reproduce.runner import estimate_seconds
+
+    here = "paper" if device.startswith("cuda") else "cpu-small"
+    lines = []
+    for exp in EXPERIMENTS.values():
+        runs = exp.runs()
+        missing = [r.label for r in exp.rows if r.kind == "unavailable"]
+        lines.append(f"{exp.name}: {exp.title}")
+        lines.append(f"  runs: {len(runs)} distinct (method × settings) × {exp.seeds} seeds; rows: "
+                     f"{len(exp.run_rows())} run, {sum(r.kind == 'benchmark' for r in exp.rows)} from the benchmark, "
+                     f"{len(missing)} not available" + (f" ({', '.join(missing)})" if missing else ""))
+        for row in runs.values():
+            sets = " ".join(row.set_args())
+            lines.append(f"    {row.method}{' ' + sets if sets else ''}")
+        lines.append(f"  cost (solo, rough): paper on one GPU {_hours(estimate_seconds(exp, exp.seeds, 'paper', 'cuda', None))}"
+                     f" (H100); {here} on this machine ({device}) "
+                     f"{_hours(estimate_seconds(exp, exp.seeds, here, device, None))}")
+    lines.append("run one: nbs reproduce NAME [--seeds K] [--preset smoke|cpu-small|paper] [--out DIR]")
+    return "\n".join(lines)
+
+
+@click.command("reproduce")
+@click.argument("name", required=False)
+@click.option("--list", "list_", is_flag=True, help="Name every experiment, with its runs and cost.")
+@click.option("--seeds", type=int, default=None, help="Seeds 0..K-1 (default: as many as the paper ran).")
+@click.option("--preset", default=None, help="smoke | cpu-small | paper (default: paper on CUDA, cpu-small on CPU).")
+@click.option("--epochs", type=int, default=None, help="Override the epochs (the report then says it is not the paper's setting).")
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N]")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Experiment folder (default: reproduce/NAME/PRESET).")
+@click.option("--row", "rows", multiple=True, metavar="LABEL",
+              help="Run only this row (repeatable; e.g. --row DARTS --row Single-DARTS); the others are listed as not run.")
+@click.option("--report-only", is_flag=True, help="Rewrite the report from the records in --out; run nothing.")
+@click.option("--pack/--no-pack", default=None, help="Packed seeds (default: on CUDA, for methods that pack).")
+@click.option("--cuda-graphs/--no-cuda-graphs", default=True, show_default=True)
+@click.option("--data-root", type=click.Path(path_type=Path), default=None, help="Dataset file or folder.")
+@click.option("--benchmark", type=click.Path(path_type=Path), default=None, help="Benchmark table (.parquet).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def reproduce(name, list_, seeds, preset, epochs, device, out, rows, report_only, pack, cuda_graphs, data_root,
+              benchmark, quiet) -> None:
+    """Run a seed paper's NB201 experiment NAME and report our numbers beside the published ones."""
+    from ..bench.build import ensure_table
+    from ..bench.table import Benchmark
+    from ..engine.config import resolve_device
+    from ..errors import ConfigError
+    from ..reproduce.experiments import get_experiment
+    from ..reproduce.report import plan_from_manifest, write_report
+    from ..reproduce.runner import execute, make_plan
+
+    if list_:
+        click.echo(_list_text(resolve_device(device)))
+        return
+    if name is None:
+        raise ConfigError("name an experiment (nbs reproduce --list shows them)")
+    plan = make_plan(get_experiment(name), seeds=seeds, preset=preset, device=device, epochs=epochs, out=out,
+                     rows=tuple(rows))
+    if report_only:   # the folder's own manifest says what was run there
+        plan = plan_from_manifest(plan.out)
+        if plan.experiment.name != name:
+            raise ConfigError(f"{plan.out} holds experiment {plan.experiment.name}, not {name}")
+    else:
+        results = execute(plan, data_root=data_root, benchmark_path=benchmark, progress=not quiet, pack=pack,
+                          cuda_graphs=cuda_graphs, log=click.echo)
+        for key, rs in results.items():
+            states = sorted({r.state for r in rs})
+            click.echo(f"{key}: {len(rs)} seed(s) {', '.join(states)}")
+    files = write_report(plan, Benchmark.load(ensure_table(benchmark, log=click.echo)))
+    click.echo(f"wrote {files.markdown}")
+    click.echo(f"numbers: {files.comparison}, {files.seeds}" + (f"; figures: {len(files.figures)}" if files.figures else ""))

@@ -1,0 +1,120 @@
+"""Our numbers beside the published ones: one tidy line per (row, column), computed from the records.
+
+Ours, for a run row, is the final derived cell of each seed (its last recorded epoch) scored by the
+benchmark column behind the printed column (:func:`analysis.bench_columns.benchmark_column`), as mean ±
+sample std (ddof=1) over the seeds, with min and max. "Published inside our range" asks whether the
+printed mean lies in [min, max] of our seeds widened by 0.01 (the papers print two decimals) — for a
+row whose seeds all found one cell, whether the paper found that cell too.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..analysis.bench_columns import benchmark_column, record_column
+from ..analysis.collapse import collapse_per_run
+from ..analysis.loading import NoRunsError, load_runs
+from ..analysis.tables import final_records
+from ..bench.table import Benchmark
+from .experiments import Experiment, Row
+from .published import published_cell
+
+ROUNDING = 0.01
+
+
+@dataclass
+class Comparison:
+    """``lines``: one per (row, column); ``seeds``: one per (run row, seed) with its final cell;
+    ``records``: every epoch of every run row (``row`` column added), for the curves."""
+
+    lines: pd.DataFrame
+    seeds: pd.DataFrame
+    records: pd.DataFrame
+
+
+def row_records(run_dir: Path, seeds: tuple[int, ...]) -> pd.DataFrame:
+    """The records of the requested seeds under one row's folder (empty when none ran yet)."""
+    if not run_dir.is_dir():
+        return pd.DataFrame()
+    try:
+        df = load_runs(run_dir)
+    except NoRunsError:
+        return pd.DataFrame()
+    return df[df["seed"].isin(seeds)].reset_index(drop=True)
+
+
+def compare(experiment: Experiment, out: Path, seeds: tuple[int, ...], benchmark: Benchmark) -> Comparison:
+    lines, seed_rows, frames = [], [], []
+    for row in experiment.rows:
+        df = row_records(out / "runs" / row.run_key, seeds) if row.kind == "run" else pd.DataFrame()
+        last = final_records(df) if not df.empty else pd.DataFrame()
+        if not df.empty:
+            frames.append(df.assign(row=row.label))
+            seed_rows += _seed_lines(row, df, last)
+        for dataset, split in experiment.columns:
+            column = benchmark_column(dataset, split)
+            values = _ours(row, last, column, benchmark)
+            pub = published_cell(row.published, dataset, split)
+            lines.append(_line(row, dataset, split, column, values, pub, benchmark))
+    records = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return Comparison(pd.DataFrame(lines), pd.DataFrame(seed_rows), records)
+
+
+def _ours(row: Row, last: pd.DataFrame, column: str, benchmark: Benchmark) -> np.ndarray:
+    if row.kind == "benchmark":
+        value = (benchmark.optimum(column)[0] if row.benchmark == "optimum"
+                 else benchmark.lookup_one(row.benchmark)[column])
+        return np.array([value], dtype=float)
+    if row.kind != "run" or last.empty or record_column(column) not in last:
+        return np.array([], dtype=float)
+    values = last[record_column(column)].to_numpy(dtype=float)
+    return values[np.isfinite(values)]
+
+
+def _line(row: Row, dataset: str, split: str, column: str, values: np.ndarray, pub, benchmark: Benchmark) -> dict:
+    n = len(values)
+    mean = float(values.mean()) if n else math.nan
+    std = float(values.std(ddof=1)) if n > 1 else math.nan
+    lo, hi = (float(values.min()), float(values.max())) if n else (math.nan, math.nan)
+    inside = None
+    if pub is not None and n:
+        inside = bool(lo - ROUNDING <= pub.mean <= hi + ROUNDING)
+    spec = next((c for c in benchmark.columns if c.name == column), None)
+    return {
+        "row": row.label, "kind": row.kind, "dataset": dataset, "split": split, "column": column,
+        "exact": None if spec is None else bool(spec.exact),
+        "n": n, "mean": mean, "std": std, "min": lo, "max": hi,
+        "published": pub.mean if pub is not None else math.nan,
+        "published_std": pub.std if pub is not None and pub.std is not None else math.nan,
+        "published_display": pub.display() if pub is not None else "",
+        "published_note": pub.note if pub is not None else "",
+        "difference": mean - pub.mean if pub is not None and n else math.nan,
+        "published_inside_range": inside,
+        "unavailable": row.unavailable,
+    }
+
+
+def _seed_lines(row: Row, df: pd.DataFrame, last: pd.DataFrame) -> list[dict]:
+    """Per seed: final cell, CIFAR-10 test, status, when the cell first went ≥ 50% parameter-free and
+    the first epoch from which the derived cell stayed the final one."""
+    collapse = collapse_per_run(df).set_index("seed")
+    out = []
+    for _, r in last.iterrows():
+        run = df[df["seed"] == r["seed"]].sort_values("epoch")
+        changed = run["genotype"].ne(r["genotype"]).to_numpy()
+        settled = int(run["epoch"].to_numpy()[np.flatnonzero(changed)[-1] + 1]) if changed.any() else int(run["epoch"].iloc[0])
+        c = collapse.loc[r["seed"]]
+        out.append({"row": row.label, "seed": int(r["seed"]), "status": str(r.get("status", "")),
+                    "epochs": f"{int(r['epoch'])}/{int(r['epochs'])}", "final_cell": r["genotype"],
+                    "param_free": int(r["param_free_count"]),
+                    "cifar10_test": float(r.get(record_column(benchmark_column("cifar10", "test")), math.nan)),
+                    "final_cell_since_epoch": settled,
+                    "first_half_param_free_epoch": c["first_param_free_epoch"],
+                    "best_epoch": c["best_epoch"], "acc_best": c["acc_best"], "collapsed": bool(c["collapsed"]),
+                    "pack_size": r.get("pack_size"), "device": r.get("device")})
+    return out

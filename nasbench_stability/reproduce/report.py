@@ -1,0 +1,228 @@
+"""The reproduction report: our numbers beside the published ones, what ran, at what scale, and how.
+
+Writes into the experiment folder ``REPORT.md`` (read on GitHub or in an editor), ``comparison.csv``
+(one line per row and column, the numbers behind the report) and ``seeds.csv`` (each seed's final
+cell), plus the collapse curves in ``figures/``. Everything is computed from the run records and the
+bundled published table each time, so a report of an unfinished experiment says so and a re-run
+after more epochs replaces it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .. import __version__
+from ..analysis.bench_columns import APPROX_MARK, DATASET_LABELS
+from ..analysis.collapse import CollapseCriteria, collapse_display, collapse_summary
+from ..bench.table import Benchmark
+from ..destinations import check_writable, writing
+from ..engine.atomic import write_text_atomic
+from ..engine.config import PRESETS
+from ..errors import MissingFileError, NbsError
+from ..plots.collapse import plot_collapse
+from ..plots.common import NothingToPlotError
+from ..plots.style import save_figure
+from ..report.tables import Table, to_markdown
+from .compare import ROUNDING, Comparison, compare
+from .experiments import Experiment, get_experiment
+from .runner import MANIFEST, Plan
+
+REPORT = "REPORT.md"
+
+
+@dataclass
+class ReportFiles:
+    markdown: Path
+    comparison: Path
+    seeds: Path
+    figures: list[Path] = field(default_factory=list)
+
+
+def plan_from_manifest(out: Path) -> Plan:
+    """The plan an experiment folder was last run with (its ``experiment.json``)."""
+    path = out / MANIFEST
+    if not path.is_file():
+        raise MissingFileError(f"{out} holds no {MANIFEST}: not an `nbs reproduce` folder (run the experiment first)")
+    try:
+        m = json.loads(path.read_text())
+        rows = tuple(str(r) for r in m.get("rows", []))
+        return Plan(get_experiment(m["experiment"]).select(list(rows)), tuple(int(s) for s in m["seeds"]),
+                    str(m["preset"]), str(m["device"]), m["epochs"], out, rows)
+    except (ValueError, KeyError, TypeError, NbsError) as err:
+        raise MissingFileError(f"{path} is damaged ({err.__class__.__name__}); re-run the experiment to rewrite it") from None
+
+
+def write_report(plan: Plan, benchmark: Benchmark) -> ReportFiles:
+    comparison = compare(plan.experiment, plan.out, plan.seeds, benchmark)
+    out = plan.out
+    files = ReportFiles(out / REPORT, out / "comparison.csv", out / "seeds.csv")
+    check_writable(out, "report folder")
+    for frame, path in ((comparison.lines, files.comparison), (comparison.seeds, files.seeds)):
+        with writing(path, "report table"):
+            write_text_atomic(path, frame.to_csv(index=False))
+    figure_note = ""
+    if not comparison.records.empty:
+        try:
+            fig = plot_collapse(comparison.records.assign(method=comparison.records["row"]), benchmark=benchmark)
+            files.figures += [save_figure(fig, out / "figures" / f"collapse.{ext}") for ext in ("png", "pdf")]
+        except NothingToPlotError as err:
+            figure_note = f"No collapse curves: {err}."
+    with writing(files.markdown, "report"):
+        write_text_atomic(files.markdown, render(plan, comparison, files, figure_note))
+    return files
+
+
+# ---- rendering ------------------------------------------------------------------------------
+def render(plan: Plan, comparison: Comparison, files: ReportFiles, figure_note: str = "") -> str:
+    exp = plan.experiment
+    parts = [f"# Reproduction: {exp.title}", "", f"`{exp.name}` · nbs {__version__}", "",
+             _scale_paragraph(plan, comparison), "", f"**What the paper shows.** {exp.what_to_see}", ""]
+    parts += [to_markdown(_comparison_table(exp, comparison)), ""]
+    missing = _unavailable_table(exp, comparison)
+    if missing is not None:
+        parts += [to_markdown(missing), ""]
+    if not comparison.seeds.empty:
+        parts += [to_markdown(_seeds_table(comparison)), ""]
+        parts += [to_markdown(_collapse_table(comparison)), ""]
+    if files.figures:
+        parts += ["### Collapse curves", "", f"![collapse curves](figures/{files.figures[0].name})", "",
+                  "Top: the derived cell's 200-epoch test accuracy at every search epoch (mean ± std over seeds; "
+                  "dashed: the best cell in the benchmark). Bottom: its parameter-free edges.", ""]
+    elif figure_note:
+        parts += [figure_note, ""]
+    parts += ["### Commands", "", "The whole experiment (re-running it resumes; the report is rewritten):", "",
+              "```", _reproduce_command(plan), "```", "", "Each distinct run on its own:", "", "```"]
+    parts += [plan.command(row) for row in exp.runs().values()] + ["```", ""]
+    parts += ["### Readings and notes", ""] + [f"- {n}" for n in _notes(exp, comparison)] + [""]
+    return "\n".join(parts)
+
+
+def _scale_paragraph(plan: Plan, comparison: Comparison) -> str:
+    preset = PRESETS[plan.preset]
+    records = comparison.records
+    bn = sorted({bool(v) for v in records["track_running_stats"].dropna()}) if "track_running_stats" in records else []
+    bn_text = ("BN running statistics on (NB201's BN=1)" if bn == [True] else
+               "BN running statistics off" if bn == [False] else "BN mode mixed across rows" if bn else "BN mode: no runs yet")
+    devices = sorted({str(d) for d in records["device"].dropna()}) if "device" in records else []
+    packs = sorted({int(p) for p in records["pack_size"].dropna()}) if "pack_size" in records else []
+    epochs = f", {plan.epochs} epoch(s) (--epochs)" if plan.epochs is not None else ""
+    lines = [f"**Scale.** preset `{plan.preset}` ({preset.description}){epochs}; {len(plan.seeds)} seed(s) "
+             f"(the paper: {plan.experiment.seeds}); device {', '.join(devices) or plan.device}; "
+             f"{bn_text}" + (f"; packed seeds: pack size {', '.join(map(str, packs))}" if packs and packs != [1] else "")
+             + "."]
+    if not plan.paper_scale:
+        lines.append("**This is not the paper's setting**: a reduced network, data and/or epochs, so the numbers below "
+                     "test the pipeline, not the paper's claim. Run with `--preset paper` (a GPU) to compare.")
+    unfinished = comparison.seeds[comparison.seeds["status"] != "finished"] if not comparison.seeds.empty else []
+    if len(unfinished):
+        lines.append(f"**Not finished**: {len(unfinished)} seed run(s) (their latest epoch is used): "
+                     + ", ".join(f"{r.row} seed {r.seed} ({r.status}, epoch {r.epochs})"
+                                 for r in unfinished.itertuples()) + ".")
+    return " ".join(lines)
+
+
+def _column_label(dataset: str, split: str, exact: bool | None) -> str:
+    mark = APPROX_MARK if exact is False else ""
+    return f"{DATASET_LABELS.get(dataset, dataset)} {split}{mark}"
+
+
+def _ours_text(line: pd.Series) -> str:
+    if line["kind"] == "unavailable":
+        return "n/a"
+    if line["n"] == 0:
+        return "not run yet"
+    if line["kind"] == "benchmark":
+        return f"{line['mean']:.2f} (benchmark)"
+    text = f"{line['mean']:.2f}" + (f" ± {line['std']:.2f}" if line["n"] > 1 else "")
+    return f"{text} (n={line['n']}, {line['min']:.2f}–{line['max']:.2f})"
+
+
+def _comparison_table(exp: Experiment, comparison: Comparison) -> Table:
+    """Long: one line per (row, column) of the rows we have numbers for."""
+    rows = []
+    for line in comparison.lines.itertuples(index=False):
+        s = pd.Series(line._asdict())
+        if s["kind"] == "unavailable":
+            continue
+        inside = s["published_inside_range"]
+        rows.append({
+            "row": s["row"], "column": _column_label(s["dataset"], s["split"], s["exact"]),
+            "ours": _ours_text(s), "published": s["published_display"] or "–",
+            "ours − published": f"{s['difference']:+.2f}" if math.isfinite(s["difference"]) else "",
+            "published inside our range": "" if inside is None or s["kind"] == "benchmark" else ("yes" if inside else "no"),
+        })
+    frame = pd.DataFrame(rows, columns=["row", "column", "ours", "published", "ours − published",
+                                        "published inside our range"])
+    notes = (f"ours: the final derived cell of each seed scored in the benchmark (200-epoch training), mean ± sample "
+             f"std over seeds, (n, min–max). published inside our range: the printed mean lies in [min, max] of our "
+             f"seeds ± {ROUNDING} (the papers' rounding). {APPROX_MARK}: the benchmark column is approximate, "
+             f"not the official 3-seed mean (see `nbs bench build`). Published per-trial rows show their trials in "
+             f"brackets.",)
+    return Table("comparison", "Ours beside the published numbers", frame.set_index("row"), notes)
+
+
+def _unavailable_table(exp: Experiment, comparison: Comparison) -> Table | None:
+    """Wide: the printed rows we have no numbers for, with the reason."""
+    lines = comparison.lines[comparison.lines["kind"] == "unavailable"]
+    if lines.empty:
+        return None
+    reasons = {r.label: r.unavailable for r in exp.rows}
+    out = {}
+    for label, group in lines.groupby("row", sort=False):
+        cells = {_column_label(g.dataset, g.split, g.exact): g.published_display or "–" for g in group.itertuples()}
+        out[label] = {"why not": reasons.get(label, ""), **cells}
+    frame = pd.DataFrame.from_dict(out, orient="index")
+    frame.index.name = "row"
+    return Table("unavailable", "Published rows without ours", frame)
+
+
+def _seeds_table(comparison: Comparison) -> Table:
+    s = comparison.seeds
+    frame = pd.DataFrame({
+        "row": s["row"], "seed": s["seed"].astype(str), "status": s["status"], "epochs": s["epochs"],
+        "final cell": s["final_cell"], "param-free ops": s["param_free"].astype(str),
+        "CIFAR-10 test": s["cifar10_test"].map(lambda v: f"{v:.2f}" if math.isfinite(v) else "–"),
+        "final cell since epoch": s["final_cell_since_epoch"].astype(str),
+    })
+    return Table("seeds", "Each seed's final cell", frame.set_index("row"),
+                 ("final cell since epoch: the first epoch from which the derived cell stayed the final one.",))
+
+
+def _collapse_table(comparison: Comparison) -> Table:
+    criteria = CollapseCriteria()
+    summary = collapse_summary(comparison.records.assign(method=comparison.records["row"]), criteria)
+    frame = collapse_display(summary, criteria)
+    frame.index.name = "row"
+    return Table("collapse", "Collapse over the search", frame, (criteria.describe(),))
+
+
+def _reproduce_command(plan: Plan) -> str:
+    argv = ["nbs", "reproduce", plan.experiment.name, "--seeds", str(len(plan.seeds)), "--preset", plan.preset,
+            "--device", plan.device, "--out", str(plan.out)]
+    if plan.epochs is not None:
+        argv += ["--epochs", str(plan.epochs)]
+    argv += [a for label in plan.rows for a in ("--row", label)]
+    return shlex.join(argv)
+
+
+def _notes(exp: Experiment, comparison: Comparison) -> list[str]:
+    notes = list(exp.readings)
+    for row in exp.rows:
+        if row.reading:
+            notes.append(f"{row.label}: {row.reading}.")
+        if row.kind == "benchmark":
+            what = "the best value of each column over all 15,625 cells" if row.benchmark == "optimum" else row.benchmark
+            notes.append(f"{row.label}: read off the benchmark ({what}); the paper's numbers come from NB201 v1.0, "
+                         f"ours from the table `nbs bench build` made, which can differ in the second decimal.")
+    lines = comparison.lines
+    for (label, note) in lines.loc[lines["published_note"] != "", ["row", "published_note"]].drop_duplicates().itertuples(index=False):
+        notes.append(f"{label} (published): {note}.")
+    notes.append(f"Published numbers: {', '.join(sorted({r.published.citation for r in exp.rows}))}; bundled in "
+                 f"nasbench_stability/reproduce/published.csv.")
+    return notes
