@@ -10,9 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from nasbench_stability import paths
 from nasbench_stability.bench.table import Benchmark
+from nasbench_stability.cli.main import main
 from nasbench_stability.data.cache import load_arrays
 
 REPO = Path(__file__).resolve().parents[1]
@@ -82,6 +84,29 @@ def nbs(nbs_env):
         if check and proc.returncode != 0:
             raise AssertionError(f"nbs {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
         return proc
+
+    return call
+
+
+@dataclass
+class Outcome:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture(scope="session")
+def cli(bench_path, cifar_root, nbs_home):
+    """``nbs ARGS...`` in this process (CliRunner): these errors come before any work, and a new
+    process per case would spend seconds importing torch. A case that wrongly passes runs for real."""
+    runner = CliRunner()
+    env = {"NBS_BENCHMARK": str(bench_path), "NBS_DATA": str(cifar_root), "NBS_HOME": str(nbs_home)}
+
+    def call(*args: str) -> Outcome:
+        result = runner.invoke(main, list(args), env=env)
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception  # a traceback in a real process
+        return Outcome(result.exit_code, result.stdout, result.stderr)
 
     return call
 

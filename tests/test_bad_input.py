@@ -11,10 +11,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import torch
-from click.testing import CliRunner
 
 from nasbench_stability.bench.table import Benchmark
-from nasbench_stability.cli.main import main
 from nasbench_stability.engine.config import RunConfig, resolve_config
 from nasbench_stability.engine.run import Run
 from nasbench_stability.errors import ConfigError, NbsError, quote
@@ -71,29 +69,6 @@ BAD_RUNS = [
     (["--set", f"{LONG}=1"], ["unknown --set key", "(10,000 characters)"]),
     (["--set", f"w_lr={LONG}"], ["option w_lr: expected float", "(10,000 characters)"]),
 ]
-
-
-@dataclasses.dataclass
-class Outcome:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-@pytest.fixture(scope="module")
-def cli(bench_path, cifar_root, nbs_home):
-    """``nbs ARGS...`` in this process (CliRunner): these errors come before any work, and a new
-    process per case would spend seconds importing torch. A case that wrongly passes runs for real."""
-    runner = CliRunner()
-    env = {"NBS_BENCHMARK": str(bench_path), "NBS_DATA": str(cifar_root), "NBS_HOME": str(nbs_home)}
-
-    def call(*args: str) -> Outcome:
-        result = runner.invoke(main, list(args), env=env)
-        if result.exception is not None and not isinstance(result.exception, SystemExit):
-            raise result.exception  # a traceback in a real process
-        return Outcome(result.exit_code, result.stdout, result.stderr)
-
-    return call
 
 
 @pytest.mark.parametrize("args,needles", BAD_RUNS, ids=lambda v: " ".join(v)[:40] if isinstance(v, list) else None)

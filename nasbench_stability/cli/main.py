@@ -16,6 +16,7 @@ import click
 
 from ..errors import ConfigError, NbsError, quote
 from ..ranges import SEED
+from .common import parse_sets
 
 
 class NbsGroup(click.Group):
@@ -47,16 +48,6 @@ def main() -> None:
     """nbs — NAS-Bench-201 benchmarking and stability analysis of differentiable NAS."""
 
 
-def _parse_sets(pairs: tuple[str, ...]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise ConfigError(f"--set expects key=value, got {quote(pair)}")
-        k, v = pair.split("=", 1)
-        out[k.strip()] = v.strip()
-    return out
-
-
 @main.command()
 @click.option("--method", "-m", required=True, help="Search method (see `nbs methods`).")
 @click.option("--seeds", type=int, default=1, show_default=True, help="Run seeds 0..K-1.")
@@ -86,7 +77,7 @@ def run(method, seeds, seed_list, dataset, epochs, device, preset, out, sets, da
 
     if jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {jobs}")
-    overrides = _parse_sets(sets)
+    overrides = parse_sets(sets)
     if hessian_every is not None:
         overrides["hessian_every"] = str(hessian_every)
     seed_values = _seed_values(seeds, seed_list)

@@ -51,13 +51,15 @@ def _list_text(device: str) -> str:
               help="Experiment folder (default: reproduce/NAME/PRESET).")
 @click.option("--row", "rows", multiple=True, metavar="LABEL",
               help="Run only this row (repeatable; e.g. --row DARTS --row Single-DARTS); the others are listed as not run.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="A run or method option for every run (e.g. hessian_every=5); not one a row sets itself.")
 @click.option("--report-only", is_flag=True, help="Rewrite the report from the records in --out; run nothing.")
 @click.option("--pack/--no-pack", default=None, help="Packed seeds (default: on CUDA, for methods that pack).")
 @click.option("--cuda-graphs/--no-cuda-graphs", default=True, show_default=True)
 @click.option("--data-root", type=click.Path(path_type=Path), default=None, help="Dataset file or folder.")
 @click.option("--benchmark", type=click.Path(path_type=Path), default=None, help="Benchmark table (.parquet).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def reproduce(name, list_, seeds, preset, epochs, device, out, rows, report_only, pack, cuda_graphs, data_root,
+def reproduce(name, list_, seeds, preset, epochs, device, out, rows, sets, report_only, pack, cuda_graphs, data_root,
               benchmark, quiet) -> None:
     """Run a seed paper's NB201 experiment NAME and report our numbers beside the published ones."""
     from ..bench.build import ensure_table
@@ -67,6 +69,7 @@ def reproduce(name, list_, seeds, preset, epochs, device, out, rows, report_only
     from ..reproduce.experiments import get_experiment
     from ..reproduce.report import plan_from_manifest, write_report
     from ..reproduce.runner import execute, make_plan
+    from .common import parse_sets
 
     if list_:
         click.echo(_list_text(resolve_device(device)))
@@ -74,7 +77,7 @@ def reproduce(name, list_, seeds, preset, epochs, device, out, rows, report_only
     if name is None:
         raise ConfigError("name an experiment (nbs reproduce --list shows them)")
     plan = make_plan(get_experiment(name), seeds=seeds, preset=preset, device=device, epochs=epochs, out=out,
-                     rows=tuple(rows))
+                     rows=tuple(rows), extra=parse_sets(sets))
     if report_only:   # the folder's own manifest says what was run there
         plan = plan_from_manifest(plan.out)
         if plan.experiment.name != name:

@@ -33,6 +33,8 @@ register(
         "NB201 reference; the paper does not say.",
         "The two-batch ablation modes (Table 4) take the weight step first, as xautodl's DARTS-V1 "
         "(step_order=alpha-w for the DARTS-code order).",
+        "Tables 4 and 5 optimise α with SGD (a_optimizer=sgd, momentum 0.9); the default is §5.1's Adam. "
+        "`nbs reproduce single-darts-table4|table5` sets it per row.",
     ),
     factory=DartsFamily,
 )

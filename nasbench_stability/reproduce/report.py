@@ -52,8 +52,9 @@ def plan_from_manifest(out: Path) -> Plan:
     try:
         m = json.loads(path.read_text())
         rows = tuple(str(r) for r in m.get("rows", []))
+        extra = tuple(sorted((str(k), str(v)) for k, v in m.get("set", {}).items()))
         return Plan(get_experiment(m["experiment"]).select(list(rows)), tuple(int(s) for s in m["seeds"]),
-                    str(m["preset"]), str(m["device"]), m["epochs"], out, rows)
+                    str(m["preset"]), str(m["device"]), m["epochs"], out, rows, extra)
     except (ValueError, KeyError, TypeError, NbsError) as err:
         raise MissingFileError(f"{path} is damaged ({err.__class__.__name__}); re-run the experiment to rewrite it") from None
 
@@ -112,13 +113,15 @@ def _scale_paragraph(plan: Plan, comparison: Comparison) -> str:
     devices = sorted({str(d) for d in records["device"].dropna()}) if "device" in records else []
     packs = sorted({int(p) for p in records["pack_size"].dropna()}) if "pack_size" in records else []
     epochs = f", {plan.epochs} epoch(s) (--epochs)" if plan.epochs is not None else ""
+    epochs += "".join(f", {k}={v} (--set)" for k, v in plan.extra)
     lines = [f"**Scale.** preset `{plan.preset}` ({preset.description}){epochs}; {len(plan.seeds)} seed(s) "
              f"(the paper: {plan.experiment.seeds}); device {', '.join(devices) or plan.device}; "
              f"{bn_text}" + (f"; packed seeds: pack size {', '.join(map(str, packs))}" if packs and packs != [1] else "")
              + "."]
     if not plan.paper_scale:
-        lines.append("**This is not the paper's setting**: a reduced network, data and/or epochs, so the numbers below "
-                     "test the pipeline, not the paper's claim. Run with `--preset paper` (a GPU) to compare.")
+        lines.append("**This is not the paper's setting**: a reduced network, data, epochs or a changed setting, so the "
+                     "numbers below test the pipeline, not the paper's claim. Run with `--preset paper` (a GPU) and "
+                     "no --epochs or --set to compare.")
     unfinished = comparison.seeds[comparison.seeds["status"] != "finished"] if not comparison.seeds.empty else []
     if len(unfinished):
         lines.append(f"**Not finished**: {len(unfinished)} seed run(s) (their latest epoch is used): "
@@ -208,6 +211,7 @@ def _reproduce_command(plan: Plan) -> str:
     if plan.epochs is not None:
         argv += ["--epochs", str(plan.epochs)]
     argv += [a for label in plan.rows for a in ("--row", label)]
+    argv += [a for k, v in plan.extra for a in ("--set", f"{k}={v}")]
     return shlex.join(argv)
 
 

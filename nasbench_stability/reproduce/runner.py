@@ -32,6 +32,8 @@ MANIFEST = "experiment.json"
 # `nbs run --epochs 1` on this project's 2-core machine (2026-11-23). Packed seeds on a GPU cost less.
 EPOCH_SECONDS = {("paper", "cuda"): 64.3, ("paper", "cpu"): 3600.0, ("cpu-small", "cpu"): 30.0,
                  ("cpu-small", "cuda"): 4.0, ("smoke", "cpu"): 3.0, ("smoke", "cuda"): 1.0}
+# --set keys that only add measurements: the search itself stays the paper's
+MEASUREMENT_ONLY = {"hessian_every", "hessian_batches", "gc_every"}
 RELATIVE_COST = {"darts-v1": 1.0, "single-darts": 0.6, "darts-v2": 2.2, "mergenas-v1": 0.8, "mergenas-v2": 1.8}
 
 
@@ -46,15 +48,25 @@ class Plan:
     epochs: int | None
     out: Path
     rows: tuple[str, ...] = ()         # the run rows asked for with --row (empty: all)
+    extra: tuple[tuple[str, str], ...] = ()   # --set KEY=VALUE for every run
 
     @property
     def paper_scale(self) -> bool:
-        return self.preset == "paper" and self.epochs is None
+        return (self.preset == "paper" and self.epochs is None
+                and all(k in MEASUREMENT_ONLY for k, _ in self.extra))
+
+    def overrides(self, row: Row) -> dict[str, str]:
+        """The row's settings and the plan's --set (which may not contradict a row)."""
+        clash = next((k for k, _ in self.extra if k in dict(row.settings)), None)
+        if clash is not None:
+            raise ConfigError(f"--set {clash} would change row {row.label!r} of {self.experiment.name}, which "
+                              f"sets {clash} itself; run that row with `nbs run` instead")
+        return {**dict(row.settings), **dict(self.extra)}
 
     def configs(self) -> dict[str, list[RunConfig]]:
         """Every distinct run's resolved configs (ConfigError on a bad setting, before any work)."""
         return {key: [resolve_config(row.method, seed=s, preset=self.preset, device=self.device, epochs=self.epochs,
-                                     overrides=dict(row.settings)) for s in self.seeds]
+                                     overrides=self.overrides(row)) for s in self.seeds]
                 for key, row in self.experiment.runs().items()}
 
     def run_dir(self, row: Row) -> Path:
@@ -66,7 +78,7 @@ class Plan:
                 "--device", self.device, "--out", str(self.run_dir(row))]
         if self.epochs is not None:
             argv += ["--epochs", str(self.epochs)]
-        return shlex.join(argv + row.set_args())
+        return shlex.join(argv + [a for k, v in sorted(self.overrides(row).items()) for a in ("--set", f"{k}={v}")])
 
     def estimate_seconds(self) -> float | None:
         """Rough wall-clock of the whole plan run solo (None where the table has no figure)."""
@@ -87,7 +99,7 @@ def estimate_seconds(experiment: Experiment, seeds: int, preset: str, device: st
 
 
 def make_plan(experiment: Experiment, *, seeds: int | None, preset: str | None, device: str, epochs: int | None,
-              out: Path | None, rows: tuple[str, ...] = ()) -> Plan:
+              out: Path | None, rows: tuple[str, ...] = (), extra: dict[str, str] | None = None) -> Plan:
     device = resolve_device(device)
     preset = preset or ("paper" if device.startswith("cuda") else "cpu-small")
     if preset not in PRESETS:
@@ -97,7 +109,8 @@ def make_plan(experiment: Experiment, *, seeds: int | None, preset: str | None, 
         raise ConfigError(f"--seeds must be between 1 and 1000, got {n}")
     # the preset is in the default folder: runs at two scales never meet in one run directory
     out = out if out is not None else Path("reproduce") / experiment.name / preset
-    return Plan(experiment.select(list(rows)), tuple(range(n)), preset, device, epochs, out, tuple(rows))
+    return Plan(experiment.select(list(rows)), tuple(range(n)), preset, device, epochs, out, tuple(rows),
+                tuple(sorted((extra or {}).items())))
 
 
 def execute(plan: Plan, *, data_root: Path | None = None, benchmark_path: Path | None = None, progress: bool = True,
@@ -114,7 +127,7 @@ def execute(plan: Plan, *, data_root: Path | None = None, benchmark_path: Path |
     for i, (key, row) in enumerate(runs.items(), 1):
         log(f"[{i}/{len(runs)}] {row.label}: {plan.command(row)}")
         results[key] = run_seeds(row.method, list(plan.seeds), device=plan.device, preset=plan.preset,
-                                 epochs=plan.epochs, out=plan.run_dir(row), overrides=dict(row.settings),
+                                 epochs=plan.epochs, out=plan.run_dir(row), overrides=plan.overrides(row),
                                  data_root=data_root, benchmark_path=benchmark_path, progress=progress, pack=pack,
                                  cuda_graphs=cuda_graphs, log=log)
     return results
@@ -123,6 +136,6 @@ def execute(plan: Plan, *, data_root: Path | None = None, benchmark_path: Path |
 def write_manifest(plan: Plan) -> None:
     """What was asked, for the report (and for a human reading the folder)."""
     manifest = {"experiment": plan.experiment.name, "seeds": list(plan.seeds), "preset": plan.preset,
-                "device": plan.device, "epochs": plan.epochs, "rows": list(plan.rows), "nbs_version": __version__,
+                "device": plan.device, "epochs": plan.epochs, "rows": list(plan.rows), "set": dict(plan.extra), "nbs_version": __version__,
                 "argv": sys.argv, "runs": {key: plan.command(row) for key, row in plan.experiment.runs().items()}}
     write_text_atomic(plan.out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
