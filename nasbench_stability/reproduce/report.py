@@ -100,6 +100,8 @@ def render(plan: Plan, comparison: Comparison, files: ReportFiles, figure_note: 
     parts += ["### Commands", "", "The whole experiment (re-running it resumes; the report is rewritten):", "",
               "```", _reproduce_command(plan), "```", "", "Each distinct run on its own:", "", "```"]
     parts += [plan.command(row) for row in exp.runs().values()] + ["```", ""]
+    parts += ["Every analysis of these runs (α, gradient correlation, Hessian, ...): "
+              f"`nbs report {shlex.quote(str(plan.out / 'runs'))} --out {shlex.quote(str(plan.out / 'html'))}`.", ""]
     parts += ["### Readings and notes", ""] + [f"- {n}" for n in _notes(exp, comparison)] + [""]
     return "\n".join(parts)
 
@@ -192,9 +194,15 @@ def _seeds_table(comparison: Comparison) -> Table:
         "final cell": s["final_cell"], "param-free ops": s["param_free"].astype(str),
         "CIFAR-10 test": s["cifar10_test"].map(lambda v: f"{v:.2f}" if math.isfinite(v) else "–"),
         "final cell since epoch": s["final_cell_since_epoch"].astype(str),
+        "best cell: epoch (CIFAR-10 test)": [f"{int(e)} ({a:.2f})" if math.isfinite(a) else "–"
+                                             for e, a in zip(s["best_epoch"], s["acc_best"])],
+        "≥ 50% param-free from epoch": s["first_half_param_free_epoch"].map(
+            lambda v: f"{int(v)}" if math.isfinite(v) else "never"),
     })
     return Table("seeds", "Each seed's final cell", frame.set_index("row"),
-                 ("final cell since epoch: the first epoch from which the derived cell stayed the final one.",))
+                 ("final cell since epoch: the first epoch from which the derived cell stayed the final one. best "
+                  "cell: the epoch whose derived cell scored highest, and its score. ≥ 50% param-free: the first "
+                  "epoch whose cell had ≥ 3 of 6 edges none, skip or pool.",))
 
 
 def _collapse_table(comparison: Comparison) -> Table:
