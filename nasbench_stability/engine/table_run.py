@@ -29,9 +29,10 @@ class TableRun(Run):
     def _search(self) -> RunResult:
         cfg = self.config
         options = cfg.options()
-        oracle = TableOracle(self.benchmark, cfg.dataset, options)   # refuses a missing column before any write
         seed_everything(cfg.seed)
         method = get_method(cfg.method).factory(options, cfg.seed)
+        # last before the search: its clock times the search alone (a library's import is the method's)
+        oracle = TableOracle(self.benchmark, cfg.dataset, options)   # refuses a missing column before any write
         self.write_config()
         with writing(self.run_dir / "records", "run records"):
             drop_records_after(self.run_dir, 0)   # a killed run's records: recomputed identically below

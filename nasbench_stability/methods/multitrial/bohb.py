@@ -24,6 +24,7 @@ same configurations as the Master with a one-worker name server, 4× faster).
 
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -72,9 +73,11 @@ class Bohb(TableSearch):
     def __init__(self, options: BohbOptions, seed: int) -> None:
         super().__init__(options, seed)
         self.names = [f"{target}<-{source}" for source, target in EDGES]   # xautodl's hyperparameter names
+        self.library = _library()
+        self.model_based = 0   # proposals the KDE made (the others: random, before the model or as its fallback)
 
     def search(self, oracle: Oracle) -> None:
-        cs_module, generator_cls, job_cls = _library()
+        cs_module, generator_cls, job_cls = self.library
         space = cs_module.ConfigurationSpace(seed=self.seed % 2**32)
         for name in self.names:
             space.add(cs_module.CategoricalHyperparameter(name, list(OPS)))
@@ -82,6 +85,12 @@ class Bohb(TableSearch):
         # hpbandster's KDE sampling draws from numpy's global RNG: seed it, and restore it after
         saved = np.random.get_state()
         np.random.seed(self.seed % 2**32)
+        # hpbandster logs a multi-line warning for every candidate whose EI is NaN (its open issue #100 with
+        # categoricals: statsmodels' Aitchison-Aitken kernel goes negative at bandwidths above 1); it then
+        # moves on to the next candidate or a random configuration, as it did for xautodl
+        quiet = logging.getLogger("hpbandster")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")   # statsmodels' and ConfigSpace's deprecation notices
@@ -91,12 +100,14 @@ class Bohb(TableSearch):
                 budget = float(opts.signal_epochs)
                 for iteration in range(2**62):
                     config, info = model.get_config(budget)
+                    self.model_based += bool(info.get("model_based_pick"))
                     signal = oracle.query(self.cell_of(config))
                     job = job_cls((iteration, 0, 0), config=config, budget=budget, config_info=info)
                     job.result, job.exception = {"loss": 100.0 - signal, "info": {}}, None
                     model.new_result(job)
         finally:
             np.random.set_state(saved)
+            quiet.setLevel(level)
 
     def cell_of(self, config: dict[str, Any]) -> Cell:
         return tuple(OPS.index(str(config[name])) for name in self.names)

@@ -60,10 +60,14 @@ class RegularizedEvolution(TableSearch):
             cell = self.random_cell()
             self.population.append((cell, oracle.query(cell)))
         while True:
-            child = self.mutate(self.select_parent())
-            signal = oracle.query(child)
-            self.population.append((child, signal))
-            self.population.popleft()   # aging: the oldest dies, whatever its accuracy
+            self.evolve(oracle)
+
+    def evolve(self, oracle: Oracle) -> None:
+        """One cycle: a tournament picks the parent, its mutant is queried and joins, the oldest dies."""
+        child = self.mutate(self.select_parent())
+        signal = oracle.query(child)
+        self.population.append((child, signal))
+        self.population.popleft()   # aging: the oldest dies, whatever its accuracy
 
     def select_parent(self) -> Cell:
         """The best of ``sample_size`` members drawn uniformly with replacement (first drawn wins a tie)."""
