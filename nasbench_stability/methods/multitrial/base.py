@@ -34,7 +34,6 @@ XAUTODL_REA = reference("AutoDL-Projects exps/NAS-Bench-201-algos/R_EA.py")
 XAUTODL_RANDOM = reference("AutoDL-Projects exps/NAS-Bench-201-algos/RANDOM.py")
 XAUTODL_REINFORCE = reference("AutoDL-Projects exps/NAS-Bench-201-algos/reinforce.py")
 XAUTODL_REINFORCE_SH = reference("AutoDL-Projects scripts-search/NAS-Bench-201-algos/REINFORCE.sh")
-XAUTODL_NB201_DOC = reference("AutoDL-Projects docs/NAS-Bench-201.md (\"To Reproduce 10 Baseline NAS Algorithms\")")
 XAUTODL_BOHB = reference("AutoDL-Projects exps/NAS-Bench-201-algos/BOHB.py")
 XAUTODL_BOHB_SH = reference("AutoDL-Projects scripts-search/NAS-Bench-201-algos/BOHB.sh")
 
