@@ -238,3 +238,13 @@ def test_cli_runs_rs_seeds_that_the_results_table_reads(bench_path, tmp_path):
     table = results_table(df, Benchmark.load(bench_path))
     row = table.stats[(table.stats["method"] == "rs") & (table.stats["column"] == "cifar10_test_200")].iloc[0]
     assert row["n"] == 3 and 85 < row["mean"] <= 94.37
+
+
+@pytest.mark.parametrize("key,value,allowed", [("max_queries", "0", "1 ≤ max_queries"),
+                                               ("time_budget", "-5", "time_budget > 0"),
+                                               ("checkpoints", "0", "1 ≤ checkpoints")])
+def test_table_search_budget_options_are_range_checked(key, value, allowed):
+    for name in TABLE_METHODS:
+        with pytest.raises(ConfigError, match=f"option {key}=") as err:
+            resolve_config(name, overrides={key: value})
+        assert allowed in str(err.value)
