@@ -231,7 +231,7 @@ REFERENCE = {
 }
 
 
-@pytest.mark.parametrize("info", list_methods(), ids=lambda i: i.name)
+@pytest.mark.parametrize("info", [m for m in list_methods() if not m.table_search], ids=lambda i: i.name)
 def test_optimizers_are_what_nbs_methods_show_prints(info):
     m = tiny(info.name)
     opts = info.default_options()

@@ -149,6 +149,8 @@ def resolve_config(method: str, *, dataset: str = "cifar10", seed: int = 0, pres
     info = get_method(method)
     if dataset not in DATASETS:
         raise ConfigError(f"unknown dataset {quote(dataset)}; known: {', '.join(DATASETS)}")
+    if info.table_search:
+        return _table_config(info, dataset, seed, preset, epochs, dict(overrides or {}))
     device = resolve_device(device)
     preset_name = preset or default_preset(device)
     if preset_name not in PRESETS:
@@ -174,6 +176,29 @@ def resolve_config(method: str, *, dataset: str = "cifar10", seed: int = 0, pres
         "method_options": tuple(sorted((f.name, getattr(options, f.name)) for f in fields(options))),
         **_run_overrides(method, device, run_overrides),
     })
+
+
+#: the preset name a table search's config records: presets size a supernet, a table search has none
+TABLE_PRESET = "table"
+
+
+def _table_config(info, dataset: str, seed: int, preset: str | None, epochs: int | None,
+                  overrides: dict[str, str]) -> RunConfig:
+    """The RunConfig of a table search: its method options, and ``epochs`` = the records it writes
+    (``checkpoints``). Supernet and data settings do not apply, so asking for one is refused."""
+    if preset is not None:
+        raise ConfigError(f"{info.name} searches the benchmark table: --preset sizes a supernet and does not apply")
+    if epochs is not None:
+        raise ConfigError(f"{info.name} searches the benchmark table and has no epochs; its budget is "
+                          f"--set max_queries=N (see `nbs methods --show {info.name}`)")
+    option_fields = {f.name for f in fields(info.options_cls)}
+    unknown = sorted(set(overrides) - option_fields)
+    if unknown:
+        raise ConfigError(f"unknown --set key {quote(unknown[0])} for {info.name}, a table search; its options: "
+                          f"{', '.join(sorted(option_fields))}")
+    options = apply_overrides(info.default_options(), overrides)
+    return RunConfig(method=info.name, dataset=dataset, seed=seed, preset=TABLE_PRESET, epochs=options.checkpoints,
+                     method_options=tuple(sorted((f.name, getattr(options, f.name)) for f in fields(options))))
 
 
 _LOCKED = {"method", "dataset", "seed", "preset", "method_options", "epochs", "batch_size", "device"}

@@ -28,6 +28,7 @@ from ..methods.registry import get_method
 from .config import RunConfig, resolve_config
 from .packed_run import run_packed
 from .run import Run, RunResult
+from .table_run import TableRun
 
 #: whether seeds pack when --pack is not given, by device type: on CUDA the step is launch-bound and
 #: K packed seeds cost little more than one (benchmarks/gpu_epoch.py); on a CPU the work is compute-bound
@@ -37,8 +38,9 @@ PACK_BY_DEFAULT = {"cuda": True, "cpu": False}
 
 def execute_config(config: RunConfig, out: Path, *, benchmark: Benchmark, data_root: Path | None = None,
                    progress: bool = True, log: Callable[[str], None] = print, cuda_graphs: bool = True) -> RunResult:
-    return Run(config, out, benchmark=benchmark, data_root=data_root, progress=progress, log=log,
-               cuda_graphs=cuda_graphs).execute()
+    runner = TableRun if get_method(config.method).table_search else Run
+    return runner(config, out, benchmark=benchmark, data_root=data_root, progress=progress, log=log,
+                  cuda_graphs=cuda_graphs).execute()
 
 
 def will_pack(configs: list[RunConfig], pack: bool | None, jobs: int = 1) -> bool:
@@ -68,14 +70,17 @@ def run_seeds(method: str, seeds: list[int], *, dataset: str = "cifar10", epochs
                               overrides=overrides) for s in seeds]
     check_folder_path(out, "--out folder")  # a file in the way fails before any slow work (creates nothing)
     benchmark = Benchmark.load(ensure_table(benchmark_path, log=log))
-    locate_dataset(dataset_spec(dataset), data_root)  # a missing dataset fails before any run directory exists
+    table_search = get_method(method).table_search   # searches the table: no dataset, no supernet
+    if not table_search:
+        locate_dataset(dataset_spec(dataset), data_root)  # a missing dataset fails before any run directory exists
     if will_pack(configs, pack, jobs):
         return run_packed([Run(c, out, benchmark=benchmark, data_root=data_root, progress=progress, log=log,
                                cuda_graphs=cuda_graphs) for c in configs])
     if jobs <= 1 or len(configs) == 1:
         return [execute_config(c, out, benchmark=benchmark, data_root=data_root, progress=progress, log=log,
                                cuda_graphs=cuda_graphs) for c in configs]
-    load_arrays(dataset, data_root)  # decode once here, so that the workers all read the cache
+    if not table_search:
+        load_arrays(dataset, data_root)  # decode once here, so that the workers all read the cache
     threads = max(1, (os.cpu_count() or 1) // jobs)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
         futures = [pool.submit(_worker, c, out, table_path(benchmark_path), data_root, threads) for c in configs]

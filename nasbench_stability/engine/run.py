@@ -333,6 +333,14 @@ class Run:
         self.log(note)
         return None
 
+    def write_config(self) -> None:
+        """Write ``config.json`` under the claim, unless the directory already holds this config."""
+        if self._write_config:
+            path = self.run_dir / CONFIG_FILE
+            with writing(path, "run config"):
+                write_text_atomic(path, json.dumps(self.config.to_dict(), indent=2, default=str))
+            self._wrote_config = True
+
     def _streams(self, data: SearchData, method: SearchMethod) -> dict[str, BatchStream]:
         cfg = self.config
         split = {"train": data.train, "train2": data.train, "valid": data.valid}
@@ -357,10 +365,7 @@ class Run:
             # the same valid batches at every measurement, so the eigenvalue curves are not batch noise
             hessian_batches = ([b for b, _ in zip(eval_stream.epoch(0), range(cfg.hessian_batches))]
                                if cfg.hessian_every else [])
-        if self._write_config:
-            with writing(run_dir / CONFIG_FILE, "run config"):
-                write_text_atomic(run_dir / CONFIG_FILE, json.dumps(cfg.to_dict(), indent=2, default=str))
-            self._wrote_config = True
+        self.write_config()
 
         start_epoch, wall = 0, 0.0
         ckpt_path = run_dir / CHECKPOINT_FILE

@@ -9,9 +9,14 @@ from .registry import get_method, list_methods
 def list_lines() -> str:
     methods = list_methods()
     width = max(len(m.name) for m in methods)
-    lines = [f"{m.name:<{width}}  {'  ' if m.packable else 's '}{m.summary}" for m in methods]
-    return ("\n".join(lines) + "\n\ns = runs its seeds solo (`nbs methods --show NAME` says why); the others pack "
-            "seeds into one model on CUDA.\n`nbs methods --show NAME` prints defaults and their sources.")
+    lines = [f"{m.name:<{width}}  {_mark(m)}{m.summary}" for m in methods]
+    return ("\n".join(lines) + "\n\ns = runs its seeds solo (`nbs methods --show NAME` says why); t = searches the "
+            "benchmark table (no supernet, no dataset); the others pack seeds into one model on CUDA.\n"
+            "`nbs methods --show NAME` prints defaults and their sources.")
+
+
+def _mark(info) -> str:
+    return "t " if info.table_search else "  " if info.packable else "s "
 
 
 def step_line(options) -> str | None:

@@ -34,7 +34,15 @@ class MethodInfo:
     def solo_reason(self) -> str:
         return getattr(self.factory, "solo_reason", "")
 
+    @property
+    def table_search(self) -> bool:
+        """Whether the method searches the benchmark table (no supernet, no data: :mod:`.multitrial`)."""
+        return bool(getattr(self.factory, "table_search", False))
+
     def packing_line(self) -> str:
+        if self.table_search:
+            return ("seeds: run one after another; a seed queries the benchmark table (no supernet, no dataset) "
+                    "and takes well under a second")
         if self.packable:
             return ("seeds: packed on CUDA (one model with stacked parameters; each seed's results equal its solo "
                     "run's to fp32 rounding, not bitwise: grouped kernels sum in another order; --no-pack runs "
@@ -63,15 +71,21 @@ def register(name: str, *, summary: str, paper: str, options: type, departures: 
 
 
 def _load_all() -> None:
-    """Import every module of this package once so that their ``@register`` calls run."""
+    """Import every module of this package and its subpackages once so that their ``@register`` calls run."""
     global _LOADED
     if _LOADED:
         return
     _LOADED = True
-    package = importlib.import_module(__package__)
+    _import_modules(__package__)
+
+
+def _import_modules(package_name: str) -> None:
+    package = importlib.import_module(package_name)
     for mod in pkgutil.iter_modules(package.__path__):
         if not mod.name.startswith("_"):
-            importlib.import_module(f"{__package__}.{mod.name}")
+            importlib.import_module(f"{package_name}.{mod.name}")
+            if mod.ispkg:
+                _import_modules(f"{package_name}.{mod.name}")
 
 
 def list_methods() -> list[MethodInfo]:
