@@ -13,7 +13,6 @@ import pandas as pd
 import pytest
 
 from nasbench_stability.bench.table import Benchmark
-from nasbench_stability.engine.config import resolve_config
 from nasbench_stability.errors import ConfigError
 from nasbench_stability.reproduce.experiments import EXPERIMENTS, get_experiment
 from nasbench_stability.reproduce.published import PublishedRef, load_published, published_cell
@@ -92,9 +91,11 @@ def test_every_experiment_row_has_published_numbers_and_every_run_resolves():
             cells = [published_cell(row.published, d, s) for d, s in exp.columns]
             assert any(c is not None for c in cells), (exp.name, row.label)
             assert (row.kind == "unavailable") == bool(row.unavailable)
-        for row in exp.run_rows():   # a mistyped option or value fails here, not after an hour on a GPU
-            cfg = resolve_config(row.method, preset="smoke", device="cpu", overrides=dict(row.settings))
-            options = dict(cfg.method_options)
+        # a mistyped option or value fails here, not after an hour on a GPU
+        configs = make_plan(exp, seeds=1, preset="smoke", device="cpu", epochs=None, out=Path("x")).configs()
+        for key, row in exp.runs().items():
+            options = dict(configs[key][0].method_options)
+            assert configs[key][0].method == row.method
             for k, v in row.settings:
                 assert str(options[k]) == v or float(options[k]) == float(v), (exp.name, row.label, k)
         labels = [r.label for r in exp.rows]
@@ -216,3 +217,21 @@ def test_report_only_refuses_another_experiments_folder(reproduced, cli):
     proc = cli("reproduce", "darts-collapse", "--report-only", "--out", str(reproduced))
     assert_one_line_error(proc, "holds experiment single-darts-table1")
     assert math.isfinite(pd.read_csv(reproduced / "comparison.csv")["published"].iloc[0])
+
+
+@pytest.mark.slow
+def test_table_search_rows_run_without_a_preset_beside_the_quoted_numbers(cli, tmp_path, bench):
+    out = tmp_path / "t2"
+    proc = cli("reproduce", "mergenas-table2", "--row", "RS", "--row", "REA", "--seeds", "3", "--preset", "smoke",
+               "--out", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    lines = pd.read_csv(out / "comparison.csv")
+    rs = lines[(lines["row"] == "RS") & (lines["column"] == "cifar10_test_200")].iloc[0]
+    assert rs["n"] == 3 and rs["published"] == 93.19 and rs["published_std"] == 0.72
+    finals = [pd.read_parquet(out / "runs" / "rs" / f"rs-cifar10-seed{s}" / "records").sort_values("epoch")
+              .iloc[-1]["bench_cifar10_test_200"] for s in range(3)]
+    assert rs["mean"] == pytest.approx(np.mean(finals))
+    report = (out / "REPORT.md").read_text()
+    assert "Only table searches ran" in report and "not the paper's setting" not in report
+    assert "nbs run --method rea --seeds 3 --out" in report   # no --preset: it does not apply
+    assert "| DARTS-V2 (wd=1e-2) | not run this time" in report and "| GDAS | not in nbs yet" in report

@@ -31,7 +31,7 @@ from ..plots.style import save_figure
 from ..report.tables import Table, to_markdown
 from .compare import ROUNDING, Comparison, compare
 from .experiments import Experiment, get_experiment
-from .runner import MANIFEST, Plan
+from .runner import MANIFEST, Plan, is_table_search
 
 REPORT = "REPORT.md"
 
@@ -120,7 +120,12 @@ def _scale_paragraph(plan: Plan, comparison: Comparison) -> str:
              f"(the paper: {plan.experiment.seeds}); device {', '.join(devices) or plan.device}; "
              f"{bn_text}" + (f"; packed seeds: pack size {', '.join(map(str, packs))}" if packs and packs != [1] else "")
              + "."]
-    if not plan.paper_scale:
+    supernet_rows = [r for r in plan.experiment.run_rows() if not is_table_search(r)]
+    if not supernet_rows:
+        lines = [f"**Scale.** Only table searches ran ({', '.join(r.label for r in plan.experiment.run_rows())}): "
+                 f"they query the benchmark and train nothing, so the preset does not apply; {len(plan.seeds)} "
+                 f"seed(s) (the paper: {plan.experiment.seeds})."]
+    elif not plan.paper_scale:
         lines.append("**This is not the paper's setting**: a reduced network, data, epochs or a changed setting, so the "
                      "numbers below test the pipeline, not the paper's claim. Run with `--preset paper` (a GPU) and "
                      "no --epochs or --set to compare.")

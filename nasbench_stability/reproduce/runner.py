@@ -22,6 +22,7 @@ from ..engine.executor import run_seeds
 from ..engine.run import RunResult
 from ..destinations import check_writable, ensure_folder, writing
 from ..errors import ConfigError
+from ..methods.registry import get_method
 from .experiments import Experiment, Row
 
 MANIFEST = "experiment.json"
@@ -56,7 +57,10 @@ class Plan:
                 and all(k in MEASUREMENT_ONLY for k, _ in self.extra))
 
     def overrides(self, row: Row) -> dict[str, str]:
-        """The row's settings and the plan's --set (which may not contradict a row)."""
+        """The row's settings and the plan's --set (which may not contradict a row; a table search,
+        which has no supernet, takes only its own settings)."""
+        if is_table_search(row):
+            return dict(row.settings)
         clash = next((k for k, _ in self.extra if k in dict(row.settings)), None)
         if clash is not None:
             raise ConfigError(f"--set {clash} would change row {row.label!r} of {self.experiment.name}, which "
@@ -65,19 +69,28 @@ class Plan:
 
     def configs(self) -> dict[str, list[RunConfig]]:
         """Every distinct run's resolved configs (ConfigError on a bad setting, before any work)."""
-        return {key: [resolve_config(row.method, seed=s, preset=self.preset, device=self.device, epochs=self.epochs,
-                                     overrides=self.overrides(row)) for s in self.seeds]
+        return {key: [resolve_config(row.method, seed=s, **self.scale(row), overrides=self.overrides(row))
+                      for s in self.seeds]
                 for key, row in self.experiment.runs().items()}
+
+    def scale(self, row: Row) -> dict:
+        """preset, device and epochs of a row's runs; a table search has none of them (it trains nothing)."""
+        if is_table_search(row):
+            return {"preset": None, "device": "cpu", "epochs": None}
+        return {"preset": self.preset, "device": self.device, "epochs": self.epochs}
 
     def run_dir(self, row: Row) -> Path:
         return self.out / "runs" / row.run_key
 
     def command(self, row: Row) -> str:
         """The `nbs run` command that makes (or resumes) this row's runs."""
-        argv = ["nbs", "run", "--method", row.method, "--seeds", str(len(self.seeds)), "--preset", self.preset,
-                "--device", self.device, "--out", str(self.run_dir(row))]
-        if self.epochs is not None:
-            argv += ["--epochs", str(self.epochs)]
+        argv = ["nbs", "run", "--method", row.method, "--seeds", str(len(self.seeds))]
+        scale = self.scale(row)
+        if scale["preset"] is not None:
+            argv += ["--preset", scale["preset"], "--device", scale["device"]]
+        argv += ["--out", str(self.run_dir(row))]
+        if scale["epochs"] is not None:
+            argv += ["--epochs", str(scale["epochs"])]
         return shlex.join(argv + [a for k, v in sorted(self.overrides(row).items()) for a in ("--set", f"{k}={v}")])
 
     def estimate_seconds(self) -> float | None:
@@ -91,11 +104,19 @@ def estimate_seconds(experiment: Experiment, seeds: int, preset: str, device: st
         return None
     total = 0.0
     for row in experiment.runs().values():
+        if is_table_search(row):   # queries of the table: well under a second a seed
+            total += seeds * 1.0
+            continue
         # the paper preset keeps the method's own epochs
         run_epochs = epochs or PRESETS[preset].epochs or resolve_config(
             row.method, preset="paper", device="cpu", overrides=dict(row.settings)).epochs
         total += seeds * run_epochs * base * RELATIVE_COST.get(row.method, 1.5)
     return total
+
+
+def is_table_search(row: Row) -> bool:
+    """A multi-trial method that queries the benchmark table (RS, REA, REINFORCE, BOHB)."""
+    return get_method(row.method).table_search
 
 
 def make_plan(experiment: Experiment, *, seeds: int | None, preset: str | None, device: str, epochs: int | None,
@@ -126,8 +147,8 @@ def execute(plan: Plan, *, data_root: Path | None = None, benchmark_path: Path |
     runs = plan.experiment.runs()
     for i, (key, row) in enumerate(runs.items(), 1):
         log(f"[{i}/{len(runs)}] {row.label}: {plan.command(row)}")
-        results[key] = run_seeds(row.method, list(plan.seeds), device=plan.device, preset=plan.preset,
-                                 epochs=plan.epochs, out=plan.run_dir(row), overrides=plan.overrides(row),
+        results[key] = run_seeds(row.method, list(plan.seeds), **plan.scale(row), out=plan.run_dir(row),
+                                 overrides=plan.overrides(row),
                                  data_root=data_root, benchmark_path=benchmark_path, progress=progress, pack=pack,
                                  cuda_graphs=cuda_graphs, log=log)
     return results
