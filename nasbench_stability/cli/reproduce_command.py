@@ -18,10 +18,11 @@ def _hours(seconds: float | None) -> str:
 
 
 def _list_text(device: str) -> str:
+    from ..engine.config import default_preset
     from ..reproduce.experiments import EXPERIMENTS
     from ..reproduce.runner import estimate_seconds
 
-    here = "paper" if device.startswith("cuda") else "cpu-small"
+    here = default_preset(device)
     lines = []
     for exp in EXPERIMENTS.values():
         runs = exp.runs()

@@ -98,7 +98,7 @@ def render(plan: Plan, comparison: Comparison, files: ReportFiles, figure_note: 
     elif figure_note:
         parts += [figure_note, ""]
     parts += ["### Commands", "", "The whole experiment (re-running it resumes; the report is rewritten):", "",
-              "```", _reproduce_command(plan), "```", "", "Each distinct run on its own:", "", "```"]
+              "```", plan.reproduce_command(), "```", "", "Each distinct run on its own:", "", "```"]
     parts += [plan.command(row) for row in exp.runs().values()] + ["```", ""]
     parts += ["Every analysis of these runs (α, gradient correlation, Hessian, ...): "
               f"`nbs report {shlex.quote(str(plan.out / 'runs'))} --out {shlex.quote(str(plan.out / 'html'))}`.", ""]
@@ -116,16 +116,16 @@ def _scale_paragraph(plan: Plan, comparison: Comparison) -> str:
     packs = sorted({int(p) for p in records["pack_size"].dropna()}) if "pack_size" in records else []
     epochs = f", {plan.epochs} epoch(s) (--epochs)" if plan.epochs is not None else ""
     epochs += "".join(f", {k}={v} (--set)" for k, v in plan.extra)
-    lines = [f"**Scale.** preset `{plan.preset}` ({preset.description}){epochs}; {len(plan.seeds)} seed(s) "
-             f"(the paper: {plan.experiment.seeds}); device {', '.join(devices) or plan.device}; "
-             f"{bn_text}" + (f"; packed seeds: pack size {', '.join(map(str, packs))}" if packs and packs != [1] else "")
-             + "."]
-    supernet_rows = [r for r in plan.experiment.run_rows() if not is_table_search(r)]
-    if not supernet_rows:
+    table_only = all(is_table_search(r) for r in plan.experiment.run_rows())
+    if table_only:
         lines = [f"**Scale.** Only table searches ran ({', '.join(r.label for r in plan.experiment.run_rows())}): "
                  f"they query the benchmark and train nothing, so the preset does not apply; {len(plan.seeds)} "
                  f"seed(s) (the paper: {plan.experiment.seeds})."]
-    elif not plan.paper_scale:
+    else:
+        lines = [f"**Scale.** preset `{plan.preset}` ({preset.description}){epochs}; {len(plan.seeds)} seed(s) "
+                 f"(the paper: {plan.experiment.seeds}); device {', '.join(devices) or plan.device}; {bn_text}"
+                 + (f"; packed seeds: pack size {', '.join(map(str, packs))}" if packs and packs != [1] else "") + "."]
+    if not table_only and not plan.paper_scale:
         lines.append("**This is not the paper's setting**: a reduced network, data, epochs or a changed setting, so the "
                      "numbers below test the pipeline, not the paper's claim. Run with `--preset paper` (a GPU) and "
                      "no --epochs or --set to compare.")
@@ -216,16 +216,6 @@ def _collapse_table(comparison: Comparison) -> Table:
     frame = collapse_display(summary, criteria)
     frame.index.name = "row"
     return Table("collapse", "Collapse over the search", frame, (criteria.describe(),))
-
-
-def _reproduce_command(plan: Plan) -> str:
-    argv = ["nbs", "reproduce", plan.experiment.name, "--seeds", str(len(plan.seeds)), "--preset", plan.preset,
-            "--device", plan.device, "--out", str(plan.out)]
-    if plan.epochs is not None:
-        argv += ["--epochs", str(plan.epochs)]
-    argv += [a for label in plan.rows for a in ("--row", label)]
-    argv += [a for k, v in plan.extra for a in ("--set", f"{k}={v}")]
-    return shlex.join(argv)
 
 
 def _notes(exp: Experiment, comparison: Comparison) -> list[str]:

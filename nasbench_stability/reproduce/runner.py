@@ -17,7 +17,7 @@ from typing import Callable
 
 from .. import __version__
 from ..engine.atomic import write_text_atomic
-from ..engine.config import PRESETS, RunConfig, resolve_config, resolve_device
+from ..engine.config import PRESETS, RunConfig, default_preset, resolve_config, resolve_device
 from ..engine.executor import run_seeds
 from ..engine.run import RunResult
 from ..destinations import check_writable, ensure_folder, writing
@@ -93,9 +93,14 @@ class Plan:
             argv += ["--epochs", str(scale["epochs"])]
         return shlex.join(argv + [a for k, v in sorted(self.overrides(row).items()) for a in ("--set", f"{k}={v}")])
 
-    def estimate_seconds(self) -> float | None:
-        """Rough wall-clock of the whole plan run solo (None where the table has no figure)."""
-        return estimate_seconds(self.experiment, len(self.seeds), self.preset, self.device, self.epochs)
+    def reproduce_command(self) -> str:
+        """The `nbs reproduce` command that makes (or resumes) the whole plan."""
+        argv = ["nbs", "reproduce", self.experiment.name, "--seeds", str(len(self.seeds)), "--preset", self.preset,
+                "--device", self.device, "--out", str(self.out)]
+        if self.epochs is not None:
+            argv += ["--epochs", str(self.epochs)]
+        argv += [a for label in self.rows for a in ("--row", label)]
+        return shlex.join(argv + [a for k, v in self.extra for a in ("--set", f"{k}={v}")])
 
 
 def estimate_seconds(experiment: Experiment, seeds: int, preset: str, device: str, epochs: int | None) -> float | None:
@@ -122,7 +127,7 @@ def is_table_search(row: Row) -> bool:
 def make_plan(experiment: Experiment, *, seeds: int | None, preset: str | None, device: str, epochs: int | None,
               out: Path | None, rows: tuple[str, ...] = (), extra: dict[str, str] | None = None) -> Plan:
     device = resolve_device(device)
-    preset = preset or ("paper" if device.startswith("cuda") else "cpu-small")
+    preset = preset or default_preset(device)
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
     n = seeds if seeds is not None else experiment.seeds
