@@ -15,7 +15,7 @@ import torch
 
 from nasbench_stability.engine.config import resolve_config
 from nasbench_stability.errors import ConfigError
-from nasbench_stability.methods.dnas import cam_parts, cam_weights, majority_vote, zero_one_loss
+from nasbench_stability.methods.gradient.dnas import cam_parts, cam_weights, majority_vote, zero_one_loss
 from nasbench_stability.space.genotype import Genotype
 from nasbench_stability.space.mixed_cell import MixedCell
 from nasbench_stability.space.ops import OPS

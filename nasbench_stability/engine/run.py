@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import itertools
 import math
 import random
 import time
@@ -362,6 +363,9 @@ class Run:
             streams = self._streams(data, method)
             eval_stream = BatchStream(data.valid, cfg.batch_size, cfg.seed, "eval", augment=False, mean=data.mean,
                                       std=data.std, drop_last=False, shuffle=False, limit_batches=cfg.eval_batches)
+            # candidate cells are scored on shuffled valid batches without augmentation (xautodl's valid_loader)
+            select_stream = (BatchStream(data.valid, cfg.batch_size, cfg.seed, "select", augment=False, mean=data.mean,
+                                         std=data.std) if method.select_batches else None)
             # the same valid batches at every measurement, so the eigenvalue curves are not batch noise
             hessian_batches = ([b for b, _ in zip(eval_stream.epoch(0), range(cfg.hessian_batches))]
                                if cfg.hessian_every else [])
@@ -378,7 +382,8 @@ class Run:
                 drop_records_after(run_dir, start_epoch)
             self.log(f"{cfg.run_name}: resuming after epoch {start_epoch}/{cfg.epochs}")
         _write_status(run_dir, "running", start_epoch)
-        return SeedSearch(self, method, streams, eval_stream, hessian_batches, steps, start_epoch, wall)
+        return SeedSearch(self, method, streams, eval_stream, hessian_batches, steps, start_epoch, wall,
+                          select_stream=select_stream)
 
     def _search(self) -> RunResult:
         search = self.prepare()
@@ -395,6 +400,7 @@ class Run:
                 valid_loss, valid_acc = ((math.nan, math.nan) if diverged else
                                          _evaluate(method, search.eval_stream, epoch, self.cuda_graphs))
                 spectrum = search.spectrum(epoch, diverged)
+                search.select(epoch, diverged)
             if cfg.torch_device().type == "cuda":
                 torch.cuda.synchronize()
             ended = search.end_epoch(epoch, acc, train_loss, valid_loss, valid_acc, time.perf_counter() - t0,
@@ -477,6 +483,16 @@ class SeedSearch:
     start_epoch: int
     wall: float
     genotype: str | None = None
+    select_stream: BatchStream | None = None
+
+    def select(self, epoch: int, diverged: bool) -> None:
+        """The method's end-of-epoch selection of its derived cell (:meth:`SearchMethod.select`)."""
+        if self.select_stream is not None and not diverged:
+            batches = itertools.islice(_cycle(self.select_stream, epoch), self.method.select_batches)
+            self.method.eval()
+            with torch.no_grad():
+                self.method.select(batches, epoch)
+            self.method.train()
 
     def spectrum(self, epoch: int, diverged: bool) -> HessianSpectrum | None:
         cfg = self.run.config

@@ -8,7 +8,7 @@ checkpoints, timing and devices; a method never writes files.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -80,6 +80,15 @@ class SearchMethod(nn.Module):
 
     def step(self, batches: dict[str, Batch], epoch: int, step: int, measure_gc: bool) -> StepStats:
         raise NotImplementedError
+
+    #: validation batches :meth:`select` reads at the end of each epoch (0: the method has no selection step)
+    select_batches: int = 0
+
+    def select(self, batches: Iterator[Batch], epoch: int) -> None:
+        """After the epoch's steps and the supernet evaluation, before its record: a method that picks
+        its derived cell by scoring candidate cells with the shared weights (RSPS, SETN, ENAS) does it
+        here, reading up to ``select_batches`` batches of the valid half (no augmentation, a fresh
+        shuffle every epoch, as xautodl's ``valid_loader``). ``derive`` then returns the pick."""
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Supernet output under the current architecture (used for validation)."""

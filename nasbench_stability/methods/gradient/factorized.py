@@ -33,8 +33,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..ranges import BELOW_ONE, EPOCHS, NON_NEGATIVE, POSITIVE
-from ..space.factorized_cell import (
+from ...ranges import BELOW_ONE, EPOCHS, NON_NEGATIVE, POSITIVE
+from ...space.factorized_cell import (
     ACTIVATIONS,
     CONV_OPS,
     KERNEL_O1,
@@ -47,13 +47,13 @@ from ..space.factorized_cell import (
     pack_activation_weights,
     pair_parts,
 )
-from ..space.genotype import Genotype
-from ..space.ops import EDGES, NUM_EDGES, NUM_NODES, NUM_OPS, OP_INDEX, OPS
-from ..space.supernet import Supernet
-from .base import Batch, SearchContext, StepStats
+from ...space.genotype import Genotype
+from ...space.ops import EDGES, NUM_EDGES, NUM_NODES, NUM_OPS, OP_INDEX, OPS
+from ...space.supernet import Supernet
+from ..base import Batch, SearchContext, StepStats
 from .darts_family import MODES, DartsFamily, DartsOptions, arch_optimizer
-from .options import DARTS_CODE, NB201, PAPER, option
-from .registry import register
+from ..options import DARTS_CODE, NB201, PAPER, option
+from ..registry import register
 
 _PAPER = "Wang, Xie, Zhang, Guo, Tian. Scalable NAS with Factorizable Architectural Parameters (A-DARTS). AAAI 2021"
 _CONV_NAMES = frozenset(op for op, _ in CONV_OPS)

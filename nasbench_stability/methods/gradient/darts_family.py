@@ -30,14 +30,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ranges import BATCH_SIZE, BELOW_ONE, EPOCHS, EVERY, NON_NEGATIVE, POSITIVE
-from ..space.genotype import Genotype
-from ..space.mixed_cell import MixedCell
-from ..space.ops import NUM_EDGES, NUM_OPS, OP_INDEX
-from ..space.supernet import Supernet
-from .base import Batch, SearchContext, SearchMethod, StepStats
-from .packing import capturable_adam, clip_per_seed, packed_forward, set_capturable
-from .options import (NB201, OURS, SINGLE_DARTS_ABLATION, XAUTODL_BN, XAUTODL_CONFIG, XAUTODL_LR, XAUTODL_NET,
+from ...ranges import BATCH_SIZE, BELOW_ONE, EPOCHS, EVERY, NON_NEGATIVE, POSITIVE
+from ...space.genotype import Genotype
+from ...space.mixed_cell import MixedCell
+from ...space.ops import NUM_EDGES, NUM_OPS, OP_INDEX
+from ...space.supernet import Supernet
+from ..base import Batch, SearchContext, SearchMethod, StepStats
+from ..packing import capturable_adam, clip_per_seed, packed_forward, set_capturable
+from ..options import (NB201, OURS, SINGLE_DARTS_ABLATION, XAUTODL_BN, XAUTODL_CONFIG, XAUTODL_LR, XAUTODL_NET,
                       XAUTODL_SH, XAUTODL_V1, option)
 
 MODES = ("bilevel", "single-level-two-batches", "single-level")

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 
 import torch
 
-from ..ranges import BELOW_ONE, EPOCHS, NON_NEGATIVE
-from ..space.merged_cell import BRANCH_SCALES, POOL_MODES, MergedCell
-from ..space.ops import OP_INDEX
-from ..space.supernet import Supernet
+from ...ranges import BELOW_ONE, EPOCHS, NON_NEGATIVE
+from ...space.merged_cell import BRANCH_SCALES, POOL_MODES, MergedCell
+from ...space.ops import OP_INDEX
+from ...space.supernet import Supernet
 from .darts_family import STEP_ORDERS, DartsFamily, DartsOptions
-from .options import OURS, PAPER, XAUTODL_V2, option
-from .registry import register
+from ..options import OURS, PAPER, XAUTODL_V2, option
+from ..registry import register
 
 _C1 = OP_INDEX["nor_conv_1x1"]
 _PAPER = ("Wang, Xue, Yan, Yang, Hu, Sun. MergeNAS: Merge Operations into One for Differentiable "

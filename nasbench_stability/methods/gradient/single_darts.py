@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..ranges import NON_NEGATIVE, POSITIVE
+from ...ranges import NON_NEGATIVE, POSITIVE
 from .darts_family import ACTIVATIONS, MODES, DartsFamily, DartsOptions
-from .options import NB201, OURS, PAPER, option
-from .registry import register
+from ..options import NB201, OURS, PAPER, option
+from ..registry import register
 
 
 @dataclass(frozen=True)

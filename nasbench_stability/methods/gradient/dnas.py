@@ -36,16 +36,16 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from ..errors import ConfigError
-from ..ranges import COUNT, NON_NEGATIVE
-from ..space.genotype import Genotype
-from ..space.ops import NUM_EDGES, NUM_OPS, OP_INDEX
-from ..space.partial_channel_cell import PartialChannelCell
-from ..space.supernet import Supernet
-from .base import Batch, StepStats
+from ...errors import ConfigError
+from ...ranges import COUNT, NON_NEGATIVE
+from ...space.genotype import Genotype
+from ...space.ops import NUM_EDGES, NUM_OPS, OP_INDEX
+from ...space.partial_channel_cell import PartialChannelCell
+from ...space.supernet import Supernet
+from ..base import Batch, StepStats
 from .darts_family import DartsFamily, DartsOptions
-from .options import NB201, PAPER, option
-from .registry import register
+from ..options import NB201, PAPER, option
+from ..registry import register
 
 _NONE = OP_INDEX["none"]
 

@@ -52,13 +52,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.pipeline import derive_seed
-from ..ranges import BATCH_SIZE, BELOW_ONE, EPOCHS, FRACTION, NON_NEGATIVE, POSITIVE
-from ..space.ops import EDGES, NUM_EDGES, NUM_NODES, NUM_OPS, OP_INDEX
-from .base import Batch, SearchContext, StepStats
+from ...data.pipeline import derive_seed
+from ...ranges import BATCH_SIZE, BELOW_ONE, EPOCHS, FRACTION, NON_NEGATIVE, POSITIVE
+from ...space.ops import EDGES, NUM_EDGES, NUM_NODES, NUM_OPS, OP_INDEX
+from ..base import Batch, SearchContext, StepStats
 from .darts_family import MODES, STEP_ORDERS, DartsFamily, DartsOptions
-from .options import DARTS_CODE, OURS, PAPER, option
-from .registry import register
+from ..options import DARTS_CODE, OURS, PAPER, option
+from ..registry import register
 
 WEIGHT_PATHS = ("sampled-edge", "argmax")
 INVERSIONS = ("constant", "alternate")

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .darts_family import STEP_ORDERS, DartsFamily, DartsOptions
-from .options import XAUTODL_V2, option
-from .registry import register
+from ..options import XAUTODL_V2, option
+from ..registry import register
 
 _PAPER = "Liu, Simonyan, Yang. DARTS: Differentiable Architecture Search. ICLR 2019 (NB201 setting: Dong & Yang, ICLR 2020)"
 _DEPARTURES = (
