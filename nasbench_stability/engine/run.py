@@ -489,9 +489,7 @@ class SeedSearch:
         """The method's end-of-epoch selection of its derived cell (:meth:`SearchMethod.select`)."""
         if self.select_stream is not None and not diverged:
             batches = itertools.islice(_cycle(self.select_stream, epoch), self.method.select_batches)
-            self.method.eval()
-            with torch.no_grad():
-                self.method.select(batches, epoch)
+            self.method.select(batches, epoch)
             self.method.train()
 
     def spectrum(self, epoch: int, diverged: bool) -> HessianSpectrum | None:

@@ -88,7 +88,10 @@ class SearchMethod(nn.Module):
         """After the epoch's steps and the supernet evaluation, before its record: a method that picks
         its derived cell by scoring candidate cells with the shared weights (RSPS, SETN, ENAS) does it
         here, reading up to ``select_batches`` batches of the valid half (no augmentation, a fresh
-        shuffle every epoch, as xautodl's ``valid_loader``). ``derive`` then returns the pick."""
+        shuffle every epoch, as xautodl's ``valid_loader``). ``derive`` then returns the pick. ENAS also
+        trains its controller here (xautodl ``ENAS.py`` ``train_controller`` reads the valid loader after
+        the shared weights' epoch). Called in training mode with gradients on: a method sets ``eval()`` and
+        ``torch.no_grad()`` where it needs them; the engine puts it back in training mode afterwards."""
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Supernet output under the current architecture (used for validation)."""

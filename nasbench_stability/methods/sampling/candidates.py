@@ -48,10 +48,12 @@ class CandidatePick:
 def pick_best(cells: Iterable[Genotype], batches: Iterator[Batch],
               logits_of: Callable[[torch.Tensor, Genotype], torch.Tensor]) -> CandidatePick:
     """Score each cell on the next batch of ``batches`` (top-1 %, with ``logits_of(x, cell)``: the shared
-    weights' output of that discrete cell) and keep all scores. Stops early if the batches run out."""
+    weights' output of that discrete cell, without gradients; the caller sets eval mode, as the
+    reference's ``network.eval()``) and keep all scores. Stops early if the batches run out."""
     scored, accs = [], []
     for cell, (x, y) in zip(cells, batches):
-        logits = logits_of(x, cell)
+        with torch.no_grad():
+            logits = logits_of(x, cell)
         accs.append(100.0 * float((logits.argmax(-1) == y).float().mean()))
         scored.append(cell)
     if not scored:
