@@ -368,7 +368,7 @@ class Run:
                                          std=data.std) if method.select_batches else None)
             # the same valid batches at every measurement, so the eigenvalue curves are not batch noise
             hessian_batches = ([b for b, _ in zip(eval_stream.epoch(0), range(cfg.hessian_batches))]
-                               if cfg.hessian_every else [])
+                               if cfg.hessian_every or method.needs_hessian else [])
         self.write_config()
 
         start_epoch, wall = 0, 0.0
@@ -388,6 +388,8 @@ class Run:
     def _search(self) -> RunResult:
         search = self.prepare()
         cfg, method = self.config, search.method
+        if (stopped := search.stopped_early(search.start_epoch)) is not None:   # its status had to be repaired
+            return stopped
         for epoch in range(search.start_epoch, cfg.epochs):
             t0 = time.perf_counter()
             with fits_in_memory(cfg, f"training epoch {epoch + 1}"):
@@ -494,9 +496,12 @@ class SeedSearch:
 
     def spectrum(self, epoch: int, diverged: bool) -> HessianSpectrum | None:
         cfg = self.run.config
-        if cfg.hessian_every and (epoch + 1) % cfg.hessian_every == 0 and not diverged:
-            return arch_hessian_spectrum(self.method, self.hessian_batches)
-        return None
+        asked = cfg.hessian_every and (epoch + 1) % cfg.hessian_every == 0
+        if diverged or not (asked or self.method.needs_hessian):
+            return None
+        spectrum = arch_hessian_spectrum(self.method, self.hessian_batches)
+        self.method.observe_hessian(epoch, spectrum)
+        return spectrum
 
     def end_epoch(self, epoch: int, acc: EpochAccumulator, train_loss: float, valid_loss: float, valid_acc: float,
                   seconds: float, spectrum: HessianSpectrum | None, diverged: bool,
@@ -521,7 +526,20 @@ class SeedSearch:
         _write_status(run_dir, "running", epoch + 1)
         run.log(f"{cfg.run_name} epoch {epoch + 1}/{cfg.epochs}: {self.genotype} "
                 f"test={record.get('bench_cifar10_test_200', math.nan):.2f} train_acc={record['train_acc']:.1f}")
-        return None
+        return self.stopped_early(epoch + 1) if epoch + 1 < cfg.epochs else None
+
+    def stopped_early(self, epochs_done: int) -> RunResult | None:
+        """A finished RunResult (and status) after ``epochs_done`` epochs if the method asks to stop there
+        (:meth:`SearchMethod.stop_reason`), else None."""
+        reason = self.method.stop_reason()
+        if reason is None:
+            return None
+        run = self.run
+        genotype = self.genotype or self.method.derive().to_str()
+        msg = f"{run.config.run_name} stopped early after epoch {epochs_done}/{run.config.epochs}: {reason}"
+        _write_status(run.run_dir, "finished", epochs_done, msg)
+        run.log(msg)
+        return RunResult(run.run_dir, "finished", epochs_done, genotype, msg)
 
     def finished(self) -> RunResult:
         cfg = self.run.config

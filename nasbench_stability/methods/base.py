@@ -93,6 +93,19 @@ class SearchMethod(nn.Module):
         the shared weights' epoch). Called in training mode with gradients on: a method sets ``eval()`` and
         ``torch.no_grad()`` where it needs them; the engine puts it back in training mode afterwards."""
 
+    #: whether the method reads the α-Hessian spectrum after every epoch (:meth:`observe_hessian`); the
+    #: engine then measures it every epoch, on the run's fixed valid batches, whatever ``hessian_every`` says
+    needs_hessian: bool = False
+
+    def observe_hessian(self, epoch: int, spectrum: Any) -> None:
+        """The spectrum of ∇²_α L_valid the engine measured after ``epoch``'s steps and selection, before its
+        record (a :class:`~..engine.hessian.HessianSpectrum`; DARTS-ES decides whether to stop here)."""
+
+    def stop_reason(self) -> str | None:
+        """Why the search ends before its last epoch, or None to go on. Checked after each epoch's record and
+        checkpoint: a reason ends the run as finished after that epoch (a resume does nothing more)."""
+        return None
+
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Supernet output under the current architecture (used for validation)."""
         raise NotImplementedError
