@@ -23,7 +23,7 @@ from torch.func import functional_call
 from nasbench_stability.methods.describe import describe_method
 from nasbench_stability.methods.registry import list_methods
 
-from method_helpers import batch, tiny
+from method_helpers import FITS_SMOKE, batch, tiny
 
 BATCHES = {"train": batch(1), "train2": batch(2), "valid": batch(3)}
 
@@ -228,12 +228,14 @@ REFERENCE = {
     "edas": (0.025, 0.9, True, 3e-4, 0.025, (0.5, 0.999), 0.0),
     "dnas": (0.025, 0.9, True, 5e-4, 3e-4, (0.5, 0.999), 1e-3),
     "factorized-act": (0.05, 0.9, True, 5e-4, 6e-4, (0.5, 0.999), 1e-3),
+    # ruocwang/darts-pt nasbench201/train_search.py defaults, SGD without nesterov (search_model.py)
+    "darts-pt": (0.025, 0.9, False, 3e-4, 3e-4, (0.5, 0.999), 1e-3),
 }
 
 
 @pytest.mark.parametrize("info", [m for m in list_methods() if not m.table_search], ids=lambda i: i.name)
 def test_optimizers_are_what_nbs_methods_show_prints(info):
-    m = tiny(info.name)
+    m = tiny(info.name, **FITS_SMOKE.get(info.name, {}))
     opts = info.default_options()
     text = describe_method(info.name)
     m.begin_epoch(m.ctx.epochs - 1)   # after any warm-up (EDAS changes α's weight decay in it)

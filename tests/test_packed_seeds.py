@@ -31,11 +31,13 @@ from nasbench_stability.errors import ConfigError
 from nasbench_stability.methods.packing import clip_per_seed, pack, unpack
 from nasbench_stability.methods.registry import get_method, list_methods
 
+from method_helpers import FITS_SMOKE
 from packed_helpers import (K, OP_WEIGHTS_ATOL, SEEDS, SMALL, STATE_RTOL, assert_records_close, max_difference, random_batches,
                             records, run_dir, stack_batches, state_tensors, status, weights_of)
 
 PACKABLE = {"darts-v1", "darts-v2", "single-darts", "mergenas-v1", "mergenas-v2"}
-SOLO_ONLY = {"edas", "edas-inv", "alpha-max", "dnas", "factorized-act", "factorized-kernel", "nonfactorized-act"}
+SOLO_ONLY = {"edas", "edas-inv", "alpha-max", "dnas", "factorized-act", "factorized-kernel", "nonfactorized-act",
+             "darts-pt"}
 REGISTRY_PACKABLE = [m.name for m in list_methods() if m.packable]
 STEP_ATOL = 1e-10   # float64: one packed step vs K solo steps
 
@@ -48,17 +50,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def float64():
-    """Methods built inside this fixture hold float64 parameters; the default dtype is put back."""
-    before = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(before)
 
 
 def tiny_config(method: str, seed: int, **overrides) -> RunConfig:
@@ -243,7 +234,7 @@ def test_pack_refuses_mixed_options_and_methods():
 def test_solo_only_methods_do_not_pack(name):
     info = get_method(name)
     assert not info.packable and info.solo_reason and "not been written" not in info.solo_reason
-    (m,) = tiny_methods(name, seeds=[0])
+    (m,) = tiny_methods(name, seeds=[0], **FITS_SMOKE.get(name, {}))
     assert not m.packable
     with pytest.raises(ValueError, match="does not pack") as err:
         pack([m, m])
