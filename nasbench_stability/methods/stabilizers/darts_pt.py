@@ -33,8 +33,8 @@ from ...errors import ConfigError
 from ...ranges import BATCH_SIZE, BELOW_ONE, EPOCHS, NON_NEGATIVE, POSITIVE, Range
 from ...space.ops import NUM_EDGES, NUM_OPS, OP_INDEX
 from ..base import Batch, SearchContext
-from ..gradient.darts_family import (ACTIVATIONS, ARCH_OPTIMIZERS, LR_SCHEDULES, MODES, STEP_ORDERS, DartsFamily, DartsOptions,
-                                     cosine_lr, schedule_progress)
+from ..gradient.darts_family import (ACTIVATIONS, ARCH_OPTIMIZERS, LR_SCHEDULES, MODES, STEP_ORDERS, DartsFamily,
+                                     DartsOptions, cosine_lr, schedule_progress)
 from ..options import option
 from ..registry import register
 from .perturbation import CRITERIA, UNDECIDED, EdgeScores, decided_arrays, reaching_output, score_edge
