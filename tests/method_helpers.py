@@ -19,10 +19,6 @@ from nasbench_stability.engine.run import build_method
 from nasbench_stability.space.genotype import Genotype
 
 
-# what a method needs to fit the smoke preset's 2 epochs (DARTS-PT's projection phase takes 5·tune_epochs more)
-FITS_SMOKE = {"darts-pt": {"tune_epochs": 0}}
-
-
 def tiny(method: str, channels: int = 4, cells_per_stage: int = 1, **overrides):
     cfg = resolve_config(method, preset="smoke", device="cpu",
                          overrides={"channels": str(channels), "cells_per_stage": str(cells_per_stage),

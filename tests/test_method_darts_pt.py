@@ -213,9 +213,16 @@ def test_tuning_restarts_the_weight_momentum():
 
 def test_epochs_must_leave_a_supernet_epoch():
     with pytest.raises(ConfigError, match="epochs=25 leave no supernet epoch.*--epochs 26"):
-        tiny("darts-pt", epochs=25)
+        tiny("darts-pt", epochs=25, tune_epochs=5)
     with pytest.raises(ConfigError, match="tune_epochs"):
-        tiny("darts-pt", tune_epochs=-1)
+        tiny("darts-pt", tune_epochs=-2)
+
+
+@pytest.mark.parametrize("epochs,used", [(125, 5), (26, 5), (25, 4), (10, 1), (6, 1), (5, 0), (2, 0), (1, 0)])
+def test_auto_tune_epochs_is_the_authors_interval_where_it_fits(epochs, used):
+    m = tiny("darts-pt", epochs=epochs)                   # tune_epochs left at auto
+    assert m.options.tune_epochs == -1 and m.options.tune_epochs_used == used
+    assert m.supernet_epochs == epochs - 5 * used >= 1
 
 
 def test_edge_order_is_a_permutation_drawn_from_the_seed():
@@ -262,14 +269,16 @@ def test_deterministic_and_resumes_mid_projection_from_a_weights_only_checkpoint
 
 # ---- end to end --------------------------------------------------------------------------------
 def test_nbs_run_records_the_projection_epoch_by_epoch(cli, tmp_path):
-    refused = cli("run", "--method", "darts-pt", "--out", str(tmp_path / "a"), "--device", "cpu", *METHOD_RUN_ARGS)
+    refused = cli("run", "--method", "darts-pt", "--out", str(tmp_path / "a"), "--device", "cpu", *METHOD_RUN_ARGS,
+                  "--set", "tune_epochs=1")
     assert refused.returncode == 2 and "epochs=2 leave no supernet epoch" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1 and not (tmp_path / "a").exists()
     done = cli("run", "--method", "darts-pt", "--out", str(tmp_path / "b"), "--device", "cpu", *METHOD_RUN_ARGS,
-               "--epochs", "6", "--set", "tune_epochs=1")
+               "--epochs", "6")                 # auto tune_epochs: 1 supernet epoch + 5 × 1
     assert done.returncode == 0, done.stdout + done.stderr
     df = pd.read_parquet(tmp_path / "b" / "darts-pt-cifar10-seed0" / "records").sort_values("epoch")
     assert df.epoch.tolist() == [1, 2, 3, 4, 5, 6] and df.proj_decided.tolist() == [1, 2, 3, 4, 5, 6]
+    assert set(df.tune_epochs) == {1} and set(df.supernet_epochs) == {1}
     last = df.iloc[-1]
     final = Genotype.from_str(last.genotype)
     assert list(final.op_indices()) == list(last.proj_decided_ops)

@@ -23,7 +23,7 @@ from torch.func import functional_call
 from nasbench_stability.methods.describe import describe_method
 from nasbench_stability.methods.registry import list_methods
 
-from method_helpers import FITS_SMOKE, batch, tiny
+from method_helpers import batch, tiny
 
 BATCHES = {"train": batch(1), "train2": batch(2), "valid": batch(3)}
 
@@ -235,7 +235,7 @@ REFERENCE = {
 
 @pytest.mark.parametrize("info", [m for m in list_methods() if not m.table_search], ids=lambda i: i.name)
 def test_optimizers_are_what_nbs_methods_show_prints(info):
-    m = tiny(info.name, **FITS_SMOKE.get(info.name, {}))
+    m = tiny(info.name)
     opts = info.default_options()
     text = describe_method(info.name)
     m.begin_epoch(m.ctx.epochs - 1)   # after any warm-up (EDAS changes α's weight decay in it)

@@ -31,7 +31,6 @@ from nasbench_stability.errors import ConfigError
 from nasbench_stability.methods.packing import clip_per_seed, pack, unpack
 from nasbench_stability.methods.registry import get_method, list_methods
 
-from method_helpers import FITS_SMOKE
 from packed_helpers import (K, OP_WEIGHTS_ATOL, SEEDS, SMALL, STATE_RTOL, assert_records_close, max_difference, random_batches,
                             records, run_dir, stack_batches, state_tensors, status, weights_of)
 
@@ -234,7 +233,7 @@ def test_pack_refuses_mixed_options_and_methods():
 def test_solo_only_methods_do_not_pack(name):
     info = get_method(name)
     assert not info.packable and info.solo_reason and "not been written" not in info.solo_reason
-    (m,) = tiny_methods(name, seeds=[0], **FITS_SMOKE.get(name, {}))
+    (m,) = tiny_methods(name, seeds=[0])
     assert not m.packable
     with pytest.raises(ValueError, match="does not pack") as err:
         pack([m, m])

@@ -44,7 +44,9 @@ _SEARCH = _CODE + "train_search.py"
 _PROJ = _CODE + "projection.py"
 _SH = "authors' code: ruocwang/darts-pt exp_scripts/darts-proj-201.sh"
 _INTERVALS = NUM_EDGES - 1          # tuning intervals between the six decisions
-TUNE_EPOCHS = Range(0, EPOCHS.hi // _INTERVALS)
+AUTO = -1            # tune_epochs: the authors' interval where it fits, else the largest that fits
+AUTHORS_TUNE_EPOCHS = 5
+TUNE_EPOCHS = Range(AUTO, EPOCHS.hi // _INTERVALS)
 PROJ_BATCHES = Range(0, 10_000_000)
 EDGE_ORDERS = ("random", "fixed")
 BN_MODES = ("train", "eval")
@@ -56,8 +58,10 @@ class DartsPtOptions(DartsOptions):
 
     epochs: int = option(125, _SEARCH + " --epochs 100 (supernet) + projection.py's tune_epochs = proj_intv·5 = 25",
                          "run epochs: supernet epochs + 5·tune_epochs (the projection phase)", bounds=EPOCHS)
-    tune_epochs: int = option(5, _SH + " --proj_intv 5", "epochs of tuning between two decisions (0: all six "
-                              "decisions at the end of the last epoch, no tuning)", bounds=TUNE_EPOCHS)
+    tune_epochs: int = option(AUTO, _SH + " --proj_intv 5", "epochs of tuning between two decisions (0: all six "
+                              "decisions at the end of the last epoch, no tuning); -1 = auto: the authors' 5 when "
+                              "the run has ≥ 26 epochs, else ⌊(epochs − 1)/5⌋, so that a short run (a CPU preset) "
+                              "still has a supernet epoch; the value used is recorded", bounds=TUNE_EPOCHS)
     proj_batches: int = option(0, _PROJ + " (infer over the whole valid_queue)", "valid batches each score "
                                "reads; 0 = one pass over the valid half (its full batches)", bounds=PROJ_BATCHES)
     edge_order: str = option("random", _SH + " --edge_decision random", "order of the edge decisions: random = "
@@ -116,8 +120,15 @@ class DartsPtOptions(DartsOptions):
                 f"epochs); use --epochs {_INTERVALS * self.tune_epochs + 1} or more, or a smaller --set tune_epochs")
 
     @property
+    def tune_epochs_used(self) -> int:
+        """``tune_epochs``, with auto (-1) resolved against the run's epochs."""
+        if self.tune_epochs != AUTO:
+            return self.tune_epochs
+        return min(AUTHORS_TUNE_EPOCHS, max(self.epochs - 1, 0) // _INTERVALS)
+
+    @property
     def supernet_epochs(self) -> int:
-        return self.epochs - _INTERVALS * self.tune_epochs
+        return self.epochs - _INTERVALS * self.tune_epochs_used
 
 
 def edge_order(kind: str, seed: int) -> tuple[int, ...]:
@@ -198,7 +209,7 @@ class DartsPt(DartsFamily):
 
     def decision_epoch(self, k: int) -> int:
         """0-based epoch at whose end the k-th decision (0-based) is taken."""
-        return self.supernet_epochs - 1 + k * self.options.tune_epochs
+        return self.supernet_epochs - 1 + k * self.options.tune_epochs_used
 
     def _due(self, epoch: int) -> bool:
         k = self.projection.count
@@ -270,7 +281,8 @@ class DartsPt(DartsFamily):
     def extra_records(self) -> dict[str, Any]:
         with torch.no_grad():
             relaxed = self.activate(self.alpha).float().cpu().numpy()
-        return {**self.projection.columns(), "alpha_genotype": self.genotype_of(relaxed).to_str()}
+        return {**self.projection.columns(), "alpha_genotype": self.genotype_of(relaxed).to_str(),
+                "tune_epochs": self.options.tune_epochs_used, "supernet_epochs": self.supernet_epochs}
 
     # ---- checkpointing ------------------------------------------------------------------------
     def checkpoint_state(self) -> dict[str, Any]:
