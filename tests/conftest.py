@@ -111,6 +111,19 @@ def cli(bench_path, cifar_root, nbs_home):
     return call
 
 
+@pytest.fixture
+def float64():
+    """Methods built inside this fixture hold float64 parameters; the default dtype is put back."""
+    import torch
+
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)
+
+
 # C=8 (smoke), 16+16 images in batches of 8 (2 steps an epoch), one eval batch
 METHOD_RUN_ARGS = ("--preset", "smoke", "--quiet", "--set", "data_subset=16", "--set", "batch_size=8",
          "--set", "eval_batches=1")

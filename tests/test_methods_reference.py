@@ -228,6 +228,8 @@ REFERENCE = {
     "edas": (0.025, 0.9, True, 3e-4, 0.025, (0.5, 0.999), 0.0),
     "dnas": (0.025, 0.9, True, 5e-4, 3e-4, (0.5, 0.999), 1e-3),
     "factorized-act": (0.05, 0.9, True, 5e-4, 6e-4, (0.5, 0.999), 1e-3),
+    # ruocwang/darts-pt nasbench201/train_search.py defaults, SGD without nesterov (search_model.py)
+    "darts-pt": (0.025, 0.9, False, 3e-4, 3e-4, (0.5, 0.999), 1e-3),
 }
 
 
