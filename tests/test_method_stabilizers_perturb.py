@@ -14,6 +14,8 @@ import torch.nn.functional as F
 
 from nasbench_stability.errors import ConfigError
 from nasbench_stability.engine.config import resolve_config
+from nasbench_stability.methods.describe import describe_method
+from nasbench_stability.methods.registry import get_method
 from nasbench_stability.methods.gradient.gates import zero_one_loss
 from nasbench_stability.methods.stabilizers import sdarts
 from nasbench_stability.methods.stabilizers.drnas import concentration, dirichlet_kl, dirichlet_weights
@@ -339,6 +341,21 @@ def test_kl_regularizer_is_the_dirichlet_kl():
     without, _ = off.arch_objective(x, y)
     assert (with_kl - without).item() == pytest.approx(0.5 * kl.item(), rel=1e-5)
     assert m.a_opt.param_groups[0]["weight_decay"] == 0
+
+
+def test_nbs_methods_show_prints_the_sources_departures_and_packing():
+    sources = {"pc-darts": "PC-DARTS code: yuhuixu1993/PC-DARTS model_search.py",
+               "fair-darts": "FairDARTS code: xiaomi-automl/FairDARTS fairdarts/train_search.py",
+               "sdarts-rs": "SmoothDARTS nasbench201/train_search.py",
+               "sdarts-adv": "SDARTS code: xiangning-chen/SmoothDARTS attacker/perturb.py",
+               "drnas": "DrNAS 201-space/train_search.py"}
+    for name, source in sources.items():
+        text = describe_method(name)
+        assert source in text and "departures from the paper:" in text, name
+        assert ("packed on CUDA" in text) == (name in ("pc-darts", "fair-darts")), name
+    rs, adv = (get_method(n).default_options() for n in ("sdarts-rs", "sdarts-adv"))
+    assert (rs.perturbation, adv.perturbation) == ("random", "pgd") and {**vars(rs), "perturbation": 0} == {
+        **vars(adv), "perturbation": 0}
 
 
 # =================================================================================================

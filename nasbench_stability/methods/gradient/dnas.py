@@ -49,6 +49,7 @@ from .partial_channels import partial_channel_supernet
 from ..options import NB201, PAPER, option
 from ..registry import register
 
+
 @dataclass(frozen=True)
 class DnasOptions(DartsOptions):
     """NB201 reference optimizers and schedule (bi-level, first order); CAM and the zero-one loss."""

@@ -100,6 +100,7 @@ class Drnas(DartsCodeClip):
                                         self.options.track_running_stats)
 
     def begin_epoch(self, epoch: int) -> None:
+        super().begin_epoch(epoch)
         self._means = EpochMeans()
 
     def activate(self, alpha: torch.Tensor) -> torch.Tensor:

@@ -130,6 +130,7 @@ class Sdarts(DartsCodeClip):
         return o.epsilon_min + (o.epsilon_max - o.epsilon_min) * epoch / max(self.ctx.epochs, 1)
 
     def begin_epoch(self, epoch: int) -> None:
+        super().begin_epoch(epoch)
         self._means = EpochMeans()
 
     # ---- weights ------------------------------------------------------------------------------
