@@ -33,7 +33,10 @@ def candidate_ops(include_none: bool) -> tuple[int, ...]:
 
 def to_nb201(t: torch.Tensor, candidates: tuple[int, ...], fill: float = 0.0) -> torch.Tensor:
     """Candidate-op columns (last dim) → NB201's five columns; a non-candidate column gets ``fill``
-    (0 for op weights: the op is then not computed; NaN for gradients: it has no parameter)."""
-    out = torch.full((*t.shape[:-1], NUM_OPS), fill, dtype=t.dtype, device=t.device)
-    out[..., list(candidates)] = t
-    return out
+    (0 for op weights: the op is then not computed; NaN for gradients: it has no parameter). Built from
+    slices, not a host-side index list, so that a captured CUDA graph needs no host-to-device copy."""
+    if candidates == tuple(range(NUM_OPS)):
+        return t
+    filler = torch.full_like(t[..., :1], fill)
+    return torch.cat([t[..., candidates.index(o):candidates.index(o) + 1] if o in candidates else filler
+                      for o in range(NUM_OPS)], dim=-1)

@@ -40,11 +40,10 @@ from ..registry import register
 
 PC_CODE = "PC-DARTS code: yuhuixu1993/PC-DARTS model_search.py"
 PC_SEARCH = "PC-DARTS code: yuhuixu1993/PC-DARTS train_search.py"
-# the edges entering each node (1, 2, 3), in arch-string order
+# the edges entering each node (1, 2, 3), in arch-string order: consecutive runs of edges
 NODE_EDGES: tuple[tuple[int, ...], ...] = tuple(tuple(e for e, (_, t) in enumerate(EDGES) if t == node)
                                                 for node in range(1, NUM_NODES))
-_ORDER = [e for edges in NODE_EDGES for e in edges]
-_INVERSE = [_ORDER.index(e) for e in range(NUM_EDGES)]
+assert [e for edges in NODE_EDGES for e in edges] == list(range(NUM_EDGES))
 
 
 @dataclass(frozen=True)
@@ -64,8 +63,9 @@ class PcDartsOptions(DartsOptions):
 
 def edge_normalization(beta: torch.Tensor) -> torch.Tensor:
     """(..., E) edge logits → (..., E) weights: a softmax over the edges entering each node."""
-    parts = [torch.softmax(beta[..., list(edges)], dim=-1) for edges in NODE_EDGES]
-    return torch.cat(parts, dim=-1)[..., _INVERSE]
+    # slices, not index lists: no host-to-device copy inside a captured CUDA graph
+    parts = [torch.softmax(beta[..., edges[0]:edges[-1] + 1], dim=-1) for edges in NODE_EDGES]
+    return torch.cat(parts, dim=-1)
 
 
 class PcDarts(DartsFamily):
