@@ -124,6 +124,18 @@ def float64():
         torch.set_default_dtype(before)
 
 
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for the test (as the `nbs` subprocesses run): on the 2 shared cores oversubscribed
+    OpenMP threads crawl. Use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # C=8 (smoke), 16+16 images in batches of 8 (2 steps an epoch), one eval batch
 METHOD_RUN_ARGS = ("--preset", "smoke", "--quiet", "--set", "data_subset=16", "--set", "batch_size=8",
          "--set", "eval_batches=1")

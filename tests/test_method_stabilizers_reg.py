@@ -33,6 +33,8 @@ from conftest import METHOD_RUN_ARGS
 from method_helpers import batch, tiny
 from packed_helpers import state_tensors
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 NONE, SKIP = OP_INDEX["none"], OP_INDEX["skip_connect"]
 MINE = ("darts-minus", "beta-darts", "rdarts-l2", "rdarts-dp", "darts-es")
 

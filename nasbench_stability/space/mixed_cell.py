@@ -108,7 +108,13 @@ class MixedCell(nn.Module):
             convs = self._convs_of(xi, relu_x, weights, src, outs, active) if relu_x is not None else {}
             return convs, [(_SKIP, xi), (_POOL, pooled)]
 
-        return sum_over_sources(x, weights, active, edge_terms, self.edge_scale(x))
+        return sum_over_sources(x, weights, active, edge_terms, self.node_scalars(weights, active),
+                                self.edge_scale(x))
+
+    def node_scalars(self, weights: torch.Tensor, active) -> torch.Tensor | None:
+        """Scalars added to the nodes (``(NUM_NODES,)``, entry 0 unused), or None: nothing to add.
+        GDAS' cell (:mod:`.gdas_cell`) adds the skipped ops' zero-valued weights, for their gradient."""
+        return None
 
     def edge_scale(self, x: torch.Tensor) -> torch.Tensor | None:
         """Per-sample factors (E, B) of each edge's whole output, or None (every factor 1): the hook of
@@ -117,6 +123,7 @@ class MixedCell(nn.Module):
 
 
 def sum_over_sources(x: torch.Tensor, weights: torch.Tensor, active, edge_terms,
+                     node_scalars: torch.Tensor | None = None,
                      edge_scale: torch.Tensor | None = None) -> torch.Tensor:
     """The cell's DAG, source node by source node: node j = Σ_{i<j} edge(i→j)(node i); returns node 3.
 
@@ -124,6 +131,7 @@ def sum_over_sources(x: torch.Tensor, weights: torch.Tensor, active, edge_terms,
     tensors already weighted (its conv branches), ``weighted`` lists ``(op, tensor)`` pairs of
     parameter-free outputs shared by every edge leaving ``src``, each multiplied here by
     ``weights[e, op]`` (skipped where ``active`` rules the op out, or the tensor is None).
+    ``node_scalars[j]``, if given, is added to node j (broadcast over the whole tensor).
     ``edge_scale`` (E, B): edge e's whole output is multiplied by ``edge_scale[e, b]`` for sample b.
     """
     partial: list[torch.Tensor | None] = [None] * NUM_NODES
@@ -140,7 +148,11 @@ def sum_over_sources(x: torch.Tensor, weights: torch.Tensor, active, edge_terms,
                 own = own * edge_scale[e].view(-1, *[1] * (own.dim() - 1))
                 partial[target] = own if partial[target] is None else partial[target] + own
         nxt = partial[src + 1]
-        nodes.append(nxt if nxt is not None else torch.zeros_like(x))
+        if nxt is None:
+            nxt = torch.zeros_like(x)
+        if node_scalars is not None:
+            nxt = nxt + node_scalars[src + 1]
+        nodes.append(nxt)
     return nodes[-1]
 
 
