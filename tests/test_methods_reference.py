@@ -228,15 +228,18 @@ REFERENCE = {
     "edas": (0.025, 0.9, True, 3e-4, 0.025, (0.5, 0.999), 0.0),
     "dnas": (0.025, 0.9, True, 5e-4, 3e-4, (0.5, 0.999), 1e-3),
     "factorized-act": (0.05, 0.9, True, 5e-4, 6e-4, (0.5, 0.999), 1e-3),
-<<<<<<< HEAD
     # ruocwang/darts-pt nasbench201/train_search.py defaults, SGD without nesterov (search_model.py)
     "darts-pt": (0.025, 0.9, False, 3e-4, 3e-4, (0.5, 0.999), 1e-3),
-=======
     "pc-darts": (0.025, 0.9, True, 5e-4, 3e-4, (0.5, 0.999), 1e-3),
     "fair-darts": (0.025, 0.9, True, 5e-4, 3e-4, (0.5, 0.999), 1e-3),
     "sdarts-rs": (0.025, 0.9, False, 3e-4, 3e-4, (0.5, 0.999), 1e-3),    # SmoothDARTS nasbench201/train_search.py
     "drnas": (0.025, 0.9, False, 3e-4, 3e-4, (0.5, 0.999), 1e-3),        # DrNAS 201-space/train_search.py, architect.py
->>>>>>> stab-perturb
+    # DARTS-V1's NB201 reference; R-DARTS(L2) raises w's decay to 81e-4 (RobustDARTS' grid 3e-4·3^k)
+    "darts-minus": (0.025, 0.9, True, 5e-4, 3e-4, (0.5, 0.999), 1e-3),
+    "beta-darts": (0.025, 0.9, True, 5e-4, 3e-4, (0.5, 0.999), 1e-3),
+    "rdarts-l2": (0.025, 0.9, True, 8.1e-3, 3e-4, (0.5, 0.999), 1e-3),
+    "rdarts-dp": (0.025, 0.9, True, 5e-4, 3e-4, (0.5, 0.999), 1e-3),
+    "darts-es": (0.025, 0.9, True, 5e-4, 3e-4, (0.5, 0.999), 1e-3),
 }
 
 
