@@ -34,7 +34,7 @@ from ..gradient.darts_family import LR_SCHEDULES, cosine_lr, schedule_progress
 from ..options import XAUTODL_LR, option, reference
 from ..registry import register
 from .candidates import uniform_cell
-from .single_path import SinglePathOptions, SinglePathSelection
+from .single_path import DEPARTURES, SinglePathOptions, SinglePathSelection
 
 RANDOM_NAS = reference("AutoDL-Projects exps/NAS-Bench-201-algos/RANDOM-NAS.py")
 
@@ -134,15 +134,8 @@ register(
     departures=(
         "The paper's RSPS searches the DARTS space with its own schedule and a final evaluation stage; this is "
         "NB201's version (xautodl RANDOM-NAS.py), which picks among random cells by one valid batch each.",
-        "Random draws (the trained cells, the candidates, the cells of the valid evaluation) come from "
-        "generators seeded per step and per epoch (resumable, and the same trained cells as SETN's for one "
-        "seed), not from Python's global random module.",
-        "Candidates are scored on full batches of min(512, valid half) images from a fresh shuffle each "
-        "epoch; xautodl's valid_loader keeps the last partial batch of each pass.",
         "No pick before the first epoch and no separate final pick: the last epoch's pick is the result "
         "(xautodl runs search_find_best once more after the last epoch, on new random cells).",
-        "Ops a step did not compute get no gradient, so SGD's weight decay and momentum skip them (PyTorch >= 2.0 "
-        "zero_grad); unsampled_weights=decayed gives them the zero gradient of earlier PyTorch instead.",
-    ),
+    ) + DEPARTURES,
     factory=Rsps,
 )

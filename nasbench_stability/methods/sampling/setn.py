@@ -36,7 +36,7 @@ from ..base import Batch, SearchContext, StepStats
 from ..gradient.darts_family import ARCH_OPTIMIZERS, DartsFamily, DartsOptions
 from ..options import option, reference
 from ..registry import register
-from .single_path import SinglePathOptions, SinglePathSelection, live_ops
+from .single_path import DEPARTURES, SinglePathOptions, SinglePathSelection, live_ops
 
 SETN_PY = reference("AutoDL-Projects exps/NAS-Bench-201-algos/SETN.py")
 SETN_NET = reference("AutoDL-Projects xautodl/models/cell_searchs/search_model_setn.py")
@@ -176,15 +176,9 @@ register(
         "return_topK), not cells sampled from the template, as the paper and docs/baselines.md describe; "
         "candidates=sampled draws them instead.",
         "The paper searches the DARTS space with its own schedule; this is NB201's version (xautodl SETN.py).",
-        "Random draws (the trained cells, sampled candidates) come from generators seeded per step and per epoch "
-        "(resumable, and the same trained cells as RSPS's for one seed), not from Python's global random module.",
-        "Candidates are scored on full batches of min(512, valid half) images from a fresh shuffle each "
-        "epoch; xautodl's valid_loader keeps the last partial batch of each pass.",
         "No pick before the first epoch (xautodl logs one as genotypes[-1]) and no separate final pick: the "
         "last epoch's pick is the result (xautodl's final get_best_arch ranks the same α and, from the same "
         "weights, differs only by its valid batches).",
-        "Ops a weight step did not compute get no gradient, so SGD's weight decay and momentum skip them "
-        "(PyTorch >= 2.0 zero_grad); unsampled_weights=decayed gives them the zero gradient of earlier PyTorch.",
-    ),
+    ) + DEPARTURES,
     factory=Setn,
 )

@@ -73,6 +73,21 @@ class SinglePathOptions:
                                     UNSAMPLED)
 
 
+#: where RSPS and SETN alike depart from xautodl (each adds its own)
+DEPARTURES = (
+    "Random draws come from generators seeded per step and per epoch (resumable; RSPS and SETN of one seed "
+    "train the same sequence of cells), not from Python's global random module.",
+    "Candidates are scored on full batches of min(512, valid half) images from a fresh shuffle each epoch; "
+    "xautodl's valid_loader keeps the last partial batch of each pass.",
+    "Ops outside a step's path get no gradient, so SGD's weight decay and momentum skip them, as xautodl on "
+    "PyTorch >= 2.0; unsampled_weights=decayed gives them the zero gradient of earlier PyTorch (NB201's runs). "
+    "Path ops that do not reach the output get a zero gradient, as xautodl's none (x·0) gives them.",
+    "xautodl's search-cell convolutions carry a bias (bias=not affine), nbs's none: BN removes it in training "
+    "mode, so no step differs; in eval mode BN's running mean lags it for the first updates of each op "
+    "(0.9^n of the bias after n), so the first candidate scores can differ slightly.",
+)
+
+
 def path_cell(seed: int, epoch: int, step: int) -> Genotype:
     """The uniformly random cell that the weight step (epoch, step) of run ``seed`` trains."""
     return uniform_cell(torch.Generator().manual_seed(derive_seed(seed, PATH_STREAM, epoch, step)))
