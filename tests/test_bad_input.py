@@ -287,6 +287,8 @@ def test_out_of_range_override_is_refused_naming_option_and_range(key, value, al
 @pytest.mark.parametrize("method,key,value", [
     ("edas-inv", "warmup_fraction", "1.5"), ("edas", "warmup_fraction", "-0.1"),
     ("edas", "warmup_a_weight_decay", "-1"), ("dnas", "zero_one_weight", "-1"), ("dnas", "partial_channels", "0"),
+    ("pc-darts", "partial_channels", "0"), ("fair-darts", "op_threshold", "1.5"), ("sdarts-rs", "epsilon_max", "-0.1"),
+    ("sdarts-adv", "attack_steps", "0"), ("drnas", "prior_concentration", "0"),
 ])
 def test_method_specific_option_ranges(method, key, value):
     info = next(m for m in list_methods() if m.name == method)

@@ -19,7 +19,8 @@ from nasbench_stability.bench.table import Benchmark
 from nasbench_stability.engine.config import resolve_config
 from nasbench_stability.engine.run import build_method
 from nasbench_stability.methods.sampling.setn import cell_log_probs, sampled_cells, top_cells
-from nasbench_stability.methods.sampling.single_path import live_ops, path_cell
+from nasbench_stability.methods.sampling.single_path import path_cell
+from nasbench_stability.methods.stabilizers.perturbation import reaching_output
 from nasbench_stability.space.genotype import Genotype
 from nasbench_stability.space.ops import EDGES, NUM_OPS, OP_INDEX, OPS
 
@@ -63,20 +64,21 @@ def test_the_trained_cells_are_uniform_and_independent_over_edges():
 
 
 def test_live_ops_get_a_gradient_and_the_rest_of_the_path_a_zero_one():
-    """Node 2's only way out is 'none': the convs into it run but get no gradient from autograd; live_ops
-    says which do. xautodl's 'none' (x·0) keeps them in its graph with a zero gradient: complete_grads
-    gives them that, and nothing to the ops outside the path."""
+    """Node 2's only way out is 'none': the convs into it run but get no gradient from autograd;
+    reaching_output (SETN's gradient-correlation groups) says which do. xautodl's 'none' (x·0) keeps them in
+    its graph with a zero gradient: complete_grads gives them that, and nothing to the ops outside the path."""
     cell = Genotype.from_str("|nor_conv_3x3~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_1x1~1|none~2|")
-    assert live_ops(cell) == {(0, OP_INDEX["nor_conv_3x3"]), (3, OP_INDEX["skip_connect"]),
-                              (4, OP_INDEX["nor_conv_1x1"]), (5, OP_INDEX["none"])}
+    reaching = reaching_output(cell.one_hot() > 0)
+    assert set(zip(*np.nonzero(reaching))) == {(0, OP_INDEX["nor_conv_3x3"]), (3, OP_INDEX["skip_connect"]),
+                                               (4, OP_INDEX["nor_conv_1x1"])}
     m = tiny("rsps")
     x, y = batch(1, size=8)
     F.cross_entropy(m.path_logits(x, cell), y).backward()
     for (_, e, op), w in conv_weights(m).items():
-        assert (w.grad is not None) == ((e, op) in live_ops(cell)), (e, OPS[op])
+        assert (w.grad is not None) == reaching[e, op], (e, OPS[op])
     m.complete_grads(cell)
     for (_, e, op), w in conv_weights(m).items():
-        on_path, live = cell.op_indices()[e] == op, (e, op) in live_ops(cell)
+        on_path, live = cell.op_indices()[e] == op, reaching[e, op]
         assert (w.grad is not None) == on_path and (not on_path or live or not w.grad.any()), (e, OPS[op])
     assert all(p.grad is not None for p in m.supernet.stem.parameters())
 
@@ -110,7 +112,8 @@ def test_a_step_computes_and_trains_only_the_sampled_ops(method, monkeypatch):
         torch.testing.assert_close(joint[-1]["weights"], torch.softmax(alpha, -1))
         assert not torch.equal(m.alpha, alpha)
         measured = {(e, op) for e in range(6) for op in range(5) if torch.isfinite(stats.gc_inner[e, op])}
-        assert measured == {(e, op) for e, op in live_ops(CELL) if op in CONV}
+        reaching = reaching_output(CELL.one_hot() > 0)
+        assert measured == {(e, op) for e in range(6) for op in CONV if reaching[e, op]} and len(measured) == 3
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -228,6 +228,12 @@ REFERENCE = {
     "edas": (0.025, 0.9, True, 3e-4, 0.025, (0.5, 0.999), 0.0),
     "dnas": (0.025, 0.9, True, 5e-4, 3e-4, (0.5, 0.999), 1e-3),
     "factorized-act": (0.05, 0.9, True, 5e-4, 6e-4, (0.5, 0.999), 1e-3),
+    # ruocwang/darts-pt nasbench201/train_search.py defaults, SGD without nesterov (search_model.py)
+    "darts-pt": (0.025, 0.9, False, 3e-4, 3e-4, (0.5, 0.999), 1e-3),
+    "pc-darts": (0.025, 0.9, True, 5e-4, 3e-4, (0.5, 0.999), 1e-3),
+    "fair-darts": (0.025, 0.9, True, 5e-4, 3e-4, (0.5, 0.999), 1e-3),
+    "sdarts-rs": (0.025, 0.9, False, 3e-4, 3e-4, (0.5, 0.999), 1e-3),    # SmoothDARTS nasbench201/train_search.py
+    "drnas": (0.025, 0.9, False, 3e-4, 3e-4, (0.5, 0.999), 1e-3),        # DrNAS 201-space/train_search.py, architect.py
     "setn": (0.025, 0.9, True, 5e-4, 3e-4, (0.5, 0.999), 1e-3),       # SETN.config, SETN.sh, SETN.py
     "rsps": (0.025, 0.9, True, 5e-4, None, None, None),               # RANDOM.config; no α
 }
@@ -267,7 +273,9 @@ def test_optimizers_are_what_nbs_methods_show_prints(info):
 @pytest.mark.parametrize("method,order", [("darts-v1", "w-alpha"), ("darts-v2", "alpha-w"),
                                           ("mergenas-v1", "w-alpha"), ("mergenas-v2", "alpha-w"),
                                           ("edas-inv", "alpha-w"), ("dnas", "w-alpha"),
-                                          ("factorized-act", "w-alpha"), ("setn", "w-alpha")])
+                                          ("factorized-act", "w-alpha"), ("pc-darts", "w-alpha"),
+                                          ("fair-darts", "w-alpha"), ("sdarts-rs", "alpha-w"), ("sdarts-adv", "alpha-w"),
+                                          ("drnas", "alpha-w"), ("setn", "w-alpha")])
 def test_each_method_takes_its_references_step_order(method, order):
     opts = tiny(method).options
     assert opts.step_order == order

@@ -34,9 +34,9 @@ from nasbench_stability.methods.registry import get_method, list_methods
 from packed_helpers import (K, OP_WEIGHTS_ATOL, SEEDS, SMALL, STATE_RTOL, assert_records_close, max_difference, random_batches,
                             records, run_dir, stack_batches, state_tensors, status, weights_of)
 
-PACKABLE = {"darts-v1", "darts-v2", "single-darts", "mergenas-v1", "mergenas-v2"}
+PACKABLE = {"darts-v1", "darts-v2", "single-darts", "mergenas-v1", "mergenas-v2", "pc-darts", "fair-darts"}
 SOLO_ONLY = {"edas", "edas-inv", "alpha-max", "dnas", "factorized-act", "factorized-kernel", "nonfactorized-act",
-             "rsps", "setn"}
+             "darts-pt", "gdas", "sdarts-rs", "sdarts-adv", "drnas", "rsps", "setn"}
 REGISTRY_PACKABLE = [m.name for m in list_methods() if m.packable]
 STEP_ATOL = 1e-10   # float64: one packed step vs K solo steps
 
@@ -49,17 +49,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def float64():
-    """Methods built inside this fixture hold float64 parameters; the default dtype is put back."""
-    before = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(before)
 
 
 def tiny_config(method: str, seed: int, **overrides) -> RunConfig:

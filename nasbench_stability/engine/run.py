@@ -56,6 +56,8 @@ class RunResult:
     epochs_done: int
     final_genotype: str | None
     message: str = ""
+    #: what epochs_done counts, as the CLI says it ("epochs"; a table search's "record checkpoints, N queries")
+    unit: str = "epochs"
 
 
 # ---------------------------------------------------------------------------------------------

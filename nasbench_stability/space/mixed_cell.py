@@ -108,16 +108,23 @@ class MixedCell(nn.Module):
             convs = self._convs_of(xi, relu_x, weights, src, outs, active) if relu_x is not None else {}
             return convs, [(_SKIP, xi), (_POOL, pooled)]
 
-        return sum_over_sources(x, weights, active, edge_terms)
+        return sum_over_sources(x, weights, active, edge_terms, self.node_scalars(weights, active))
+
+    def node_scalars(self, weights: torch.Tensor, active) -> torch.Tensor | None:
+        """Scalars added to the nodes (``(NUM_NODES,)``, entry 0 unused), or None: nothing to add.
+        GDAS' cell (:mod:`.gdas_cell`) adds the skipped ops' zero-valued weights, for their gradient."""
+        return None
 
 
-def sum_over_sources(x: torch.Tensor, weights: torch.Tensor, active, edge_terms) -> torch.Tensor:
+def sum_over_sources(x: torch.Tensor, weights: torch.Tensor, active, edge_terms,
+                     node_scalars: torch.Tensor | None = None) -> torch.Tensor:
     """The cell's DAG, source node by source node: node j = Σ_{i<j} edge(i→j)(node i); returns node 3.
 
     ``edge_terms(src, x_src)`` returns ``(terms, weighted)``: ``terms`` maps an edge leaving ``src`` to
     tensors already weighted (its conv branches), ``weighted`` lists ``(op, tensor)`` pairs of
     parameter-free outputs shared by every edge leaving ``src``, each multiplied here by
     ``weights[e, op]`` (skipped where ``active`` rules the op out, or the tensor is None).
+    ``node_scalars[j]``, if given, is added to node j (broadcast over the whole tensor).
     """
     partial: list[torch.Tensor | None] = [None] * NUM_NODES
     nodes = [x]
@@ -134,5 +141,9 @@ def sum_over_sources(x: torch.Tensor, weights: torch.Tensor, active, edge_terms)
                 acc = value * weights[e, op] if acc is None else torch.addcmul(acc, value, weights[e, op])
             partial[target] = acc
         nxt = partial[src + 1]
-        nodes.append(nxt if nxt is not None else torch.zeros_like(x))
+        if nxt is None:
+            nxt = torch.zeros_like(x)
+        if node_scalars is not None:
+            nxt = nxt + node_scalars[src + 1]
+        nodes.append(nxt)
     return nodes[-1]

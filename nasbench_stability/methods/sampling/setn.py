@@ -36,7 +36,8 @@ from ..base import Batch, SearchContext, StepStats
 from ..gradient.darts_family import ARCH_OPTIMIZERS, DartsFamily, DartsOptions
 from ..options import option, reference
 from ..registry import register
-from .single_path import DEPARTURES, SinglePathOptions, SinglePathSelection, live_ops
+from ..stabilizers.perturbation import reaching_output
+from .single_path import DEPARTURES, SinglePathOptions, SinglePathSelection
 
 SETN_PY = reference("AutoDL-Projects exps/NAS-Bench-201-algos/SETN.py")
 SETN_NET = reference("AutoDL-Projects xautodl/models/cell_searchs/search_model_setn.py")
@@ -116,8 +117,8 @@ class Setn(SinglePathSelection, DartsFamily):
     def step(self, batches: dict[str, Batch], epoch: int, step: int, measure_gc: bool) -> StepStats:
         self._cell = self.draw_path(epoch, step)
         if measure_gc:   # only the ops the path trains (and that reach the output) get a weight gradient
-            live = live_ops(self._cell)
-            self._gc_groups = {k: v for k, v in self._learnable_groups.items() if k in live}
+            live = reaching_output(self._cell.one_hot() > 0)
+            self._gc_groups = {k: v for k, v in self._learnable_groups.items() if live[k]}
         try:
             return super().step(batches, epoch, step, measure_gc)
         finally:

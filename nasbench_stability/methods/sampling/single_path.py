@@ -32,7 +32,7 @@ from ...data.pipeline import derive_seed
 from ...ranges import BATCH_SIZE, BELOW_ONE, EPOCHS, NON_NEGATIVE, POSITIVE, Range
 from ...space.genotype import Genotype
 from ...space.mixed_cell import CONV_OPS
-from ...space.ops import EDGES, NUM_EDGES, NUM_NODES, NUM_OPS, OP_INDEX, OPS
+from ...space.ops import NUM_EDGES, NUM_OPS, OPS
 from ..base import Batch
 from ..options import option, reference
 from .candidates import CandidatePick, pick_best, uniform_cell
@@ -91,17 +91,6 @@ DEPARTURES = (
 def path_cell(seed: int, epoch: int, step: int) -> Genotype:
     """The uniformly random cell that the weight step (epoch, step) of run ``seed`` trains."""
     return uniform_cell(torch.Generator().manual_seed(derive_seed(seed, PATH_STREAM, epoch, step)))
-
-
-def live_ops(cell: Genotype) -> set[tuple[int, int]]:
-    """(edge, op) of ``cell`` whose output reaches the cell's output: a node all of whose outgoing
-    edges are ``none`` is dead, and the ops feeding it get no gradient (not even a zero one)."""
-    ops = cell.op_indices()
-    live = {NUM_NODES - 1}
-    for node in range(NUM_NODES - 2, 0, -1):
-        if any(s == node and t in live and ops[e] != OP_INDEX["none"] for e, (s, t) in enumerate(EDGES)):
-            live.add(node)
-    return {(e, ops[e]) for e, (_, t) in enumerate(EDGES) if t in live}
 
 
 def give_zero_grads(params: list[torch.Tensor]) -> None:
