@@ -23,7 +23,7 @@ from torch.func import functional_call
 from nasbench_stability.methods.describe import describe_method
 from nasbench_stability.methods.registry import list_methods
 
-from method_helpers import batch, tiny
+from method_helpers import ALPHA_FREE, batch, tiny
 
 BATCHES = {"train": batch(1), "train2": batch(2), "valid": batch(3)}
 
@@ -240,6 +240,8 @@ REFERENCE = {
     "rdarts-l2": (0.025, 0.9, True, 8.1e-3, 3e-4, (0.5, 0.999), 1e-3),
     "rdarts-dp": (0.025, 0.9, True, 5e-4, 3e-4, (0.5, 0.999), 1e-3),
     "darts-es": (0.025, 0.9, True, 5e-4, 3e-4, (0.5, 0.999), 1e-3),
+    "setn": (0.025, 0.9, True, 5e-4, 3e-4, (0.5, 0.999), 1e-3),       # SETN.config, SETN.sh, SETN.py
+    "rsps": (0.025, 0.9, True, 5e-4, None, None, None),               # RANDOM.config; no α
 }
 
 
@@ -253,20 +255,25 @@ def test_optimizers_are_what_nbs_methods_show_prints(info):
     w = m.w_opt.param_groups[0]
     shown = {"w_lr": w["lr"], "w_momentum": w["momentum"], "w_nesterov": w["nesterov"],
              "w_weight_decay": w["weight_decay"], "grad_clip": opts.grad_clip}
-    for name, opt in [(n, o) for n, _, o in m.arch_factors()]:
+    alpha = info.name not in ALPHA_FREE
+    for name, opt in [(n, o) for n, _, o in m.arch_factors()] if alpha else []:
         a = opt.param_groups[0]
         assert (a["lr"], a["betas"], a["weight_decay"]) == (opts.a_lr, (opts.a_beta1, opts.a_beta2),
                                                             opts.a_weight_decay), name
-    shown.update(a_lr=opts.a_lr, a_beta1=opts.a_beta1, a_beta2=opts.a_beta2, a_weight_decay=opts.a_weight_decay)
+    if alpha:
+        shown.update(a_lr=opts.a_lr, a_beta1=opts.a_beta1, a_beta2=opts.a_beta2, a_weight_decay=opts.a_weight_decay)
+    else:   # no α: no α optimizer, and none of its options shown
+        assert not m.arch_parameters() and "a_lr = " not in text and "alpha" not in m.optimizers()
     for key, value in shown.items():
         assert value == getattr(opts, key), key
         assert f"{key} = {getattr(opts, key)}" in text, key
     if info.name in REFERENCE:
         lr, mom, nesterov, wd, a_lr, betas, a_wd = REFERENCE[info.name]
         assert (w["lr"], w["momentum"], w["nesterov"], w["weight_decay"]) == (lr, mom, nesterov, wd)
-        a = m.a_opt.param_groups[0]
-        assert (a["lr"], a["betas"], a["weight_decay"]) == (a_lr, betas, a_wd)
-    assert "one step:" in text and "step_order = " in text and "track_running_stats = " in text
+        if alpha:
+            a = m.a_opt.param_groups[0]
+            assert (a["lr"], a["betas"], a["weight_decay"]) == (a_lr, betas, a_wd)
+    assert ("one step:" in text and "step_order = " in text) == alpha and "track_running_stats = " in text
 
 
 @pytest.mark.parametrize("method,order", [("darts-v1", "w-alpha"), ("darts-v2", "alpha-w"),
@@ -274,7 +281,7 @@ def test_optimizers_are_what_nbs_methods_show_prints(info):
                                           ("edas-inv", "alpha-w"), ("dnas", "w-alpha"),
                                           ("factorized-act", "w-alpha"), ("pc-darts", "w-alpha"),
                                           ("fair-darts", "w-alpha"), ("sdarts-rs", "alpha-w"), ("sdarts-adv", "alpha-w"),
-                                          ("drnas", "alpha-w")])
+                                          ("drnas", "alpha-w"), ("setn", "w-alpha")])
 def test_each_method_takes_its_references_step_order(method, order):
     opts = tiny(method).options
     assert opts.step_order == order

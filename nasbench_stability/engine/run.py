@@ -365,9 +365,13 @@ class Run:
             streams = self._streams(data, method)
             eval_stream = BatchStream(data.valid, cfg.batch_size, cfg.seed, "eval", augment=False, mean=data.mean,
                                       std=data.std, drop_last=False, shuffle=False, limit_batches=cfg.eval_batches)
-            # candidate cells are scored on shuffled valid batches without augmentation (xautodl's valid_loader)
-            select_stream = (BatchStream(data.valid, cfg.batch_size, cfg.seed, "select", augment=False, mean=data.mean,
+            # candidate cells are scored on shuffled valid batches without augmentation (xautodl's valid_loader,
+            # whose batches are the config's test_batch_size: a method's select_batch_size, at most the half)
+            select_size = min(method.select_batch_size or cfg.batch_size, len(data.valid))
+            select_stream = (BatchStream(data.valid, select_size, cfg.seed, "select", augment=False, mean=data.mean,
                                          std=data.std) if method.select_batches else None)
+            if cfg.hessian_every and not arch_parameter_count(method):
+                raise ConfigError(f"{cfg.method} has no architecture parameters: hessian_every does not apply")
             # the same valid batches at every measurement, so the eigenvalue curves are not batch noise
             hessian_batches = ([b for b, _ in zip(eval_stream.epoch(0), range(cfg.hessian_batches))]
                                if cfg.hessian_every or method.needs_hessian else [])
@@ -401,10 +405,10 @@ class Run:
                                   search.steps, self._bar_label(epoch) if self.progress else None)
                 train_loss = float(acc.loss) / max(acc.count, 1)
                 diverged = not math.isfinite(train_loss)
+                search.select(epoch, diverged)   # first: SETN and ENAS evaluate the cell they pick
                 valid_loss, valid_acc = ((math.nan, math.nan) if diverged else
                                          _evaluate(method, search.eval_stream, epoch, self.cuda_graphs))
                 spectrum = search.spectrum(epoch, diverged)
-                search.select(epoch, diverged)
             if cfg.torch_device().type == "cuda":
                 torch.cuda.synchronize()
             ended = search.end_epoch(epoch, acc, train_loss, valid_loss, valid_acc, time.perf_counter() - t0,

@@ -83,9 +83,13 @@ class SearchMethod(nn.Module):
 
     #: validation batches :meth:`select` reads at the end of each epoch (0: the method has no selection step)
     select_batches: int = 0
+    #: examples per such batch (None: the run's batch size; at most the valid half). xautodl scores
+    #: candidates on its valid_loader, whose batches are the config's test_batch_size (512)
+    select_batch_size: int | None = None
 
     def select(self, batches: Iterator[Batch], epoch: int) -> None:
-        """After the epoch's steps and the supernet evaluation, before its record: a method that picks
+        """After the epoch's steps, before the supernet evaluation (SETN and ENAS evaluate the cell they
+        pick, xautodl ``SETN.py``, ``ENAS.py``) and the record of a solo run: a method that picks
         its derived cell by scoring candidate cells with the shared weights (RSPS, SETN, ENAS) does it
         here, reading up to ``select_batches`` batches of the valid half (no augmentation, a fresh
         shuffle every epoch, as xautodl's ``valid_loader``). ``derive`` then returns the pick. ENAS also
