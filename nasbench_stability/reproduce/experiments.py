@@ -22,8 +22,9 @@ from .published import PublishedRef
 ALL_COLUMNS = tuple((d, s) for d in ("cifar10", "cifar100", "ImageNet16-120") for s in ("valid", "test"))
 TEST_COLUMNS = (("cifar10", "test"), ("cifar100", "test"), ("ImageNet16-120", "test"))
 
-NOT_YET = "not in nbs yet (issue 11, the seeds' comparison methods)"
-NOT_STABILIZER = "not in nbs yet (issue 12, stabilizers)"
+# the seeds quote these rows from NB201 (Dong & Yang 2020, Table 5), whose runs are xautodl's scripts
+_NB201_BASELINE = ("the NB201 baseline as xautodl's NB201 script runs it (250 epochs, the script's config; `nbs "
+                   "methods --show` of the method lists every default and its source file)")
 NO_CDARTS = "not in nbs (CDARTS, cyclic DARTS, is in no open issue)"
 NOT_RUN = "not run this time (--row named other rows)"
 
@@ -106,15 +107,17 @@ def _single_darts_table1() -> Experiment:
         "single-darts-table1", "Single-DARTS Table 1: NB201 search on CIFAR-10, the derived cell on three datasets",
         seeds=5, columns=ALL_COLUMNS,
         rows=(Row(ref("Optimal"), benchmark="optimum"),
-              Row(ref("RSPS"), unavailable=NOT_YET),
+              Row(ref("RSPS"), method="rsps", reading=_NB201_BASELINE),
               Row(ref("DARTS"), method="darts-v1",
                   reading="DARTS = NB201's DARTS-V1 with the reference settings (the row is quoted from NB201, "
                           "where DARTS-V1 and -V2 both print the all-skip cell)"),
-              Row(ref("GDAS"), unavailable=NOT_YET),
-              Row(ref("SETN"), unavailable=NOT_YET),
-              Row(ref("ENAS"), unavailable=NOT_YET),
+              Row(ref("GDAS"), method="gdas", reading=_NB201_BASELINE),
+              Row(ref("SETN"), method="setn", reading=_NB201_BASELINE),
+              Row(ref("ENAS"), method="enas", reading=_NB201_BASELINE),
               Row(ref("CDARTS"), unavailable=NO_CDARTS),
-              Row(ref("DARTS-"), unavailable=NOT_STABILIZER),
+              Row(ref("DARTS-"), method="darts-minus",
+                  reading="DARTS- on NB201 = DARTS-V1's reference settings plus the decaying auxiliary skip (the "
+                          "authors publish no NB201 script; see `nbs methods --show darts-minus`)"),
               Row(ref("Single-DARTS"), method="single-darts")),
         what_to_see="DARTS collapses to the all-skip cell (54.30 CIFAR-10 test, std 0); Single-DARTS finds "
                     "94.36 / 73.51 / 46.34 with std 0 over 5 seeds.",
@@ -179,7 +182,7 @@ def _single_darts_table5() -> Experiment:
 
 def _mergenas_table2() -> Experiment:
     ref = lambda row: PublishedRef("mergenas", "2", row)  # noqa: E731
-    rows = [Row(ref(name), unavailable=NOT_YET) for name in ("RSPS", "GDAS", "SETN", "ENAS")]
+    rows = [Row(ref(name), method=name.lower(), reading=_NB201_BASELINE) for name in ("RSPS", "GDAS", "SETN", "ENAS")]
     for name, method in (("DARTS-V2", "darts-v2"), ("MergeNAS-V2", "mergenas-v2")):
         for wd in ("1e-2", "2e-2"):
             rows.append(Row(ref(f"{name} (wd={wd})"), method=method, settings=_s(w_weight_decay=float(wd))))
