@@ -35,7 +35,8 @@ from packed_helpers import (K, OP_WEIGHTS_ATOL, SEEDS, SMALL, STATE_RTOL, assert
                             records, run_dir, stack_batches, state_tensors, status, weights_of)
 
 PACKABLE = {"darts-v1", "darts-v2", "single-darts", "mergenas-v1", "mergenas-v2"}
-SOLO_ONLY = {"edas", "edas-inv", "alpha-max", "dnas", "factorized-act", "factorized-kernel", "nonfactorized-act"}
+SOLO_ONLY = {"edas", "edas-inv", "alpha-max", "dnas", "factorized-act", "factorized-kernel", "nonfactorized-act",
+             "enas"}
 REGISTRY_PACKABLE = [m.name for m in list_methods() if m.packable]
 STEP_ATOL = 1e-10   # float64: one packed step vs K solo steps
 

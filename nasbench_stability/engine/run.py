@@ -359,13 +359,16 @@ class Run:
                                split_policy=cfg.split_policy, include_test=False)
             steps = steps_per_epoch(cfg, data)
             method = build_method(cfg, data.num_classes, steps)
+            if cfg.hessian_every and not arch_parameter_count(method):
+                raise ConfigError(f"{cfg.method} has no architecture parameters (α) to take the Hessian of; "
+                                  f"leave out --hessian-every")
             self._provenance = {"data_split": data.split_source, "data_source": data.data_source}
             streams = self._streams(data, method)
             eval_stream = BatchStream(data.valid, cfg.batch_size, cfg.seed, "eval", augment=False, mean=data.mean,
                                       std=data.std, drop_last=False, shuffle=False, limit_batches=cfg.eval_batches)
-            # candidate cells are scored on shuffled valid batches without augmentation (xautodl's valid_loader)
-            select_stream = (BatchStream(data.valid, cfg.batch_size, cfg.seed, "select", augment=False, mean=data.mean,
-                                         std=data.std) if method.select_batches else None)
+            # candidate cells are scored on shuffled valid batches, without augmentation unless the method asks
+            select_stream = (BatchStream(data.valid, cfg.batch_size, cfg.seed, "select", augment=method.select_augment,
+                                         mean=data.mean, std=data.std) if method.select_batches else None)
             # the same valid batches at every measurement, so the eigenvalue curves are not batch noise
             hessian_batches = ([b for b, _ in zip(eval_stream.epoch(0), range(cfg.hessian_batches))]
                                if cfg.hessian_every else [])
@@ -397,10 +400,10 @@ class Run:
                                   search.steps, self._bar_label(epoch) if self.progress else None)
                 train_loss = float(acc.loss) / max(acc.count, 1)
                 diverged = not math.isfinite(train_loss)
+                search.select(epoch, diverged)   # before the evaluation, which scores the picked cell
                 valid_loss, valid_acc = ((math.nan, math.nan) if diverged else
                                          _evaluate(method, search.eval_stream, epoch, self.cuda_graphs))
                 spectrum = search.spectrum(epoch, diverged)
-                search.select(epoch, diverged)
             if cfg.torch_device().type == "cuda":
                 torch.cuda.synchronize()
             ended = search.end_epoch(epoch, acc, train_loss, valid_loss, valid_acc, time.perf_counter() - t0,

@@ -83,12 +83,15 @@ class SearchMethod(nn.Module):
 
     #: validation batches :meth:`select` reads at the end of each epoch (0: the method has no selection step)
     select_batches: int = 0
+    #: whether those batches get the training augmentation (ENAS.py gives its valid loader the train transform)
+    select_augment: bool = False
 
     def select(self, batches: Iterator[Batch], epoch: int) -> None:
-        """After the epoch's steps and the supernet evaluation, before its record: a method that picks
+        """After the epoch's steps, before the supernet evaluation and the record (xautodl evaluates the
+        picked cell: ``valid_func`` after ``get_best_arch`` / ``search_find_best``): a method that picks
         its derived cell by scoring candidate cells with the shared weights (RSPS, SETN, ENAS) does it
-        here, reading up to ``select_batches`` batches of the valid half (no augmentation, a fresh
-        shuffle every epoch, as xautodl's ``valid_loader``). ``derive`` then returns the pick. ENAS also
+        here, reading up to ``select_batches`` batches of the valid half (no augmentation unless
+        ``select_augment``, a fresh shuffle every epoch, as xautodl's ``valid_loader``). ``derive`` then returns the pick. ENAS also
         trains its controller here (xautodl ``ENAS.py`` ``train_controller`` reads the valid loader after
         the shared weights' epoch). Called in training mode with gradients on: a method sets ``eval()`` and
         ``torch.no_grad()`` where it needs them; the engine puts it back in training mode afterwards."""
