@@ -111,6 +111,31 @@ def cli(bench_path, cifar_root, nbs_home):
     return call
 
 
+@pytest.fixture
+def float64():
+    """Methods built inside this fixture hold float64 parameters; the default dtype is put back."""
+    import torch
+
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for the test (as the `nbs` subprocesses run): on the 2 shared cores oversubscribed
+    OpenMP threads crawl. Use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # C=8 (smoke), 16+16 images in batches of 8 (2 steps an epoch), one eval batch
 METHOD_RUN_ARGS = ("--preset", "smoke", "--quiet", "--set", "data_subset=16", "--set", "batch_size=8",
          "--set", "eval_batches=1")

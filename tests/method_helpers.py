@@ -19,6 +19,10 @@ from nasbench_stability.engine.run import build_method
 from nasbench_stability.space.genotype import Genotype
 
 
+#: supernet methods without architecture parameters, hence without α options (the generic option tests skip those)
+ALPHA_FREE = {"rsps"}
+
+
 def tiny(method: str, channels: int = 4, cells_per_stage: int = 1, **overrides):
     cfg = resolve_config(method, preset="smoke", device="cpu",
                          overrides={"channels": str(channels), "cells_per_stage": str(cells_per_stage),

@@ -17,10 +17,11 @@ from nasbench_stability.engine.config import RunConfig, resolve_config
 from nasbench_stability.engine.run import Run
 from nasbench_stability.errors import ConfigError, NbsError, quote
 from nasbench_stability.methods.describe import describe_method
-from nasbench_stability.methods.options import apply_overrides, check_options, describe, option_names
+from nasbench_stability.methods.options import apply_overrides, check_options, describe
 from nasbench_stability.methods.registry import list_methods
 from nasbench_stability.ranges import BELOW_ONE, FRACTION, POSITIVE, SEED
 
+from method_helpers import ALPHA_FREE
 from test_engine_runs import assert_one_line_error, run_dir
 
 # 16+16 images in batches of 8 (2 steps an epoch), one eval batch: a run takes seconds
@@ -259,12 +260,15 @@ def test_every_numeric_method_option_has_a_range_that_holds_its_default(info):
     if info.table_search:   # no weights, no α: their own options are checked in test_method_multitrial.py
         return
     rows = {r["name"]: r for r in describe(info.options_cls)}
-    assert rows["w_lr"]["bounds"] == POSITIVE and rows["a_beta1"]["bounds"] == BELOW_ONE
+    alpha = info.name not in ALPHA_FREE
+    assert rows["w_lr"]["bounds"] == POSITIVE and ("a_beta1" in rows) == alpha
+    assert not alpha or rows["a_beta1"]["bounds"] == BELOW_ONE
     shown = describe_method(info.name)
-    assert "w_lr > 0" in shown and "0 ≤ a_beta2 < 1" in shown and "1 ≤ epochs ≤ 100,000" in shown
+    assert "w_lr > 0" in shown and ("0 ≤ a_beta2 < 1" in shown) == alpha and "1 ≤ epochs ≤ 100,000" in shown
 
 
-DARTS_ONLY = {"gc_every", "alpha_init_std", "unrolled_eps"}
+#: α settings of the DARTS family that a supernet method with other architecture optimizers lacks (ENAS)
+DARTS_OWN = {"gc_every", "alpha_init_std", "unrolled_eps"}
 
 
 @pytest.mark.parametrize("key,value,allowed", [
@@ -276,12 +280,10 @@ DARTS_ONLY = {"gc_every", "alpha_init_std", "unrolled_eps"}
     ("unrolled_eps", "0", "unrolled_eps > 0"), ("w_lr_min", "-0.001", "w_lr_min ≥ 0"),
 ])
 def test_out_of_range_override_is_refused_naming_option_and_range(key, value, allowed):
-    # every supernet method has the weight and architecture optimizers' options; the DARTS family's own
-    # (gc_every, alpha_init_std, unrolled_eps) are checked where a method has them (ENAS has no α)
-    methods = [m for m in list_methods() if not m.table_search and key in option_names(m.options_cls)]
-    assert "darts-v1" in {m.name for m in methods}
-    assert len(methods) == sum(not m.table_search for m in list_methods()) or key in DARTS_ONLY
-    for info in methods:
+    for info in (m for m in list_methods() if not m.table_search):
+        has = key in {r["name"] for r in describe(info.options_cls)}
+        if not has and (info.name in ALPHA_FREE or key in DARTS_OWN):
+            continue   # an α option (or gradient correlation, which needs an α batch) it does not have
         with pytest.raises(ConfigError, match=f"option {key}=") as err:
             apply_overrides(info.default_options(), {key: value})
         assert allowed in str(err.value), (info.name, str(err.value))
@@ -290,6 +292,8 @@ def test_out_of_range_override_is_refused_naming_option_and_range(key, value, al
 @pytest.mark.parametrize("method,key,value", [
     ("edas-inv", "warmup_fraction", "1.5"), ("edas", "warmup_fraction", "-0.1"),
     ("edas", "warmup_a_weight_decay", "-1"), ("dnas", "zero_one_weight", "-1"), ("dnas", "partial_channels", "0"),
+    ("pc-darts", "partial_channels", "0"), ("fair-darts", "op_threshold", "1.5"), ("sdarts-rs", "epsilon_max", "-0.1"),
+    ("sdarts-adv", "attack_steps", "0"), ("drnas", "prior_concentration", "0"),
 ])
 def test_method_specific_option_ranges(method, key, value):
     info = next(m for m in list_methods() if m.name == method)

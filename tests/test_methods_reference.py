@@ -23,7 +23,7 @@ from torch.func import functional_call
 from nasbench_stability.methods.describe import describe_method
 from nasbench_stability.methods.registry import list_methods
 
-from method_helpers import batch, tiny
+from method_helpers import ALPHA_FREE, batch, tiny
 
 BATCHES = {"train": batch(1), "train2": batch(2), "valid": batch(3)}
 
@@ -228,7 +228,21 @@ REFERENCE = {
     "edas": (0.025, 0.9, True, 3e-4, 0.025, (0.5, 0.999), 0.0),
     "dnas": (0.025, 0.9, True, 5e-4, 3e-4, (0.5, 0.999), 1e-3),
     "factorized-act": (0.05, 0.9, True, 5e-4, 6e-4, (0.5, 0.999), 1e-3),
-    "enas": (0.05, 0.9, True, 2.5e-4, 1e-3, (0.0, 0.999), 0.0),   # ENAS.config (controller_lr, controller_betas)
+    # ruocwang/darts-pt nasbench201/train_search.py defaults, SGD without nesterov (search_model.py)
+    "darts-pt": (0.025, 0.9, False, 3e-4, 3e-4, (0.5, 0.999), 1e-3),
+    "pc-darts": (0.025, 0.9, True, 5e-4, 3e-4, (0.5, 0.999), 1e-3),
+    "fair-darts": (0.025, 0.9, True, 5e-4, 3e-4, (0.5, 0.999), 1e-3),
+    "sdarts-rs": (0.025, 0.9, False, 3e-4, 3e-4, (0.5, 0.999), 1e-3),    # SmoothDARTS nasbench201/train_search.py
+    "drnas": (0.025, 0.9, False, 3e-4, 3e-4, (0.5, 0.999), 1e-3),        # DrNAS 201-space/train_search.py, architect.py
+    # DARTS-V1's NB201 reference; R-DARTS(L2) raises w's decay to 81e-4 (RobustDARTS' grid 3e-4·3^k)
+    "darts-minus": (0.025, 0.9, True, 5e-4, 3e-4, (0.5, 0.999), 1e-3),
+    "beta-darts": (0.025, 0.9, True, 5e-4, 3e-4, (0.5, 0.999), 1e-3),
+    "rdarts-l2": (0.025, 0.9, True, 8.1e-3, 3e-4, (0.5, 0.999), 1e-3),
+    "rdarts-dp": (0.025, 0.9, True, 5e-4, 3e-4, (0.5, 0.999), 1e-3),
+    "darts-es": (0.025, 0.9, True, 5e-4, 3e-4, (0.5, 0.999), 1e-3),
+    "setn": (0.025, 0.9, True, 5e-4, 3e-4, (0.5, 0.999), 1e-3),       # SETN.config, SETN.sh, SETN.py
+    "rsps": (0.025, 0.9, True, 5e-4, None, None, None),               # RANDOM.config; no α
+    "enas": (0.05, 0.9, True, 2.5e-4, 1e-3, (0.0, 0.999), 0.0),       # ENAS.config (controller_lr, _betas)
 }
 
 
@@ -242,27 +256,34 @@ def test_optimizers_are_what_nbs_methods_show_prints(info):
     w = m.w_opt.param_groups[0]
     shown = {"w_lr": w["lr"], "w_momentum": w["momentum"], "w_nesterov": w["nesterov"],
              "w_weight_decay": w["weight_decay"], "grad_clip": opts.grad_clip}
+    alpha = info.name not in ALPHA_FREE
     for name, opt in [(n, o) for n, o in m.optimizers().items() if n != "w"]:   # α's (and β's), ENAS' controller
         a = opt.param_groups[0]
         assert (a["lr"], a["betas"], a["weight_decay"]) == (opts.a_lr, (opts.a_beta1, opts.a_beta2),
                                                             opts.a_weight_decay), name
-    shown.update(a_lr=opts.a_lr, a_beta1=opts.a_beta1, a_beta2=opts.a_beta2, a_weight_decay=opts.a_weight_decay)
+    if alpha:
+        shown.update(a_lr=opts.a_lr, a_beta1=opts.a_beta1, a_beta2=opts.a_beta2, a_weight_decay=opts.a_weight_decay)
+    else:   # no α: no α optimizer, and none of its options shown
+        assert not m.arch_parameters() and "a_lr = " not in text and "alpha" not in m.optimizers()
     for key, value in shown.items():
         assert value == getattr(opts, key), key
         assert f"{key} = {getattr(opts, key)}" in text, key
     if info.name in REFERENCE:
         lr, mom, nesterov, wd, a_lr, betas, a_wd = REFERENCE[info.name]
         assert (w["lr"], w["momentum"], w["nesterov"], w["weight_decay"]) == (lr, mom, nesterov, wd)
-        a = m.a_opt.param_groups[0]
-        assert (a["lr"], a["betas"], a["weight_decay"]) == (a_lr, betas, a_wd)
-    assert "one step:" in text and "track_running_stats = " in text
+        if alpha:
+            a = m.a_opt.param_groups[0]
+            assert (a["lr"], a["betas"], a["weight_decay"]) == (a_lr, betas, a_wd)
+    assert ("one step:" in text) == alpha and "track_running_stats = " in text
     assert ("step_order = " in text) == hasattr(opts, "mode")   # the order of the w and α steps, where both exist
 
 
 @pytest.mark.parametrize("method,order", [("darts-v1", "w-alpha"), ("darts-v2", "alpha-w"),
                                           ("mergenas-v1", "w-alpha"), ("mergenas-v2", "alpha-w"),
                                           ("edas-inv", "alpha-w"), ("dnas", "w-alpha"),
-                                          ("factorized-act", "w-alpha")])
+                                          ("factorized-act", "w-alpha"), ("pc-darts", "w-alpha"),
+                                          ("fair-darts", "w-alpha"), ("sdarts-rs", "alpha-w"), ("sdarts-adv", "alpha-w"),
+                                          ("drnas", "alpha-w"), ("setn", "w-alpha")])
 def test_each_method_takes_its_references_step_order(method, order):
     opts = tiny(method).options
     assert opts.step_order == order

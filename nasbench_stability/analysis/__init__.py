@@ -27,6 +27,8 @@ _EXPORTS: dict[str, str] = {
     "results_table": "tables", "ResultsTable": "tables",
     # per-epoch curves over seeds
     "epoch_curves": "curves", "array_epoch_curves": "curves",
+    # table searches' best-so-far trajectories
+    "best_so_far_curves": "trajectories", "table_search_rows": "trajectories", "supernet_records": "trajectories",
     # collapse
     "CollapseCriteria": "collapse", "collapse_per_run": "collapse", "collapse_summary": "collapse",
     "collapse_display": "collapse",

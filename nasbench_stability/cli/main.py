@@ -92,7 +92,7 @@ def run(method, seeds, seed_list, dataset, epochs, device, preset, out, sets, da
         elif r.state.startswith("already"):
             click.echo(r.message)
         else:
-            click.echo(f"{r.run_dir}: {r.state} after {r.epochs_done} epochs, final cell {r.final_genotype}")
+            click.echo(f"{r.run_dir}: {r.state} after {r.epochs_done} {r.unit}, final cell {r.final_genotype}")
     click.echo(f"records: {out}/<run>/records/*.parquet  (read with `pandas.read_parquet`)")
     if failed:
         sys.exit(3)

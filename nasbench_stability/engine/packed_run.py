@@ -39,7 +39,10 @@ def run_packed(runs: list[Run]) -> list[RunResult]:
         searches = {i: runs[i].prepare() for i in waiting}
         by_start: dict[int, dict[int, SeedSearch]] = defaultdict(dict)
         for i, search in searches.items():
-            by_start[search.start_epoch][i] = search
+            if (stopped := search.stopped_early(search.start_epoch)) is not None:   # its status was repaired
+                results[i] = stopped
+            else:
+                by_start[search.start_epoch][i] = search
         for start in sorted(by_start):
             results.update(_search_pack(by_start[start]))
     return [results[i] for i in range(len(runs))]

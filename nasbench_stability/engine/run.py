@@ -56,6 +56,8 @@ class RunResult:
     epochs_done: int
     final_genotype: str | None
     message: str = ""
+    #: what epochs_done counts, as the CLI says it ("epochs"; a table search's "record checkpoints, N queries")
+    unit: str = "epochs"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -359,19 +361,21 @@ class Run:
                                split_policy=cfg.split_policy, include_test=False)
             steps = steps_per_epoch(cfg, data)
             method = build_method(cfg, data.num_classes, steps)
-            if cfg.hessian_every and not arch_parameter_count(method):
-                raise ConfigError(f"{cfg.method} has no architecture parameters (α) to take the Hessian of; "
-                                  f"leave out --hessian-every")
             self._provenance = {"data_split": data.split_source, "data_source": data.data_source}
             streams = self._streams(data, method)
             eval_stream = BatchStream(data.valid, cfg.batch_size, cfg.seed, "eval", augment=False, mean=data.mean,
                                       std=data.std, drop_last=False, shuffle=False, limit_batches=cfg.eval_batches)
             # candidate cells are scored on shuffled valid batches, without augmentation unless the method asks
-            select_stream = (BatchStream(data.valid, cfg.batch_size, cfg.seed, "select", augment=method.select_augment,
+            # (xautodl's valid_loader, whose batches are the config's test_batch_size: a method's
+            # select_batch_size, at most the half)
+            select_size = min(method.select_batch_size or cfg.batch_size, len(data.valid))
+            select_stream = (BatchStream(data.valid, select_size, cfg.seed, "select", augment=method.select_augment,
                                          mean=data.mean, std=data.std) if method.select_batches else None)
+            if cfg.hessian_every and not arch_parameter_count(method):
+                raise ConfigError(f"{cfg.method} has no architecture parameters: hessian_every does not apply")
             # the same valid batches at every measurement, so the eigenvalue curves are not batch noise
             hessian_batches = ([b for b, _ in zip(eval_stream.epoch(0), range(cfg.hessian_batches))]
-                               if cfg.hessian_every else [])
+                               if cfg.hessian_every or method.needs_hessian else [])
         self.write_config()
 
         start_epoch, wall = 0, 0.0
@@ -391,6 +395,8 @@ class Run:
     def _search(self) -> RunResult:
         search = self.prepare()
         cfg, method = self.config, search.method
+        if (stopped := search.stopped_early(search.start_epoch)) is not None:   # its status had to be repaired
+            return stopped
         for epoch in range(search.start_epoch, cfg.epochs):
             t0 = time.perf_counter()
             with fits_in_memory(cfg, f"training epoch {epoch + 1}"):
@@ -400,7 +406,7 @@ class Run:
                                   search.steps, self._bar_label(epoch) if self.progress else None)
                 train_loss = float(acc.loss) / max(acc.count, 1)
                 diverged = not math.isfinite(train_loss)
-                search.select(epoch, diverged)   # before the evaluation, which scores the picked cell
+                search.select(epoch, diverged)   # first: SETN and ENAS evaluate the cell they pick
                 valid_loss, valid_acc = ((math.nan, math.nan) if diverged else
                                          _evaluate(method, search.eval_stream, epoch, self.cuda_graphs))
                 spectrum = search.spectrum(epoch, diverged)
@@ -497,9 +503,12 @@ class SeedSearch:
 
     def spectrum(self, epoch: int, diverged: bool) -> HessianSpectrum | None:
         cfg = self.run.config
-        if cfg.hessian_every and (epoch + 1) % cfg.hessian_every == 0 and not diverged:
-            return arch_hessian_spectrum(self.method, self.hessian_batches)
-        return None
+        asked = cfg.hessian_every and (epoch + 1) % cfg.hessian_every == 0
+        if diverged or not (asked or self.method.needs_hessian):
+            return None
+        spectrum = arch_hessian_spectrum(self.method, self.hessian_batches)
+        self.method.observe_hessian(epoch, spectrum)
+        return spectrum
 
     def end_epoch(self, epoch: int, acc: EpochAccumulator, train_loss: float, valid_loss: float, valid_acc: float,
                   seconds: float, spectrum: HessianSpectrum | None, diverged: bool,
@@ -524,7 +533,20 @@ class SeedSearch:
         _write_status(run_dir, "running", epoch + 1)
         run.log(f"{cfg.run_name} epoch {epoch + 1}/{cfg.epochs}: {self.genotype} "
                 f"test={record.get('bench_cifar10_test_200', math.nan):.2f} train_acc={record['train_acc']:.1f}")
-        return None
+        return self.stopped_early(epoch + 1) if epoch + 1 < cfg.epochs else None
+
+    def stopped_early(self, epochs_done: int) -> RunResult | None:
+        """A finished RunResult (and status) after ``epochs_done`` epochs if the method asks to stop there
+        (:meth:`SearchMethod.stop_reason`), else None."""
+        reason = self.method.stop_reason()
+        if reason is None:
+            return None
+        run = self.run
+        genotype = self.genotype or self.method.derive().to_str()
+        msg = f"{run.config.run_name} stopped early after epoch {epochs_done}/{run.config.epochs}: {reason}"
+        _write_status(run.run_dir, "finished", epochs_done, msg)
+        run.log(msg)
+        return RunResult(run.run_dir, "finished", epochs_done, genotype, msg)
 
     def finished(self) -> RunResult:
         cfg = self.run.config

@@ -54,7 +54,8 @@ class TableRun(Run):
         _write_status(self.run_dir, "finished", len(ends))
         self.log(f"{cfg.run_name}: {len(oracle.log)} queries, best {genotype} "
                  f"test={record.get('bench_cifar10_test_200', math.nan):.2f}")
-        return RunResult(self.run_dir, "finished", len(ends), genotype)
+        return RunResult(self.run_dir, "finished", len(ends), genotype,
+                         unit=f"record checkpoints of {len(oracle.log)} queries")
 
     def _table_record(self, oracle: TableOracle, k: int, checkpoints: int, end: int, start: int) -> dict[str, Any]:
         """Record ``k``: the best of the first ``end`` queries (the first of equals), and the run so far."""

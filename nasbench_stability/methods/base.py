@@ -83,18 +83,34 @@ class SearchMethod(nn.Module):
 
     #: validation batches :meth:`select` reads at the end of each epoch (0: the method has no selection step)
     select_batches: int = 0
+    #: examples per such batch (None: the run's batch size; at most the valid half). xautodl scores
+    #: candidates on its valid_loader, whose batches are the config's test_batch_size (512)
+    select_batch_size: int | None = None
     #: whether those batches get the training augmentation (ENAS.py gives its valid loader the train transform)
     select_augment: bool = False
 
     def select(self, batches: Iterator[Batch], epoch: int) -> None:
-        """After the epoch's steps, before the supernet evaluation and the record (xautodl evaluates the
-        picked cell: ``valid_func`` after ``get_best_arch`` / ``search_find_best``): a method that picks
+        """After the epoch's steps, before the supernet evaluation (SETN and ENAS evaluate the cell they
+        pick, xautodl ``SETN.py``, ``ENAS.py``) and the record of a solo run: a method that picks
         its derived cell by scoring candidate cells with the shared weights (RSPS, SETN, ENAS) does it
         here, reading up to ``select_batches`` batches of the valid half (no augmentation unless
-        ``select_augment``, a fresh shuffle every epoch, as xautodl's ``valid_loader``). ``derive`` then returns the pick. ENAS also
-        trains its controller here (xautodl ``ENAS.py`` ``train_controller`` reads the valid loader after
-        the shared weights' epoch). Called in training mode with gradients on: a method sets ``eval()`` and
+        ``select_augment``, a fresh shuffle every epoch, as xautodl's ``valid_loader``). ``derive`` then
+        returns the pick. ENAS also trains its controller here (xautodl ``ENAS.py`` ``train_controller``
+        reads the valid loader after the shared weights' epoch). Called in training mode with gradients on: a method sets ``eval()`` and
         ``torch.no_grad()`` where it needs them; the engine puts it back in training mode afterwards."""
+
+    #: whether the method reads the α-Hessian spectrum after every epoch (:meth:`observe_hessian`); the
+    #: engine then measures it every epoch, on the run's fixed valid batches, whatever ``hessian_every`` says
+    needs_hessian: bool = False
+
+    def observe_hessian(self, epoch: int, spectrum: Any) -> None:
+        """The spectrum of ∇²_α L_valid the engine measured after ``epoch``'s steps and selection, before its
+        record (a :class:`~..engine.hessian.HessianSpectrum`; DARTS-ES decides whether to stop here)."""
+
+    def stop_reason(self) -> str | None:
+        """Why the search ends before its last epoch, or None to go on. Checked after each epoch's record and
+        checkpoint: a reason ends the run as finished after that epoch (a resume does nothing more)."""
+        return None
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Supernet output under the current architecture (used for validation)."""

@@ -21,6 +21,7 @@ from .alphas import plot_alphas, plot_factors, plot_layer_heatmap
 from .collapse import plot_collapse
 from .common import NothingToPlotError
 from .gradients import plot_gradient_correlation, plot_hessian, plot_op_gradients
+from .trajectory import plot_best_so_far
 from .style import PlotFormatError, method_color, method_palette, save_figure
 
 
@@ -48,6 +49,8 @@ PLOTS: dict[str, PlotKind] = {p.name: p for p in (
              lambda df, bench, seed: plot_gradient_correlation(df)),
     PlotKind("opgrads", "∂L/∂α per op vs epoch, one panel per method",
              lambda df, bench, seed: plot_op_gradients(df)),
+    PlotKind("trajectory", "table searches (rs, rea, reinforce, bohb): best-so-far accuracy vs queries",
+             lambda df, bench, seed: plot_best_so_far(df, benchmark=bench)),
     PlotKind("hessian", "largest and smallest eigenvalue of the α-Hessian of the valid loss vs epoch",
              lambda df, bench, seed: plot_hessian(df)),
 )}
@@ -79,5 +82,5 @@ def plot_runs(kind: str, paths, out: str | Path, *, benchmark: Benchmark | None 
 __all__ = [
     "PLOTS", "PlotKind", "UnknownPlotError", "NothingToPlotError", "PlotFormatError", "make_plot", "plot_runs",
     "plot_collapse", "plot_alphas", "plot_layer_heatmap", "plot_factors", "plot_gradient_correlation",
-    "plot_op_gradients", "plot_hessian", "save_figure", "method_color", "method_palette",
+    "plot_op_gradients", "plot_hessian", "plot_best_so_far", "save_figure", "method_color", "method_palette",
 ]

@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from ..analysis.bench_columns import DATASET_LABELS, RESULT_DATASETS, benchmark_column, record_column
 from ..analysis.collapse import CollapseCriteria
 from ..analysis.curves import epoch_curves
+from ..analysis.trajectories import supernet_records
 from ..bench.table import Benchmark
 from ..space.ops import NUM_EDGES
 from .common import (EPOCH_LABEL, NothingToPlotError, band, figure_legend, integer_epochs, method_label,
@@ -27,6 +28,10 @@ def plot_collapse(df: pd.DataFrame, *, datasets: Sequence[str] = RESULT_DATASETS
                   criteria: CollapseCriteria = CollapseCriteria()) -> Figure:
     """One column per dataset: top, the derived cell's ``split`` accuracy (mean ± std over seeds, one
     line per method, the benchmark's best cell dashed); bottom, parameter-free ops in the cell."""
+    df = supernet_records(df)   # table searches have query checkpoints, not epochs: plot_best_so_far draws them
+    if df.empty:
+        raise NothingToPlotError("only table searches in these records (they have no search epochs; see the "
+                                 "trajectory plot)")
     columns = [(d, benchmark_column(d, split, epochs)) for d in datasets]
     columns = [(d, c) for d, c in columns if record_column(c) in df and df[record_column(c)].notna().any()]
     if not columns:

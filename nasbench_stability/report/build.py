@@ -25,6 +25,7 @@ import pandas as pd
 
 from ..analysis.bench_columns import RECORD_PREFIX, result_columns
 from ..analysis.collapse import CollapseCriteria, collapse_display, collapse_per_run, collapse_summary
+from ..analysis.trajectories import supernet_records, table_search_rows
 from ..analysis.loading import PathsLike, load_runs, run_index
 from ..analysis.tables import per_seed_display, per_seed_table, results_table
 from ..bench.columns import METRIC_COLUMNS, ColumnSpec
@@ -89,7 +90,10 @@ def build_report(paths: PathsLike, out: str | Path, *, benchmark: Benchmark | No
     by_key = {t.key: t for t in tables}
     sections = [
         table_section("results", "Final results", [by_key["results"]]),
-        table_section("collapse", "Collapse statistics", [by_key["collapse"], by_key["collapse-runs"]]),
+    ]
+    if "collapse" in by_key:
+        sections.append(table_section("collapse", "Collapse statistics", [by_key["collapse"], by_key["collapse-runs"]]))
+    sections += [
         figures_section(figures, skipped),
     ]
     if "ranking" in by_key:
@@ -122,10 +126,18 @@ def _tables(df: pd.DataFrame, runs: pd.DataFrame, benchmark: Benchmark | None, c
     tables = [
         Table("results", "Final derived cells in NAS-Bench-201 (accuracy %, 200 epochs)", results.display(),
               tuple(results.footnotes())),
-        Table("collapse", "Collapse statistics per method (CIFAR-10 test accuracy %, NB201 200 epochs)",
-              collapse_display(collapse_summary(df, criteria), criteria), (criteria.describe(),)),
-        Table("collapse-runs", "Collapse statistics per run", _collapse_runs_display(df, criteria)),
     ]
+    # a table search's records are checkpoints of its queries, not epochs: no collapse statistics
+    epoch_df, table_methods = supernet_records(df), sorted(df.loc[table_search_rows(df), "method"].astype(str).unique())
+    left_out = ((f"Left out: {', '.join(table_methods)}, which search the benchmark table (their records are "
+                 f"checkpoints of a query trajectory, not search epochs; see the best-so-far figure).",)
+                if table_methods else ())
+    if not epoch_df.empty:
+        tables += [
+            Table("collapse", "Collapse statistics per method (CIFAR-10 test accuracy %, NB201 200 epochs)",
+                  collapse_display(collapse_summary(epoch_df, criteria), criteria), (criteria.describe(), *left_out)),
+            Table("collapse-runs", "Collapse statistics per run", _collapse_runs_display(epoch_df, criteria)),
+        ]
     if rank_cells > 0:
         tables.append(_ranking_table(df, rank_cells, rank_batches, data_root, benchmark))
     tables += [

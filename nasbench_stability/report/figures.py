@@ -23,6 +23,10 @@ REPORT_FIGURES: tuple[tuple[str, str, str], ...] = (
      "mean ± std over seeds (one line per method; bi-level dashed, single-level solid); the dashed black "
      "line is the best cell of the space. Below: parameter-free ops (none, skip, pool) in the derived cell; "
      "dotted: half of the 6 edges."),
+    ("trajectory", "Best-so-far curves of the table searches",
+     "RS, REA, REINFORCE and BOHB search the benchmark table: the benchmark test accuracy of the best cell found so "
+     "far (best by the search signal, hp=12 valid accuracy) against the queries asked, mean ± std over seeds; "
+     "the dashed black line is the best cell of the space. These runs are not in the collapse curves above."),
     ("alphas", "Architecture weights",
      "Op weights after activation (softmax or sigmoid of α) per edge over the search, mean ± std over seeds. "
      "Triangles mark epochs where the argmax op of an edge (hence the derived cell) changed, coloured by the new op."),
@@ -43,7 +47,7 @@ REPORT_FIGURES: tuple[tuple[str, str, str], ...] = (
 )
 
 # Method-specific figures: absent without such runs, which is not worth a note.
-METHOD_SPECIFIC = frozenset({"layers", "factors"})
+METHOD_SPECIFIC = frozenset({"layers", "factors", "trajectory"})
 
 
 @dataclass(frozen=True)

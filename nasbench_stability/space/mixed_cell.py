@@ -108,16 +108,31 @@ class MixedCell(nn.Module):
             convs = self._convs_of(xi, relu_x, weights, src, outs, active) if relu_x is not None else {}
             return convs, [(_SKIP, xi), (_POOL, pooled)]
 
-        return sum_over_sources(x, weights, active, edge_terms)
+        return sum_over_sources(x, weights, active, edge_terms, self.node_scalars(weights, active),
+                                self.edge_scale(x))
+
+    def node_scalars(self, weights: torch.Tensor, active) -> torch.Tensor | None:
+        """Scalars added to the nodes (``(NUM_NODES,)``, entry 0 unused), or None: nothing to add.
+        GDAS' cell (:mod:`.gdas_cell`) adds the skipped ops' zero-valued weights, for their gradient."""
+        return None
+
+    def edge_scale(self, x: torch.Tensor) -> torch.Tensor | None:
+        """Per-sample factors (E, B) of each edge's whole output, or None (every factor 1): the hook of
+        DropPath cells (:mod:`.drop_path_cell`)."""
+        return None
 
 
-def sum_over_sources(x: torch.Tensor, weights: torch.Tensor, active, edge_terms) -> torch.Tensor:
+def sum_over_sources(x: torch.Tensor, weights: torch.Tensor, active, edge_terms,
+                     node_scalars: torch.Tensor | None = None,
+                     edge_scale: torch.Tensor | None = None) -> torch.Tensor:
     """The cell's DAG, source node by source node: node j = Σ_{i<j} edge(i→j)(node i); returns node 3.
 
     ``edge_terms(src, x_src)`` returns ``(terms, weighted)``: ``terms`` maps an edge leaving ``src`` to
     tensors already weighted (its conv branches), ``weighted`` lists ``(op, tensor)`` pairs of
     parameter-free outputs shared by every edge leaving ``src``, each multiplied here by
     ``weights[e, op]`` (skipped where ``active`` rules the op out, or the tensor is None).
+    ``node_scalars[j]``, if given, is added to node j (broadcast over the whole tensor).
+    ``edge_scale`` (E, B): edge e's whole output is multiplied by ``edge_scale[e, b]`` for sample b.
     """
     partial: list[torch.Tensor | None] = [None] * NUM_NODES
     nodes = [x]
@@ -125,14 +140,28 @@ def sum_over_sources(x: torch.Tensor, weights: torch.Tensor, active, edge_terms)
         xi = nodes[src]
         terms, weighted = edge_terms(src, xi)
         for e, target in outs:
-            acc = partial[target]
-            for t in terms.get(e, ()):
-                acc = t if acc is None else acc + t
-            for op, value in weighted:
-                if value is None or (active is not None and not active[e][op]):
-                    continue
-                acc = value * weights[e, op] if acc is None else torch.addcmul(acc, value, weights[e, op])
-            partial[target] = acc
+            if edge_scale is None:   # summed straight into the target node: no tensor per edge
+                partial[target] = _add_edge(partial[target], e, terms, weighted, weights, active)
+                continue
+            own = _add_edge(None, e, terms, weighted, weights, active)
+            if own is not None:
+                own = own * edge_scale[e].view(-1, *[1] * (own.dim() - 1))
+                partial[target] = own if partial[target] is None else partial[target] + own
         nxt = partial[src + 1]
-        nodes.append(nxt if nxt is not None else torch.zeros_like(x))
+        if nxt is None:
+            nxt = torch.zeros_like(x)
+        if node_scalars is not None:
+            nxt = nxt + node_scalars[src + 1]
+        nodes.append(nxt)
     return nodes[-1]
+
+
+def _add_edge(acc: torch.Tensor | None, e: int, terms, weighted, weights: torch.Tensor, active) -> torch.Tensor | None:
+    """``acc`` plus edge ``e``'s output (see :func:`sum_over_sources`); None if both are empty."""
+    for t in terms.get(e, ()):
+        acc = t if acc is None else acc + t
+    for op, value in weighted:
+        if value is None or (active is not None and not active[e][op]):
+            continue
+        acc = value * weights[e, op] if acc is None else torch.addcmul(acc, value, weights[e, op])
+    return acc

@@ -39,15 +39,15 @@ import torch
 from ...errors import ConfigError
 from ...ranges import COUNT, NON_NEGATIVE
 from ...space.genotype import Genotype
-from ...space.ops import NUM_EDGES, NUM_OPS, OP_INDEX
-from ...space.partial_channel_cell import PartialChannelCell
+from ...space.ops import NUM_EDGES, OP_INDEX
 from ...space.supernet import Supernet
 from ..base import Batch, StepStats
+from . import gates
 from .darts_family import DartsFamily, DartsOptions
+from .gates import candidate_ops
+from .partial_channels import partial_channel_supernet
 from ..options import NB201, PAPER, option
 from ..registry import register
-
-_NONE = OP_INDEX["none"]
 
 
 @dataclass(frozen=True)
@@ -69,11 +69,6 @@ class DnasOptions(DartsOptions):
     def __post_init__(self) -> None:
         if self.partial_channels < 1:
             raise ConfigError(f"dnas: partial_channels must be 1 (off) or K > 1, got {self.partial_channels}")
-
-
-def candidate_ops(include_none: bool) -> tuple[int, ...]:
-    """NB201 op columns that are DNAS candidates."""
-    return tuple(o for o in range(NUM_OPS) if include_none or o != _NONE)
 
 
 class CamParts(NamedTuple):
@@ -104,7 +99,7 @@ def cam_weights(parts: CamParts) -> torch.Tensor:
 def zero_one_loss(parts: CamParts, weight: float) -> torch.Tensor:
     """FairDARTS' −w·mean((σ − 0.5)²) over σ(α) and σ(γ); minimizing it pushes each σ to 0 or 1."""
     sig = torch.cat([torch.sigmoid(parts.alpha).flatten(), torch.sigmoid(parts.gamma).flatten()])
-    return -weight * (sig - 0.5).pow(2).mean()
+    return gates.zero_one_loss(sig, weight)
 
 
 def majority_vote(genotypes: list[Genotype]) -> Genotype:
@@ -121,13 +116,8 @@ class Dnas(DartsFamily):
     solo_reason = "its flat 174-parameter CAM vector is cut into parts by position, not yet written for a seed axis"
 
     def build_supernet(self) -> Supernet:
-        k, track = self.options.partial_channels, self.options.track_running_stats
-        if k == 1:
-            return super().build_supernet()
-        if self.ctx.shape.channels % k:
-            raise ConfigError(f"dnas: partial_channels={k} needs channels divisible by {k} "
-                              f"(got C={self.ctx.shape.channels})")
-        return Supernet(self.ctx.shape, lambda c: PartialChannelCell(c, k, track_running_stats=track))
+        return partial_channel_supernet("dnas", self.ctx.shape, self.options.partial_channels,
+                                        self.options.track_running_stats)
 
     @property
     def layers(self) -> int:
@@ -145,9 +135,7 @@ class Dnas(DartsFamily):
 
     def to_nb201(self, t: torch.Tensor, fill: float = 0.0) -> torch.Tensor:
         """Candidate-op columns (last dim O) → NB201's five columns; the non-candidate 'none' gets ``fill``."""
-        out = torch.full((*t.shape[:-1], NUM_OPS), fill, dtype=t.dtype, device=t.device)
-        out[..., list(self.candidates)] = t
-        return out
+        return gates.to_nb201(t, self.candidates, fill)
 
     def activate(self, alpha: torch.Tensor) -> torch.Tensor:
         """ψ as (L, E, 5) supernet weights: exactly 0 for a non-candidate op, which is then not computed."""

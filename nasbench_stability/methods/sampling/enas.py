@@ -47,13 +47,13 @@ from ..options import option, reference
 from ..registry import register
 from .candidates import CandidatePick, pick_best
 from .enas_controller import BASELINE_UPDATES, Controller, ControllerSettings, ControllerTrace, marginals, train_controller
+from .single_path import UNSAMPLED, give_path_grads
 
 ENAS_PY = reference("AutoDL-Projects exps/NAS-Bench-201-algos/ENAS.py")
 ENAS_CONFIG = reference("AutoDL-Projects configs/nas-benchmark/algos/ENAS.config")
 ENAS_SH = reference("AutoDL-Projects scripts-search/NAS-Bench-201-algos/ENAS.sh")
 ENAS_CONTROLLER = reference("AutoDL-Projects xautodl/models/cell_searchs/search_model_enas_utils.py (Controller)")
 ENAS_BN = reference("AutoDL-Projects docs/NAS-Bench-201.md (`ENAS.sh cifar10 1 -1`: BN=1)")
-ZERO_GRAD = ("zeros", "none")
 
 
 @dataclass(frozen=True)
@@ -76,10 +76,12 @@ class EnasOptions:
                                    bounds=NON_NEGATIVE)
     grad_clip: float = option(5.0, ENAS_PY, "gradient-norm clip of the shared weights (train_shared_cnn: "
                               "clip_grad_norm_(shared_cnn.parameters(), 5); 0 = off)", bounds=NON_NEGATIVE)
-    w_zero_grad: str = option("zeros", ENAS_PY, "zeros = optimizer.zero_grad() as in the PyTorch 1.x the NB201 "
-                              "results were made with: an op once trained keeps a zero gradient when a later cell "
-                              "does not use it, so SGD's momentum and weight decay still move it; none = the "
-                              "PyTorch ≥ 2 default, ops outside the sampled cell are not touched", ZERO_GRAD)
+    unsampled_weights: str = option("decayed", ENAS_PY, "weights of the ops outside a step's cell: decayed = "
+                                    "ENAS.py's optimizer.zero_grad() on the PyTorch 1.x of NB201's published runs, "
+                                    "which zeroes gradients instead of dropping them: an op once trained keeps a "
+                                    "zero gradient, so SGD's weight decay and momentum move it in every later step; "
+                                    "skipped = the PyTorch ≥ 2 zero_grad(): SGD leaves them alone (rsps and setn's "
+                                    "default)", UNSAMPLED)
     track_running_stats: bool = option(True, ENAS_BN, "BN running statistics in the searchable cells. Here they "
                                        "matter for the search itself: the controller's rewards and the pick "
                                        "are computed in eval mode (ENAS.py shared_cnn.eval())")
@@ -203,10 +205,13 @@ class Enas(SearchMethod):
     def step(self, batches: dict[str, Batch], epoch: int, step: int, measure_gc: bool) -> StepStats:
         x, y = batches["train"]
         cell = self.sample_cell(epoch, step)
-        self.w_opt.zero_grad(set_to_none=self.options.w_zero_grad == "none")
+        self.w_opt.zero_grad(set_to_none=self.options.unsampled_weights == "skipped")
         logits = self.discrete_logits(x, cell)
         loss = F.cross_entropy(logits, y)
         loss.backward()
+        # xautodl's none is x·0, which keeps the whole path in its graph: a (zero) gradient for its weights
+        # that do not reach the loss, which nbs does not compute
+        give_path_grads(self.supernet, self.w_params, cell)
         if self.options.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.w_params, self.options.grad_clip)
         self.w_opt.step()
@@ -287,7 +292,7 @@ class Enas(SearchMethod):
 
     # ---- checkpointing ----------------------------------------------------------------------
     def checkpoint_state(self) -> dict[str, Any]:
-        # which weights hold a (zero) .grad: with w_zero_grad=zeros SGD keeps moving them, so a resumed
+        # which weights hold a (zero) .grad: with unsampled_weights=decayed SGD keeps moving them, so a resumed
         # run must have them too (the optimizer state alone does not say so when momentum is 0)
         return {**super().checkpoint_state(), "w_grad_held": [p.grad is not None for p in self.w_params]}
 
@@ -319,6 +324,9 @@ register(
         "The recorded valid_acc of the pick (ENAS.py valid_func) is the engine's evaluation: valid images without "
         "augmentation (eval_batches of them); ENAS.py's valid loader carries the train augmentation there too. "
         "It is a record only and does not steer the search.",
+        "xautodl's search-cell convolutions carry a bias (bias=not affine), nbs's none: training-mode BN removes "
+        "it, so no weight step differs; in eval mode (the controller's rewards, the pick) BN's running mean lags "
+        "it for the first updates of each op, so early scores can differ slightly.",
         "The paper's controller also picks each node's inputs (with skip attention in the macro space); on the NB201 "
         "cell the inputs are fixed, so it makes one op decision per edge, as xautodl's NB201 controller does.",
     ),

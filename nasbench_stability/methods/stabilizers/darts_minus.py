@@ -1,0 +1,87 @@
+"""DARTS- (Chu et al., ICLR 2021): an auxiliary skip connection on every edge, outside the softmax.
+
+Every mixed edge computes ``Σ_o softmax(α_e)_o · o(x) + β·x``: the skip's advantage (an unobstructed
+gradient path) is given to every edge independently of α, so α no longer has to buy it by favouring
+skip_connect. β decays over the search so that the final supernet is the plain DARTS one. The authors'
+code (Meituan-AutoML/DARTS- ``src/search/model_search.py`` ``MixedOp.forward``) adds
+``auxiliary_op(x) · decay_rate`` to the mixed output, with ``decay_rate`` from ``src/utils.py``
+``DecayScheduler``, stepped once per **epoch** in ``train_search.py``: linear,
+β_e = β0·(E − e)/E for the 0-based epoch e of E (β0 in the first epoch, β0/E in the last).
+
+On NB201 every searchable edge has stride 1 and skip_connect is the identity, so ``β·x`` outside the
+softmax is exactly ``β`` added to the skip column of the edge weights the supernet computes with:
+``w = softmax(α) + β·onehot(skip)``. That is what this module does — no change to the cell, and the
+step stays DARTS-V1's (packed seeds, CUDA graphs). The recorded ``op_weights`` and the derived cell are
+softmax(α) alone (the auxiliary skip is not a candidate op); the supernet's valid accuracy and the
+α-Hessian are measured with β, as the authors' ``infer`` is; a discrete cell (ranking analyses) has
+no auxiliary skip.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ...ranges import NON_NEGATIVE
+from ...space.ops import NUM_OPS, OP_INDEX
+from ..base import SearchContext
+from ..gradient.darts_family import DartsOptions
+from ..options import option
+from ..registry import register
+from .scheduled import ScheduledCoefficient, linear_in_epochs
+
+_CODE = "DARTS- code: Meituan-AutoML/DARTS-"
+BETA_DECAYS = ("linear", "constant")
+
+
+@dataclass(frozen=True)
+class DartsMinusOptions(DartsOptions):
+    """DARTS-V1's NB201 reference defaults, plus the auxiliary skip."""
+
+    aux_beta0: float = option(1.0, f"{_CODE} scripts/run_darts_minus.sh (--skip_beta 1); paper: β0 = 1",
+                              "β in the first epoch: the coefficient of the auxiliary skip x·β on every edge "
+                              "(0 = DARTS-V1)", bounds=NON_NEGATIVE)
+    aux_decay: str = option("linear", f"{_CODE} scripts/run_darts_minus.sh (--decay linear), src/utils.py "
+                                      "DecayScheduler", "β once per epoch e (0-based) of E: linear = β0·(E − e)/E "
+                                      "(β0 first, β0/E in the last epoch); constant = β0 throughout", BETA_DECAYS)
+
+
+class DartsMinus(ScheduledCoefficient):
+    coefficient_column = "aux_skip_beta"
+
+    def __init__(self, options: DartsMinusOptions, ctx: SearchContext) -> None:
+        super().__init__(options, ctx)
+        skip = torch.zeros(NUM_OPS, device=ctx.device)
+        skip[OP_INDEX["skip_connect"]] = 1.0
+        self.register_buffer("_skip_column", skip, persistent=False)   # structure, not state
+
+    def coefficient_at(self, epoch: int) -> float:
+        opts = self.options
+        return opts.aux_beta0 if opts.aux_decay == "constant" else linear_in_epochs(opts.aux_beta0, 0.0, epoch,
+                                                                                    self.ctx.epochs)
+
+    def _forward(self, x: torch.Tensor, weights: torch.Tensor, active=None) -> torch.Tensor:
+        if active is None:   # the supernet's mixed edges (a discrete cell, ``active`` given, has no aux skip)
+            beta = self._per_seed(self.coefficient, weights)
+            weights = weights + beta * self._skip_column.to(weights.dtype)
+        return super()._forward(x, weights, active)
+
+
+register(
+    "darts-minus",
+    summary="DARTS-: auxiliary skip β·x outside the softmax on every edge, β decaying linearly 1 → 0 per epoch",
+    paper="Chu, Wang, Zhang, Lu, Wei, Yan. DARTS-: Robustly Stepping out of Performance Collapse Without "
+          "Indicators. ICLR 2021",
+    options=DartsMinusOptions,
+    departures=(
+        "Built on darts-v1 with its NB201 reference settings (xautodl: weight step first, BN running stats, "
+        "wd 5e-4, 50 epochs); the authors' search code is DARTS' (α step first, wd 3e-4) on the DARTS "
+        "spaces, and their NB201 search script is not published.",
+        "The auxiliary skip is β added to the skip column of the edge weights: identical to adding β·x on "
+        "NB201, whose searchable edges all have stride 1 (the authors' reduction-cell variant, a "
+        "FactorizedReduce, has no NB201 counterpart).",
+        "β is recorded every epoch (aux_skip_beta); op_weights and the derived cell are softmax(α) without β.",
+    ),
+    factory=DartsMinus,
+)
