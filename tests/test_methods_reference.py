@@ -242,6 +242,7 @@ REFERENCE = {
     "darts-es": (0.025, 0.9, True, 5e-4, 3e-4, (0.5, 0.999), 1e-3),
     "setn": (0.025, 0.9, True, 5e-4, 3e-4, (0.5, 0.999), 1e-3),       # SETN.config, SETN.sh, SETN.py
     "rsps": (0.025, 0.9, True, 5e-4, None, None, None),               # RANDOM.config; no α
+    "enas": (0.05, 0.9, True, 2.5e-4, 1e-3, (0.0, 0.999), 0.0),       # ENAS.config (controller_lr, _betas)
 }
 
 
@@ -256,7 +257,7 @@ def test_optimizers_are_what_nbs_methods_show_prints(info):
     shown = {"w_lr": w["lr"], "w_momentum": w["momentum"], "w_nesterov": w["nesterov"],
              "w_weight_decay": w["weight_decay"], "grad_clip": opts.grad_clip}
     alpha = info.name not in ALPHA_FREE
-    for name, opt in [(n, o) for n, _, o in m.arch_factors()] if alpha else []:
+    for name, opt in [(n, o) for n, o in m.optimizers().items() if n != "w"]:   # α's (and β's), ENAS' controller
         a = opt.param_groups[0]
         assert (a["lr"], a["betas"], a["weight_decay"]) == (opts.a_lr, (opts.a_beta1, opts.a_beta2),
                                                             opts.a_weight_decay), name
@@ -273,7 +274,8 @@ def test_optimizers_are_what_nbs_methods_show_prints(info):
         if alpha:
             a = m.a_opt.param_groups[0]
             assert (a["lr"], a["betas"], a["weight_decay"]) == (a_lr, betas, a_wd)
-    assert ("one step:" in text and "step_order = " in text) == alpha and "track_running_stats = " in text
+    assert ("one step:" in text) == alpha and "track_running_stats = " in text
+    assert ("step_order = " in text) == hasattr(opts, "mode")   # the order of the w and α steps, where both exist
 
 
 @pytest.mark.parametrize("method,order", [("darts-v1", "w-alpha"), ("darts-v2", "alpha-w"),

@@ -72,11 +72,11 @@ def _search_pack(live: dict[int, SeedSearch]) -> dict[int, RunResult]:
             unpack(packed, [live[i].method for i in order])
             losses = (acc.loss / max(acc.count, 1)).tolist()
             diverged = [not math.isfinite(v) for v in losses]
+            for i, d in zip(order, diverged):   # before the evaluation, as solo
+                live[i].select(epoch, d)
             valid_loss, valid_acc = evaluate_seeds(packed, [live[i].eval_stream for i in order], epoch,
                                                    run.cuda_graphs)
             spectra = [live[i].spectrum(epoch, d) for i, d in zip(order, diverged)]
-            for i, d in zip(order, diverged):
-                live[i].select(epoch, d)
         if cfg.torch_device().type == "cuda":
             torch.cuda.synchronize()
         share = (time.perf_counter() - t0) / k_seeds

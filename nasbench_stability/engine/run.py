@@ -365,11 +365,12 @@ class Run:
             streams = self._streams(data, method)
             eval_stream = BatchStream(data.valid, cfg.batch_size, cfg.seed, "eval", augment=False, mean=data.mean,
                                       std=data.std, drop_last=False, shuffle=False, limit_batches=cfg.eval_batches)
-            # candidate cells are scored on shuffled valid batches without augmentation (xautodl's valid_loader,
-            # whose batches are the config's test_batch_size: a method's select_batch_size, at most the half)
+            # candidate cells are scored on shuffled valid batches, without augmentation unless the method asks
+            # (xautodl's valid_loader, whose batches are the config's test_batch_size: a method's
+            # select_batch_size, at most the half)
             select_size = min(method.select_batch_size or cfg.batch_size, len(data.valid))
-            select_stream = (BatchStream(data.valid, select_size, cfg.seed, "select", augment=False, mean=data.mean,
-                                         std=data.std) if method.select_batches else None)
+            select_stream = (BatchStream(data.valid, select_size, cfg.seed, "select", augment=method.select_augment,
+                                         mean=data.mean, std=data.std) if method.select_batches else None)
             if cfg.hessian_every and not arch_parameter_count(method):
                 raise ConfigError(f"{cfg.method} has no architecture parameters: hessian_every does not apply")
             # the same valid batches at every measurement, so the eigenvalue curves are not batch noise

@@ -86,15 +86,17 @@ class SearchMethod(nn.Module):
     #: examples per such batch (None: the run's batch size; at most the valid half). xautodl scores
     #: candidates on its valid_loader, whose batches are the config's test_batch_size (512)
     select_batch_size: int | None = None
+    #: whether those batches get the training augmentation (ENAS.py gives its valid loader the train transform)
+    select_augment: bool = False
 
     def select(self, batches: Iterator[Batch], epoch: int) -> None:
         """After the epoch's steps, before the supernet evaluation (SETN and ENAS evaluate the cell they
         pick, xautodl ``SETN.py``, ``ENAS.py``) and the record of a solo run: a method that picks
         its derived cell by scoring candidate cells with the shared weights (RSPS, SETN, ENAS) does it
-        here, reading up to ``select_batches`` batches of the valid half (no augmentation, a fresh
-        shuffle every epoch, as xautodl's ``valid_loader``). ``derive`` then returns the pick. ENAS also
-        trains its controller here (xautodl ``ENAS.py`` ``train_controller`` reads the valid loader after
-        the shared weights' epoch). Called in training mode with gradients on: a method sets ``eval()`` and
+        here, reading up to ``select_batches`` batches of the valid half (no augmentation unless
+        ``select_augment``, a fresh shuffle every epoch, as xautodl's ``valid_loader``). ``derive`` then
+        returns the pick. ENAS also trains its controller here (xautodl ``ENAS.py`` ``train_controller``
+        reads the valid loader after the shared weights' epoch). Called in training mode with gradients on: a method sets ``eval()`` and
         ``torch.no_grad()`` where it needs them; the engine puts it back in training mode afterwards."""
 
     #: whether the method reads the α-Hessian spectrum after every epoch (:meth:`observe_hessian`); the

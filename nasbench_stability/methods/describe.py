@@ -38,7 +38,7 @@ def describe_method(name: str) -> str:
     info = get_method(name)
     rows = describe(info.options_cls)
     out = [f"{info.name}: {info.summary}", f"paper: {info.paper}"]
-    step = step_line(info.default_options())
+    step = step_line(info.default_options()) or getattr(info.factory, "step_text", None)
     if step:
         out.append(f"one step: {step}")
     out.append(info.packing_line())

@@ -27,6 +27,7 @@ from typing import Any, Iterator
 
 import numpy as np
 import torch
+from torch import nn
 
 from ...data.pipeline import derive_seed
 from ...ranges import BATCH_SIZE, BELOW_ONE, EPOCHS, NON_NEGATIVE, POSITIVE, Range
@@ -101,6 +102,15 @@ def give_zero_grads(params: list[torch.Tensor]) -> None:
             p.grad = torch.zeros_like(p)
 
 
+def give_path_grads(supernet: nn.Module, params: list[torch.Tensor], cell: Genotype) -> None:
+    """A zero gradient for every weight in ``params`` without one, except the convs of the ops off ``cell``'s
+    path (in every cell of ``supernet``): the weights xautodl's graph of a single-path step holds (module doc)."""
+    ops = cell.op_indices()
+    off = {id(p) for c in supernet.search_cells for e in range(NUM_EDGES) for op, _ in CONV_OPS
+           if op != ops[e] for p in c.conv_weights(e, op)}
+    give_zero_grads([p for p in params if id(p) not in off])
+
+
 class PathTally:
     """Statistics of the single-path cells trained in one epoch (host-side: the cells are drawn there)."""
 
@@ -160,12 +170,6 @@ class SinglePathSelection:
     def discrete_logits(self, x: torch.Tensor, genotype: Genotype) -> torch.Tensor:
         return self.path_logits(x, genotype)
 
-    def off_path_weights(self, cell: Genotype) -> set[int]:
-        """ids of the conv weights of every op that is not ``cell``'s on its edge (in every cell)."""
-        ops = cell.op_indices()
-        return {id(p) for c in self.supernet.search_cells for e in range(NUM_EDGES) for op, _ in CONV_OPS
-                if op != ops[e] for p in c.conv_weights(e, op)}
-
     def complete_grads(self, cell: Genotype) -> None:
         """After the backward of the single-path step on ``cell``: a zero gradient for every weight
         xautodl's graph holds without it reaching the loss (see the module doc). With
@@ -174,8 +178,7 @@ class SinglePathSelection:
         if self.options.unsampled_weights == "decayed":
             give_zero_grads(self.w_params)
             return
-        off = self.off_path_weights(cell)
-        give_zero_grads([p for p in self.w_params if id(p) not in off])
+        give_path_grads(self.supernet, self.w_params, cell)
 
     # ---- the end-of-epoch pick ----------------------------------------------------------------
     def candidates(self, epoch: int) -> list[Genotype]:
