@@ -193,7 +193,7 @@ def assert_same_bn_stats(m, net) -> None:
                                                rtol=0, atol=1e-10)
 
 
-@pytest.mark.parametrize("undrawn,set_to_none,clip,track", [("step", False, 5.0, True), ("skip", True, 0.05, False)])
+@pytest.mark.parametrize("undrawn,set_to_none,clip,track", [("decayed", False, 5.0, True), ("skipped", True, 0.05, False)])
 def test_steps_equal_xautodls_gdas_under_the_same_noise(undrawn, set_to_none, clip, track):
     xparity = pytest.importorskip("test_parity_xautodl")
     from xautodl.models.cell_operations import NAS_BENCH_201
@@ -202,7 +202,7 @@ def test_steps_equal_xautodls_gdas_under_the_same_noise(undrawn, set_to_none, cl
     epochs, steps = 2, 3
     torch.manual_seed(0)
     net = TinyNetworkGDAS(4, 1, 4, 10, NAS_BENCH_201, False, track).double()
-    m = tiny("gdas", epochs=epochs, track_running_stats=track, grad_clip=clip, undrawn_weights=undrawn).double()
+    m = tiny("gdas", epochs=epochs, track_running_stats=track, grad_clip=clip, unsampled_weights=undrawn).double()
     xparity.load_xautodl_into(m, net)
     with torch.no_grad():   # xautodl's cell convs have a bias (bias=not affine) that training-mode BN cancels;
         for conv in net.modules():   # nbs has none. At 0 (where its zero gradient keeps it) BN statistics compare
@@ -231,8 +231,8 @@ def test_steps_equal_xautodls_gdas_under_the_same_noise(undrawn, set_to_none, cl
     assert min(drawn) > 3   # several different cells were drawn, so undrawn ops and redrawn ops both occurred
 
 
-def test_undrawn_weights_decides_whether_convs_drawn_before_but_not_now_take_the_sgd_step():
-    step_m, skip_m = tiny("gdas"), tiny("gdas", undrawn_weights="skip")
+def test_unsampled_weights_decides_whether_convs_drawn_before_but_not_now_take_the_sgd_step():
+    step_m, skip_m = tiny("gdas"), tiny("gdas", unsampled_weights="skipped")
     draws = []
     real_draw = step_m.draw
     step_m.draw = lambda generator: draws.append(real_draw(generator)) or draws[-1]

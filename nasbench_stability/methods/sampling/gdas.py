@@ -19,7 +19,7 @@ valid batch with another draw (backward, Adam). τ is set before each epoch to
 Weights of ops a step did not draw: PyTorch 1.x, which GDAS and NB201 ran on, zeroed gradients in
 place, so every weight that had ever been in a forward took the SGD step with a zero gradient
 (weight decay and momentum moved it); PyTorch ≥ 2.0's ``zero_grad()`` sets them to None and SGD
-skips them. ``undrawn_weights`` picks (``step``: the 1.x behaviour, the default; ``skip``: 2.x); the
+skips them. ``unsampled_weights`` picks (``decayed``: the 1.x behaviour, the default; ``skipped``: 2.x, as rsps, setn and enas name them); the
 ops drawn so far are tracked in a buffer, so a resumed run steps the same weights.
 
 Randomness: the noise of each draw of step (epoch, step) comes from a generator seeded with
@@ -56,6 +56,7 @@ from ..gradient.darts_family import ARCH_OPTIMIZERS, MODES, STEP_ORDERS, DartsFa
 from ..gradient.edas import _used_ops
 from ..options import reference, option
 from ..registry import register
+from .single_path import UNSAMPLED
 
 GDAS_PY = reference("AutoDL-Projects exps/NAS-Bench-201-algos/GDAS.py")
 GDAS_CONFIG = reference("AutoDL-Projects configs/nas-benchmark/algos/GDAS.config")
@@ -65,7 +66,7 @@ GDAS_BN = reference("AutoDL-Projects docs/NAS-Bench-201.md (`GDAS.sh cifar10 1 -
 GDAS_ZERO_GRAD = reference("AutoDL-Projects exps/NAS-Bench-201-algos/GDAS.py (w_optimizer.zero_grad() "
                            "under PyTorch 1.x)")
 
-UNDRAWN_WEIGHTS = ("step", "skip")
+UNDRAWN_WEIGHTS = UNSAMPLED   # ("skipped", "decayed"), as the other single-path methods
 PHASES = ("w", "alpha")   # the two draws of a step
 #: draws of one sample before giving up: a finite α redraws with probability ~1e-7 per draw (an Exp(1)
 #: sample of exactly 0); a non-finite α never draws a finite sample (xautodl would loop for ever)
@@ -112,10 +113,10 @@ class GdasOptions(DartsOptions):
                             bounds=POSITIVE)
     tau_min: float = option(0.1, GDAS_SH, "temperature of the last epoch (--tau_min 0.1); τ falls linearly "
                                           "in between", bounds=POSITIVE)
-    undrawn_weights: str = option("step", GDAS_ZERO_GRAD, "conv weights of ops this weight step did not draw: "
-                                  "step = SGD steps them with a zero gradient once they were ever drawn (weight "
+    unsampled_weights: str = option("decayed", GDAS_ZERO_GRAD, "conv weights of ops this weight step did not "
+                                  "draw: decayed = SGD steps them with a zero gradient once they were ever drawn (weight "
                                   "decay and momentum move them), as zero_grad() left them in PyTorch 1.x, the "
-                                  "PyTorch of GDAS' and NB201's runs; skip = SGD leaves them alone, as the same "
+                                  "PyTorch of GDAS' and NB201's runs; skipped = SGD leaves them alone, as the same "
                                   "code does in PyTorch >= 2.0", UNDRAWN_WEIGHTS)
 
     def __post_init__(self) -> None:
@@ -166,7 +167,7 @@ class Gdas(DartsFamily):
     def __init__(self, options: GdasOptions, ctx: SearchContext) -> None:
         super().__init__(options, ctx)
         self._conv_groups = self._gc_groups   # every (edge, conv op) → its weights in all cells
-        # (edge, op) drawn in any step so far: the weights xautodl's SGD keeps stepping (undrawn_weights=step)
+        # (edge, op) drawn in any step so far: the weights xautodl's SGD keeps stepping (unsampled_weights=decayed)
         self.register_buffer("ever_drawn", torch.zeros(NUM_EDGES, NUM_OPS, dtype=torch.bool, device=ctx.device))
         self._ever_drawn_host = np.zeros((NUM_EDGES, NUM_OPS), dtype=bool)
         self._noise = torch.Generator(device=ctx.device)
@@ -312,11 +313,11 @@ class Gdas(DartsFamily):
 
     def _clip(self, with_alpha: bool) -> None:
         """The weight step's gradients are complete here: first give a zero gradient to the conv weights
-        xautodl's SGD steps although this loss does not reach them (``undrawn_weights``; also a drawn conv
+        xautodl's SGD steps although this loss does not reach them (``unsampled_weights``; also a drawn conv
         into a node whose out-edges all drew 'none', which xautodl computes through ``x·0``)."""
         drawn = self._draw_for("w").ops
         for (e, op), params in self._conv_groups.items():
-            if (self._ever_drawn_host[e, op] if self.options.undrawn_weights == "step" else drawn[e] == op):
+            if (self._ever_drawn_host[e, op] if self.options.unsampled_weights == "decayed" else drawn[e] == op):
                 for p in params:
                     if p.grad is None:
                         p.grad = torch.zeros_like(p)
@@ -343,8 +344,8 @@ register(
         "τ for a one-epoch run is tau_max (xautodl divides by epochs − 1 = 0).",
         "valid_loss/valid_acc evaluate the derived cell (argmax α) with the shared weights in eval mode; the α "
         "steps' accuracy on their sampled cells (xautodl's valid_a_top1) is recorded as arch_step_acc.",
-        "undrawn_weights=step reproduces PyTorch 1.x's zero_grad (weights of undrawn ops keep taking weight decay "
-        "and momentum steps); under PyTorch >= 2.0 the reference code itself behaves as undrawn_weights=skip.",
+        "unsampled_weights=decayed reproduces PyTorch 1.x's zero_grad (weights of undrawn ops keep taking weight decay "
+        "and momentum steps); under PyTorch >= 2.0 the reference code itself behaves as unsampled_weights=skipped.",
     ),
     factory=Gdas,
 )

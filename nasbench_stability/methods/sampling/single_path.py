@@ -45,8 +45,8 @@ CONFIGS = reference("AutoDL-Projects configs/nas-benchmark/algos/RANDOM.config a
 SCRIPTS = reference("AutoDL-Projects scripts-search/NAS-Bench-201-algos/RANDOM-NAS.sh and SETN.sh")
 BN_DOCS = reference("AutoDL-Projects docs/NAS-Bench-201.md (`RANDOM-NAS.sh cifar10 1 -1`, `SETN.sh cifar10 1 -1`: "
                     "BN=1)")
-TORCH2_ZERO_GRAD = reference("AutoDL-Projects RANDOM-NAS.py and SETN.py run on PyTorch >= 2.0, whose zero_grad() "
-                             "sets .grad to None")
+TORCH1_ZERO_GRAD = reference("AutoDL-Projects RANDOM-NAS.py and SETN.py as NB201's published runs ran them, on "
+                             "PyTorch 1.x, whose zero_grad() zeroes .grad instead of dropping it (as gdas and enas)")
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class SinglePathOptions:
                              "one valid batch each (the upper end only catches typos)", bounds=Range(1, 100_000))
     select_batch_size: int = option(512, CONFIGS, "valid images per candidate (test_batch_size: the valid_loader's "
                                     "batch; at most the valid half)", bounds=BATCH_SIZE)
-    unsampled_weights: str = option("skipped", TORCH2_ZERO_GRAD, "weights of the ops outside a step's path: "
+    unsampled_weights: str = option("decayed", TORCH1_ZERO_GRAD, "weights of the ops outside a step's path: "
                                     "skipped = no gradient, SGD leaves them (weight decay and momentum "
                                     "included); decayed = a zero gradient, so weight decay and momentum move "
                                     "them, as zero_grad() did before PyTorch 2.0 (NB201's published runs)",
@@ -80,8 +80,9 @@ DEPARTURES = (
     "train the same sequence of cells), not from Python's global random module.",
     "Candidates are scored on full batches of min(512, valid half) images from a fresh shuffle each epoch; "
     "xautodl's valid_loader keeps the last partial batch of each pass.",
-    "Ops outside a step's path get no gradient, so SGD's weight decay and momentum skip them, as xautodl on "
-    "PyTorch >= 2.0; unsampled_weights=decayed gives them the zero gradient of earlier PyTorch (NB201's runs). "
+    "unsampled_weights=decayed (the default) gives the ops outside a step's path a zero gradient, as xautodl's "
+    "zero_grad() did on the PyTorch 1.x of NB201's runs (there only once an op had been sampled; here from the "
+    "first step, a difference of the first few steps); skipped leaves them to SGD as PyTorch >= 2.0 does. "
     "Path ops that do not reach the output get a zero gradient, as xautodl's none (x·0) gives them.",
     "xautodl's search-cell convolutions carry a bias (bias=not affine), nbs's none: BN removes it in training "
     "mode, so no step differs; in eval mode BN's running mean lags it for the first updates of each op "
