@@ -16,7 +16,8 @@ import torch.nn.functional as F
 
 from nasbench_stability.errors import ConfigError
 from nasbench_stability.methods.stabilizers.darts_pt import edge_order
-from nasbench_stability.methods.stabilizers.perturbation import (UNDECIDED, pick, project_cell, reaching_output,
+from nasbench_stability.space.live_ops import reaching_output
+from nasbench_stability.methods.stabilizers.perturbation import (UNDECIDED, pick, project_cell,
                                                                  score_edge)
 from nasbench_stability.space.genotype import Genotype
 from nasbench_stability.space.ops import NUM_EDGES, NUM_OPS, OP_INDEX

@@ -20,7 +20,7 @@ from nasbench_stability.engine.config import resolve_config
 from nasbench_stability.engine.run import build_method
 from nasbench_stability.methods.sampling.setn import cell_log_probs, sampled_cells, top_cells
 from nasbench_stability.methods.sampling.single_path import path_cell
-from nasbench_stability.methods.stabilizers.perturbation import reaching_output
+from nasbench_stability.space.live_ops import reaching_output
 from nasbench_stability.space.genotype import Genotype
 from nasbench_stability.space.ops import EDGES, NUM_OPS, OP_INDEX, OPS
 

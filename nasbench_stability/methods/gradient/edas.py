@@ -54,7 +54,8 @@ import torch.nn.functional as F
 
 from ...data.pipeline import derive_seed
 from ...ranges import BATCH_SIZE, BELOW_ONE, EPOCHS, FRACTION, NON_NEGATIVE, POSITIVE
-from ...space.ops import EDGES, NUM_EDGES, NUM_NODES, NUM_OPS, OP_INDEX
+from ...space.live_ops import live_pairs
+from ...space.ops import NUM_EDGES, NUM_OPS
 from ..base import Batch, SearchContext, StepStats
 from .darts_family import MODES, STEP_ORDERS, DartsFamily, DartsOptions
 from ..options import DARTS_CODE, OURS, PAPER, option
@@ -63,21 +64,6 @@ from ..registry import register
 WEIGHT_PATHS = ("sampled-edge", "argmax")
 INVERSIONS = ("constant", "alternate")
 Active = tuple[tuple[bool, ...], ...]
-_NONE = OP_INDEX["none"]
-
-
-def _used_ops(active: Active) -> set[tuple[int, int]]:
-    """(edge, op) pairs that are computed *and* reach the cell output.
-
-    A single-path cell can leave a node dead (all its out-edges ``none``): the convs into it run but
-    get no gradient. Walks back from the output node over edges with a non-none op.
-    """
-    live = {NUM_NODES - 1}
-    for node in range(NUM_NODES - 2, 0, -1):
-        if any(s == node and t in live and any(active[e][o] for o in range(NUM_OPS) if o != _NONE)
-               for e, (s, t) in enumerate(EDGES)):
-            live.add(node)
-    return {(e, o) for e, (_, t) in enumerate(EDGES) if t in live for o in range(NUM_OPS) if active[e][o]}
 
 
 @dataclass(frozen=True)
@@ -247,7 +233,7 @@ class Edas(DartsFamily):
     def _groups_used_by(self, edge: int | None) -> dict:
         """Learnable (edge, op) groups that reach the loss in the network relaxing ``edge``: those get
         a gradient; gradient correlation covers the ones used by both steps (the others stay NaN)."""
-        used = _used_ops(self.single_path(edge)[1])
+        used = live_pairs(self.single_path(edge)[1])
         return {key: ps for key, ps in self._learnable_groups.items() if key in used}
 
     def _row_tensors(self) -> dict[str, torch.Tensor]:

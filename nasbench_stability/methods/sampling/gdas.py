@@ -49,11 +49,11 @@ from ...errors import ConfigError
 from ...ranges import BATCH_SIZE, BELOW_ONE, EPOCHS, NON_NEGATIVE, POSITIVE
 from ...space.gdas_cell import GdasCell
 from ...space.genotype import Genotype
+from ...space.live_ops import live_pairs
 from ...space.ops import NUM_EDGES, NUM_OPS
 from ...space.supernet import Supernet
 from ..base import Batch, SearchContext, StepStats
 from ..gradient.darts_family import ARCH_OPTIMIZERS, MODES, STEP_ORDERS, DartsFamily, DartsOptions
-from ..gradient.edas import _used_ops
 from ..options import reference, option
 from ..registry import register
 from .single_path import UNSAMPLED
@@ -272,7 +272,7 @@ class Gdas(DartsFamily):
         self._step_at, self._draws, self._arch_out = (epoch, step), {}, None
         if measure_gc:   # gradient correlation: conv ops the α step's draw computes and that reach the loss
             # (α only changes in the α step, so its draw can be taken now); _weight_step narrows to both draws'
-            used = _used_ops(self._draw_for("alpha").active)
+            used = live_pairs(self._draw_for("alpha").active)
             self._gc_groups = {k: v for k, v in self._conv_groups.items() if k in used}
         try:
             stats = super().step(batches, epoch, step, measure_gc)
@@ -290,7 +290,7 @@ class Gdas(DartsFamily):
         drawn = self._draw_for("w")
         self._mark_drawn(drawn)
         if keep_raw_grads:   # gradient correlation only where both steps' networks have a gradient
-            used = _used_ops(drawn.active)
+            used = live_pairs(drawn.active)
             self._gc_groups = {k: v for k, v in self._gc_groups.items() if k in used}
         try:
             return super()._weight_step(batch, keep_raw_grads)

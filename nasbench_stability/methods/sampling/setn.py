@@ -36,7 +36,7 @@ from ..base import Batch, SearchContext, StepStats
 from ..gradient.darts_family import ARCH_OPTIMIZERS, DartsFamily, DartsOptions
 from ..options import option, reference
 from ..registry import register
-from ..stabilizers.perturbation import reaching_output
+from ...space.live_ops import reaching_output
 from .single_path import DEPARTURES, SinglePathOptions, SinglePathSelection
 
 SETN_PY = reference("AutoDL-Projects exps/NAS-Bench-201-algos/SETN.py")

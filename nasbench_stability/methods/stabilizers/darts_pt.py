@@ -37,7 +37,8 @@ from ..gradient.darts_family import (ACTIVATIONS, ARCH_OPTIMIZERS, LR_SCHEDULES,
                                      DartsOptions, cosine_lr, schedule_progress)
 from ..options import option
 from ..registry import register
-from .perturbation import CRITERIA, UNDECIDED, EdgeScores, decided_arrays, reaching_output, score_edge
+from ...space.live_ops import reaching_output
+from .perturbation import CRITERIA, UNDECIDED, EdgeScores, decided_arrays, score_edge
 
 _CODE = "authors' code: ruocwang/darts-pt nasbench201/"
 _SEARCH = _CODE + "train_search.py"

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...space.ops import EDGES, NUM_EDGES, NUM_NODES, NUM_OPS, OP_INDEX
+from ...space.ops import NUM_EDGES, NUM_OPS
 from ..base import Batch
 
 #: forward(x, weights[E, O], active) -> logits; active: host-side (E, O) bool mask or None (all ops)
@@ -56,17 +56,6 @@ def decided_arrays(decided: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.n
     active = np.ones((NUM_EDGES, NUM_OPS), dtype=bool)
     active[rows] = one_hot[rows]
     return one_hot, rows, active
-
-
-def reaching_output(active: np.ndarray) -> np.ndarray:
-    """The computed ops whose output reaches the cell's output: an edge into a node that feeds nothing onward
-    (every op out of it removed or 'none') is computed but dead, and its weights get no gradient."""
-    computed = active.copy()
-    computed[:, OP_INDEX["none"]] = False
-    live = [False] * (NUM_NODES - 1) + [True]
-    for node in range(NUM_NODES - 2, -1, -1):
-        live[node] = any(computed[e].any() and live[t] for e, (s, t) in enumerate(EDGES) if s == node)
-    return computed & np.array([[live[t]] for _, t in EDGES])
 
 
 def without_op(weights: torch.Tensor, active: np.ndarray | None, edge: int,
