@@ -9,6 +9,7 @@ import pytest
 from matplotlib.colors import to_hex
 
 from nasbench_stability.analysis import load_runs
+from nasbench_stability.methods.registry import list_methods
 from nasbench_stability.plots import (PLOTS, NothingToPlotError, PlotFormatError, UnknownPlotError, make_plot,
                                       method_color, plot_alphas, plot_collapse, plot_factors, plot_layer_heatmap,
                                       plot_runs, save_figure)
@@ -66,6 +67,8 @@ def test_method_colours_are_the_same_in_every_figure(records, study):  # noqa: F
         assert {method_color(m) for m in METHODS} <= colors, kind
     assert method_color("darts-v1") != method_color("single-darts")
     assert method_color("some-new-method") == method_color("some-new-method")
+    registered = [m.name for m in list_methods()]       # every method has its own colour
+    assert len({method_color(m) for m in registered}) == len(registered)
 
 
 def test_gradient_correlation_separates_bilevel_from_single_level(records):

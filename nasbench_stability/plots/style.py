@@ -28,12 +28,19 @@ from ..space.ops import OPS
 KNOWN_METHODS: tuple[str, ...] = (
     "darts-v1", "darts-v2", "single-darts", "mergenas-v1", "mergenas-v2", "edas-inv", "edas",
     "alpha-max", "dnas", "factorized-act", "factorized-kernel", "nonfactorized-act",
+    # the stabilizers, then NB201's weight-sharing and table-search baselines
+    "darts-minus", "pc-darts", "fair-darts", "sdarts-rs", "sdarts-adv", "drnas", "beta-darts", "darts-es",
+    "rdarts-l2", "rdarts-dp", "darts-pt",
+    "gdas", "setn", "rsps", "enas", "rs", "rea", "reinforce", "bohb",
 )
 _BASE = sns.color_palette("colorblind", 10).as_hex()
 _EXTRA = sns.color_palette("dark", 10).as_hex()
 # colour-blind slots without its grey and yellow (poor as lines on white), then dark tones
-_KNOWN_PALETTE = [_BASE[i] for i in (0, 1, 2, 3, 4, 5, 6, 9)] + [_EXTRA[i] for i in (0, 3, 4, 9)]
-_HASHED = [_EXTRA[i] for i in (1, 2, 5, 6, 8)] + sns.color_palette("muted", 10).as_hex()
+# (one distinct colour for every registered method: a figure of any of them never repeats one)
+_KNOWN_PALETTE = ([_BASE[i] for i in (0, 1, 2, 3, 4, 5, 6, 9)] + [_EXTRA[i] for i in (0, 3, 4, 9)]
+                  + [_EXTRA[i] for i in (1, 2, 5, 6, 8)] + sns.color_palette("muted", 10).as_hex()
+                  + [c for c in sns.color_palette("tab20b", 20).as_hex()[::2]])
+_HASHED = sns.color_palette("husl", 16).as_hex()
 
 OP_COLORS: dict[str, str] = dict(zip(OPS, ("#9e9e9e", "#d55e00", "#56b4e9", "#0072b2", "#009e73")))
 OP_LABELS: dict[str, str] = {"none": "none", "skip_connect": "skip", "nor_conv_1x1": "conv 1×1",
