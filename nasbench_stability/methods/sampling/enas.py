@@ -80,8 +80,8 @@ class EnasOptions:
                                     "ENAS.py's optimizer.zero_grad() on the PyTorch 1.x of NB201's published runs, "
                                     "which zeroes gradients instead of dropping them: an op once trained keeps a "
                                     "zero gradient, so SGD's weight decay and momentum move it in every later step; "
-                                    "skipped = the PyTorch ≥ 2 zero_grad(): SGD leaves them alone (rsps and setn's "
-                                    "default)", UNSAMPLED)
+                                    "skipped = the PyTorch ≥ 2 zero_grad(): SGD leaves them alone (the same option and "
+                                    "default as gdas, rsps and setn)", UNSAMPLED)
     track_running_stats: bool = option(True, ENAS_BN, "BN running statistics in the searchable cells. Here they "
                                        "matter for the search itself: the controller's rewards and the pick "
                                        "are computed in eval mode (ENAS.py shared_cnn.eval())")
