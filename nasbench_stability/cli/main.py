@@ -167,10 +167,12 @@ def query(arch: str, benchmark: Path | None) -> None:
 def _register_analysis_commands() -> None:
     from .analysis_commands import plot, report
     from .reproduce_command import reproduce
+    from .sweep_command import sweep
 
     main.add_command(report)
     main.add_command(plot)
     main.add_command(reproduce)
+    main.add_command(sweep)
 
 
 _register_analysis_commands()

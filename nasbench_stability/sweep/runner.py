@@ -1,0 +1,77 @@
+"""Run a study: check what every run needs once, here, then hand the work units to an executor.
+
+The benchmark table is built if missing and each dataset is located and decoded into the cache
+before any unit starts (workers started together would each decode it), and their paths are made
+absolute for workers elsewhere. Re-running a sweep is safe: finished runs are skipped and unfinished
+ones resume (the engine's run directories), so a sweep that was stopped, or lost a worker, is
+finished by running it again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .. import paths
+from ..bench.build import ensure_table
+from ..bench.table import Benchmark
+from ..data.cache import load_arrays
+from ..data.catalog import dataset_spec
+from ..data.locate import locate_dataset
+from ..destinations import check_folder_path
+from ..methods.registry import get_method
+from .executors import Executor, OnDone
+from .expand import PlannedRun, work_units
+from .study import Study
+from .worker import FAILED, RunEnvironment, RunOutcome
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    outcomes: tuple[RunOutcome, ...]
+    seconds: float
+
+    @property
+    def counts(self) -> Counter:
+        return Counter("skipped" if o.skipped else o.state for o in self.outcomes)
+
+    @property
+    def failed(self) -> bool:
+        return self.counts[FAILED] > 0
+
+    def line(self) -> str:
+        c = self.counts
+        return (f"{len(self.outcomes)} runs: {c['finished']} finished, {c['skipped']} skipped (ended before), "
+                f"{c['diverged']} diverged, {c[FAILED]} failed; {self.seconds:.1f} s")
+
+
+def run_sweep(study: Study, planned: list[PlannedRun], executor: Executor, *, benchmark_path: Path | None = None,
+              data_root: Path | None = None, cuda_graphs: bool = True, quiet: bool = False,
+              log: Callable[[str], None] = print, on_done: OnDone | None = None) -> SweepSummary:
+    """Run ``planned`` (from :func:`expand.expand`) with ``executor``; the outcome of every run."""
+    start = time.perf_counter()
+    env = prepare_environment(study, planned, benchmark_path, data_root, cuda_graphs=cuda_graphs, quiet=quiet,
+                              log=log)
+    units = work_units(planned, study.pack)
+    results = executor.run(units, env, on_done or (lambda unit, outcomes: None))
+    return SweepSummary(tuple(o for unit in results for o in unit), time.perf_counter() - start)
+
+
+def prepare_environment(study: Study, planned: list[PlannedRun], benchmark_path: Path | None,
+                        data_root: Path | None, *, cuda_graphs: bool = True, quiet: bool = False,
+                        log: Callable[[str], None] = print) -> RunEnvironment:
+    """Everything the runs read, checked and made absolute before any run starts (errors: one line)."""
+    for out in {r.out for r in planned}:
+        check_folder_path(out, "--out folder")   # a file in the way fails before any slow work
+    table = ensure_table(benchmark_path, log=log).resolve()
+    Benchmark.load(table)   # a missing or damaged table: one line now, not one per run
+    datasets = {r.config.dataset for r in planned if not get_method(r.config.method).table_search}
+    roots: dict[str, Path | None] = {d: None for d in study.datasets}
+    for dataset in sorted(datasets):
+        roots[dataset] = locate_dataset(dataset_spec(dataset), data_root).resolve()
+        load_arrays(dataset, roots[dataset], progress=not quiet)   # decoded once, into the shared cache
+    return RunEnvironment(benchmark_path=table, data_roots=tuple(roots.items()), nbs_home=paths.nbs_home().resolve(),
+                          cuda_graphs=cuda_graphs, quiet=quiet)

@@ -1,0 +1,89 @@
+"""What a worker does with one work unit, wherever it runs (this process, a worker process, a Ray task).
+
+A unit's runs go through the engine (:func:`engine.executor.execute_config`, or
+:func:`engine.packed_run.run_packed` for packed seeds), which locks, checkpoints and resumes each run
+directory. A run that fails is an outcome, not an exception: one bad grid point must not stop the
+other runs of a study.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..bench.sources import one_line
+from ..errors import NbsError
+from .expand import WorkUnit
+
+#: states of a run's outcome; "already-*" runs were skipped (ended before this sweep)
+FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_dir: Path
+    state: str                  # finished | diverged | already-finished | already-diverged | failed
+    epochs_done: int | None     # None when the run failed before saying
+    message: str
+
+    @property
+    def skipped(self) -> bool:
+        return self.state.startswith("already-")
+
+
+@dataclass(frozen=True)
+class RunEnvironment:
+    """Where a worker finds what the runs read, resolved to absolute paths by the sweep (a Ray worker
+    has another working directory, maybe on another machine of a shared file system)."""
+
+    benchmark_path: Path
+    data_roots: tuple[tuple[str, Path | None], ...]   # dataset → its archive or folder (None: table search)
+    nbs_home: Path                                    # the dataset cache every run reads
+    threads: int = 1                                  # torch CPU threads per unit
+    cuda_graphs: bool = True
+    quiet: bool = False                               # no per-epoch lines
+
+    def data_root(self, dataset: str) -> Path | None:
+        return dict(self.data_roots).get(dataset)
+
+
+def run_unit(unit: WorkUnit, env: RunEnvironment) -> list[RunOutcome]:
+    """Run (or resume, or skip) the unit's runs; one outcome per run, in order."""
+    import torch
+
+    from ..bench.table import Benchmark
+    from ..engine.executor import execute_config
+    from ..engine.packed_run import run_packed
+    from ..engine.run import Run
+
+    log: Callable[[str], None] = (lambda line: None) if env.quiet else print
+    threads = torch.get_num_threads()
+    torch.set_num_threads(env.threads)   # also keeps float sums the same wherever a run goes
+    try:
+        benchmark = Benchmark.load(env.benchmark_path)
+        configs = [r.config for r in unit.runs]
+        out = unit.runs[0].out
+        root = env.data_root(configs[0].dataset)
+        if len(configs) > 1:
+            results = run_packed([Run(c, out, benchmark=benchmark, data_root=root, progress=False, log=log,
+                                      cuda_graphs=env.cuda_graphs) for c in configs])
+        else:
+            results = [execute_config(configs[0], out, benchmark=benchmark, data_root=root, progress=False,
+                                      log=log, cuda_graphs=env.cuda_graphs)]
+    except Exception as err:  # noqa: BLE001 — reported per run; the other units go on
+        return failed(unit, describe_error(err))
+    finally:
+        torch.set_num_threads(threads)
+    return [RunOutcome(r.run_dir, r.state, r.epochs_done, r.message or
+                       f"{r.state} after {r.epochs_done} {r.unit}, final cell {r.final_genotype}") for r in results]
+
+
+def describe_error(err: BaseException) -> str:
+    """One line: an nbs error's own message; anything else with its type (a bug, a dead worker)."""
+    return " ".join(str(err).split()) if isinstance(err, NbsError) else one_line(err)
+
+
+def failed(unit: WorkUnit, why: str) -> list[RunOutcome]:
+    """Every run of ``unit`` as failed (its worker died or raised): a re-run of the sweep resumes them."""
+    return [RunOutcome(r.run_dir, FAILED, None, why) for r in unit.runs]
