@@ -15,10 +15,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import socket
 from dataclasses import dataclass
 
 from .. import paths
 from ..bench.sources import one_line
+from ..destinations import reason
 from ..errors import ConfigError
 from .executors import OnDone
 from .expand import WorkUnit
@@ -71,6 +73,8 @@ class RayExecutor:
         return 1.0 if unit.runs[0].config.device.startswith("cuda") else 0.0
 
     def _connect(self, ray, env: RunEnvironment) -> None:
+        if self.address:
+            check_reachable(self.address)
         start_here = {} if self.address else {"include_dashboard": False}
         try:
             ray.init(address=self.address, log_to_driver=not env.quiet, logging_level=logging.WARNING,
@@ -78,6 +82,19 @@ class RayExecutor:
         except (ConnectionError, RuntimeError, ValueError) as err:
             where = f"the Ray cluster at {self.address}" if self.address else "a local Ray instance"
             raise ConfigError(f"cannot connect to {where}: {one_line(err)}") from None
+
+
+def check_reachable(address: str, timeout: float = 10.0) -> None:
+    """One line now if a HOST:PORT address takes no connection: ray.init would retry for minutes,
+    printing a warning every few seconds. Other forms ("auto", "ray://...") are Ray's to resolve."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "/" in address:
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise ConfigError(f"cannot reach the Ray cluster at {address}: {reason(err)}; start one with "
+                          f"`ray start --head` or check --address") from None
 
 
 def _ray_task(unit: WorkUnit, env: RunEnvironment) -> list[RunOutcome]:

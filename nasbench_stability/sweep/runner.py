@@ -22,11 +22,12 @@ from ..data.cache import load_arrays
 from ..data.catalog import dataset_spec
 from ..data.locate import locate_dataset
 from ..destinations import check_folder_path
+from ..engine.status import TERMINAL, read_status
 from ..methods.registry import get_method
 from .executors import Executor, OnDone
-from .expand import PlannedRun, work_units
+from .expand import PlannedRun, WorkUnit, work_units
 from .study import Study
-from .worker import FAILED, RunEnvironment, RunOutcome
+from .worker import FAILED, RunEnvironment, RunOutcome, run_unit
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,21 @@ def run_sweep(study: Study, planned: list[PlannedRun], executor: Executor, *, be
     env = prepare_environment(study, planned, benchmark_path, data_root, cuda_graphs=cuda_graphs, quiet=quiet,
                               log=log)
     units = work_units(planned, study.pack)
-    results = executor.run(units, env, on_done or (lambda unit, outcomes: None))
-    return SweepSummary(tuple(o for unit in results for o in unit), time.perf_counter() - start)
+    on_done = on_done or (lambda unit, outcomes: None)
+    results: dict[int, list[RunOutcome]] = {}
+    for i, unit in enumerate(units):
+        if _ended(unit):   # answered here from its status (and records): no worker to start, no cluster
+            results[i] = run_unit(unit, env)
+            on_done(unit, results[i])
+    rest = [i for i in range(len(units)) if i not in results]
+    if rest:
+        results.update(zip(rest, executor.run([units[i] for i in rest], env, on_done)))
+    return SweepSummary(tuple(o for i in range(len(units)) for o in results[i]), time.perf_counter() - start)
+
+
+def _ended(unit: WorkUnit) -> bool:
+    """Every run of the unit ended (finished or diverged) in an earlier sweep, as its status says."""
+    return all(read_status(r.run_dir)[0].get("state") in TERMINAL for r in unit.runs)
 
 
 def prepare_environment(study: Study, planned: list[PlannedRun], benchmark_path: Path | None,

@@ -9,6 +9,7 @@ other runs of a study.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -52,7 +53,6 @@ def run_unit(unit: WorkUnit, env: RunEnvironment) -> list[RunOutcome]:
     """Run (or resume, or skip) the unit's runs; one outcome per run, in order."""
     import torch
 
-    from ..bench.table import Benchmark
     from ..engine.executor import execute_config
     from ..engine.packed_run import run_packed
     from ..engine.run import Run
@@ -61,7 +61,7 @@ def run_unit(unit: WorkUnit, env: RunEnvironment) -> list[RunOutcome]:
     threads = torch.get_num_threads()
     torch.set_num_threads(env.threads)   # also keeps float sums the same wherever a run goes
     try:
-        benchmark = Benchmark.load(env.benchmark_path)
+        benchmark = _benchmark(env.benchmark_path)
         configs = [r.config for r in unit.runs]
         out = unit.runs[0].out
         root = env.data_root(configs[0].dataset)
@@ -75,8 +75,22 @@ def run_unit(unit: WorkUnit, env: RunEnvironment) -> list[RunOutcome]:
         return failed(unit, describe_error(err))
     finally:
         torch.set_num_threads(threads)
-    return [RunOutcome(r.run_dir, r.state, r.epochs_done, r.message or
-                       f"{r.state} after {r.epochs_done} {r.unit}, final cell {r.final_genotype}") for r in results]
+    return [RunOutcome(r.run_dir, r.state, r.epochs_done, _message(r)) for r in results]
+
+
+@lru_cache(maxsize=2)
+def _benchmark(path: Path):
+    """The table, loaded once per process (a Ray worker runs many tasks)."""
+    from ..bench.table import Benchmark
+
+    return Benchmark.load(path)
+
+
+def _message(result) -> str:
+    """The engine's message without the run directory it starts with (the progress line names it)."""
+    if not result.message:
+        return f"{result.state} after {result.epochs_done} {result.unit}, final cell {result.final_genotype}"
+    return result.message.removeprefix(f"{result.run_dir} ")
 
 
 def describe_error(err: BaseException) -> str:
