@@ -194,15 +194,32 @@ class _StudyReader:
             axes = study.method_grid(method)
             own = dict(method.grid)
             first = {k: v[0] for k, v in axes}   # each axis's first value: the point each value is tried at
-            self._checked(f"methods.{method.name}", lambda: _resolve(study, method.name, study.datasets[0],
-                                                                     study.seeds[0], first),
-                          f" (at {', '.join(f'{k}={v}' for k, v in first.items())})" if first else "")
+            self._check_point(study, method, first)
             for key, values in axes:
                 table = f"methods.{method.name}" if key in own else "set"
                 for value in values[1:]:
                     self._checked(f"{table}.{key}", lambda: _resolve(study, method.name, study.datasets[0],
                                                                      study.seeds[0], {**first, key: value}),
                                   f" (for {method.name})" if table == "set" else "")
+
+    def _check_point(self, study: Study, method: MethodGrid, point: dict[str, str]) -> None:
+        """ConfigError naming the key to blame if ``point`` does not resolve: the first key without
+        which it does (an unknown key, a value that clashes with the others), else the method."""
+        try:
+            _resolve(study, method.name, study.datasets[0], study.seeds[0], point)
+            return
+        except NbsError as err:
+            problem = err
+        for key in point:
+            try:
+                _resolve(study, method.name, study.datasets[0], study.seeds[0],
+                         {k: v for k, v in point.items() if k != key})
+            except NbsError:
+                continue
+            table = f"methods.{method.name}" if key in dict(method.grid) else "set"
+            raise self.fail(f"{table}.{key}", f"{problem}" + (f" (for {method.name})" if table == "set" else ""))
+        raise self.fail(f"methods.{method.name}", f"{problem}"
+                        + (f" (at {', '.join(f'{k}={v}' for k, v in point.items())})" if point else ""))
 
     # ---- helpers ----------------------------------------------------------------------------------
     def _checked(self, key: str, check, note: str = "") -> Any:
