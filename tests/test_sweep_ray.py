@@ -1,0 +1,205 @@
+"""`nbs sweep --executor ray` on a real Ray cluster started on 127.0.0.1 for this module: a 2 methods ×
+2 seeds smoke study through Ray writes, record for record, what a local sweep of the same file writes;
+a Ray worker killed mid-run leaves a run that re-running the sweep resumes (not restarts) to the same
+records. The cluster is stopped at the end even when a test fails."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import NBS, REPO, SUBPROCESS_ENV
+from nasbench_stability.engine.records import TIMING_COLUMNS, read_records, record_path
+from nasbench_stability.engine.run import LOCK_FILE
+from nasbench_stability.engine.status import read_status
+
+pytestmark = pytest.mark.slow
+
+STUDY = """
+name = "ray-smoke"
+preset = "smoke"       # C=8, N=1, 2 epochs
+device = "cpu"
+seeds = 2
+
+[set]                  # 16 + 16 images in batches of 8: two steps an epoch, one eval batch
+data_subset = 16
+batch_size = 8
+eval_batches = 1
+
+[methods.darts-v1]
+[methods.single-darts]
+"""
+RUNS = [f"batch_size=8,data_subset=16,eval_batches=1/{m}-cifar10-seed{s}"
+        for m in ("darts-v1", "single-darts") for s in (0, 1)]
+
+
+@pytest.fixture(scope="module")
+def study_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("study") / "ray-smoke.toml"
+    path.write_text(STUDY)
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _session_pids(sid: int) -> list[int]:
+    """Processes of session ``sid``: every process of the cluster (workers get process groups of their
+    own, but stay in the session of `ray start`)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(nbs_home):
+    """A Ray head on 127.0.0.1 with 2 CPUs; its address. Stopped by killing the processes of its session
+    (by id: `ray stop` would stop every Ray cluster on the machine)."""
+    import ray  # noqa: F401 — Ray is in the dev extra: a missing Ray fails these tests, never skips them
+
+    port = _free_port()
+    temp = Path(tempfile.mkdtemp(prefix="nbsray", dir="/tmp"))   # unix socket paths must stay < 108 characters
+    env = {**os.environ, **SUBPROCESS_ENV, "NBS_HOME": str(nbs_home), "RAY_TMPDIR": str(temp),
+           # the workers import this checkout, as the test process does
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    log = open(temp / "head.log", "w")
+    head = subprocess.Popen(
+        [sys.executable, "-c", "from ray.scripts.scripts import main; main()", "start", "--head", "--block",
+         "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+         "--disable-usage-stats", f"--temp-dir={temp}"],
+        env=env, start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if head.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"the Ray head did not start:\n{(temp / 'head.log').read_text()}") from None
+                time.sleep(0.3)
+        yield f"127.0.0.1:{port}"
+    finally:
+        for pid in _session_pids(head.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        head.wait(timeout=60)
+        log.close()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def local_sweep(cli, study_file, tmp_path_factory) -> Path:
+    """The undisturbed local sweep of the study (in this process, one torch thread as a Ray task has)."""
+    import torch
+
+    out = tmp_path_factory.mktemp("local") / "out"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = cli("sweep", str(study_file), "--out", str(out), "--quiet")
+    finally:
+        torch.set_num_threads(threads)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "4 runs: 4 finished, 0 skipped" in result.stdout, result.stdout
+    return out
+
+
+def comparable(run_dir: Path) -> pd.DataFrame:
+    records = read_records(run_dir)
+    assert list(records.epoch) == [1, 2], run_dir
+    return records.drop(columns=list(TIMING_COLUMNS))
+
+
+def assert_same_records(out: Path, reference: Path) -> None:
+    for run in RUNS:
+        pd.testing.assert_frame_equal(comparable(out / run), comparable(reference / run), check_exact=True)
+
+
+def test_a_ray_sweep_writes_the_local_sweeps_records(cli, ray_cluster, study_file, local_sweep, tmp_path):
+    out = tmp_path / "ray"
+    result = cli("sweep", str(study_file), "--executor", "ray", "--address", ray_cluster, "--out", str(out),
+                 "--quiet")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ray-smoke: 4 runs: 4 finished, 0 skipped (ended before), 0 diverged, 0 failed" in result.stdout
+    assert sorted(str(p.parent.relative_to(out)) for p in out.rglob("config.json")) == sorted(RUNS)
+    assert_same_records(out, local_sweep)
+    # idempotent: the ended runs are answered from their run directories (the cluster is not needed)
+    again = cli("sweep", str(study_file), "--executor", "ray", "--address", "127.0.0.1:1", "--out", str(out))
+    assert again.returncode == 0 and "4 runs: 0 finished, 4 skipped" in again.stdout, again.stdout + again.stderr
+
+
+def _lock_holder(lock: Path) -> int | None:
+    """The process that has ``lock`` open (the run's worker), from /proc."""
+    target = str(lock.resolve())
+    for fd in Path("/proc").glob("[0-9]*/fd/*"):
+        try:
+            if os.readlink(fd) == target:
+                return int(fd.parent.parent.name)
+        except OSError:
+            continue
+    return None
+
+
+def test_a_killed_ray_worker_is_resumed_by_rerunning_the_sweep(cli, nbs_env, ray_cluster, study_file, local_sweep,
+                                                               tmp_path):
+    out = tmp_path / "ray"
+    env = {**nbs_env, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), nbs_env.get("PYTHONPATH")]))}
+    # no Ray retry: the sweep reports the killed run failed, as a user would see it past the retries
+    sweep = subprocess.Popen([*NBS, "sweep", str(study_file), "--executor", "ray", "--address", ray_cluster,
+                              "--out", str(out), "--max-retries", "0", "--quiet"],
+                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    killed = None
+    deadline = time.monotonic() + 120
+    try:
+        while killed is None and sweep.poll() is None and time.monotonic() < deadline:
+            for run in RUNS:
+                status, _ = read_status(out / run)
+                if status.get("state") == "running" and status.get("epochs_done") == 1:   # epoch 1 checkpointed
+                    pid = _lock_holder(out / run / LOCK_FILE)
+                    if pid is not None:
+                        first = record_path(out / run, 1).stat()
+                        os.kill(pid, signal.SIGKILL)
+                        killed = run
+                        break
+            time.sleep(0.02)
+        stdout, stderr = sweep.communicate(timeout=180)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+    assert killed is not None, f"no run was caught between its epochs:\n{stdout}\n{stderr}"
+    assert sweep.returncode == 3, stdout + stderr
+    assert "4 runs: 3 finished, 0 skipped (ended before), 0 diverged, 1 failed" in stdout, stdout + stderr
+    assert f"{out / killed}: " in stderr and "re-run `nbs sweep" in stderr, stderr
+    assert read_status(out / killed)[0]["epochs_done"] == 1
+
+    again = cli("sweep", str(study_file), "--executor", "ray", "--address", ray_cluster, "--out", str(out),
+                "--quiet")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "4 runs: 1 finished, 3 skipped" in again.stdout, again.stdout
+    # resumed from the checkpoint, not restarted: epoch 1's record is the one written before the kill
+    after = record_path(out / killed, 1).stat()
+    assert (after.st_ino, after.st_mtime_ns) == (first.st_ino, first.st_mtime_ns)
+    assert_same_records(out, local_sweep)
+    print(f"killed {killed} after epoch 1 of 2; {stderr.strip().splitlines()[0]}")
