@@ -12,13 +12,14 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from conftest import NBS, REPO, SUBPROCESS_ENV
+from conftest import REPO, SUBPROCESS_ENV
 from nasbench_stability.engine.records import TIMING_COLUMNS, read_records, record_path
 from nasbench_stability.engine.run import LOCK_FILE
 from nasbench_stability.engine.status import read_status
@@ -162,44 +163,47 @@ def _lock_holder(lock: Path) -> int | None:
     return None
 
 
-def test_a_killed_ray_worker_is_resumed_by_rerunning_the_sweep(cli, nbs_env, ray_cluster, study_file, local_sweep,
-                                                               tmp_path):
+def _kill_between_epochs(out: Path, stop: threading.Event, killed: dict) -> None:
+    """Watch the runs; SIGKILL the worker of the first one caught with epoch 1 checkpointed and epoch 2
+    under way (what it says in ``killed``: the run and its epoch-1 record's file identity)."""
+    while not stop.is_set():
+        for run in RUNS:
+            status, _ = read_status(out / run)
+            if status.get("state") == "running" and status.get("epochs_done") == 1:
+                pid = _lock_holder(out / run / LOCK_FILE)
+                if pid is not None:
+                    first = record_path(out / run, 1).stat()
+                    os.kill(pid, signal.SIGKILL)
+                    killed.update(run=run, first=(first.st_ino, first.st_mtime_ns))
+                    return
+        time.sleep(0.02)
+
+
+def test_a_killed_ray_worker_is_resumed_by_rerunning_the_sweep(cli, ray_cluster, study_file, local_sweep, tmp_path):
     out = tmp_path / "ray"
-    env = {**nbs_env, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), nbs_env.get("PYTHONPATH")]))}
-    # no Ray retry: the sweep reports the killed run failed, as a user would see it past the retries
-    sweep = subprocess.Popen([*NBS, "sweep", str(study_file), "--executor", "ray", "--address", ray_cluster,
-                              "--out", str(out), "--max-retries", "0", "--quiet"],
-                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    killed = None
-    deadline = time.monotonic() + 120
+    killed: dict = {}
+    stop = threading.Event()
+    killer = threading.Thread(target=_kill_between_epochs, args=(out, stop, killed), daemon=True)
+    killer.start()
     try:
-        while killed is None and sweep.poll() is None and time.monotonic() < deadline:
-            for run in RUNS:
-                status, _ = read_status(out / run)
-                if status.get("state") == "running" and status.get("epochs_done") == 1:   # epoch 1 checkpointed
-                    pid = _lock_holder(out / run / LOCK_FILE)
-                    if pid is not None:
-                        first = record_path(out / run, 1).stat()
-                        os.kill(pid, signal.SIGKILL)
-                        killed = run
-                        break
-            time.sleep(0.02)
-        stdout, stderr = sweep.communicate(timeout=180)
+        # no Ray retry: the sweep reports the killed run failed, as a user sees it past the retries
+        first = cli("sweep", str(study_file), "--executor", "ray", "--address", ray_cluster, "--out", str(out),
+                    "--max-retries", "0", "--quiet")
     finally:
-        if sweep.poll() is None:
-            sweep.kill()
-    assert killed is not None, f"no run was caught between its epochs:\n{stdout}\n{stderr}"
-    assert sweep.returncode == 3, stdout + stderr
-    assert "4 runs: 3 finished, 0 skipped (ended before), 0 diverged, 1 failed" in stdout, stdout + stderr
-    assert f"{out / killed}: " in stderr and "re-run `nbs sweep" in stderr, stderr
-    assert read_status(out / killed)[0]["epochs_done"] == 1
+        stop.set()
+        killer.join()
+    assert killed, f"no run was caught between its epochs:\n{first.stdout}\n{first.stderr}"
+    run = out / killed["run"]
+    assert first.returncode == 3, first.stdout + first.stderr
+    assert "4 runs: 3 finished, 0 skipped (ended before), 0 diverged, 1 failed" in first.stdout, first.stdout
+    assert f"{run}: WorkerCrashedError" in first.stderr and "re-run `nbs sweep" in first.stderr, first.stderr
+    assert read_status(run)[0] == {**read_status(run)[0], "state": "running", "epochs_done": 1}
 
     again = cli("sweep", str(study_file), "--executor", "ray", "--address", ray_cluster, "--out", str(out),
                 "--quiet")
     assert again.returncode == 0, again.stdout + again.stderr
     assert "4 runs: 1 finished, 3 skipped" in again.stdout, again.stdout
     # resumed from the checkpoint, not restarted: epoch 1's record is the one written before the kill
-    after = record_path(out / killed, 1).stat()
-    assert (after.st_ino, after.st_mtime_ns) == (first.st_ino, first.st_mtime_ns)
+    after = record_path(run, 1).stat()
+    assert (after.st_ino, after.st_mtime_ns) == killed["first"]
     assert_same_records(out, local_sweep)
-    print(f"killed {killed} after epoch 1 of 2; {stderr.strip().splitlines()[0]}")
