@@ -100,4 +100,4 @@ def describe_error(err: BaseException) -> str:
 
 def failed(unit: WorkUnit, why: str) -> list[RunOutcome]:
     """Every run of ``unit`` as failed (its worker died or raised): a re-run of the sweep resumes them."""
-    return [RunOutcome(r.run_dir, FAILED, None, why) for r in unit.runs]
+    return [RunOutcome(r.run_dir, FAILED, None, why.removeprefix(f"{r.run_dir} ")) for r in unit.runs]
