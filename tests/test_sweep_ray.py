@@ -82,33 +82,40 @@ def ray_cluster(nbs_home):
     temp = Path(tempfile.mkdtemp(prefix="nbsray", dir="/tmp"))   # unix socket paths must stay < 108 characters
     env = {**os.environ, **SUBPROCESS_ENV, "NBS_HOME": str(nbs_home), "RAY_TMPDIR": str(temp),
            # the workers import this checkout, as the test process does
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    log = open(temp / "head.log", "w")
-    head = subprocess.Popen(
-        [sys.executable, "-c", "from ray.scripts.scripts import main; main()", "start", "--head", "--block",
-         "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
-         "--disable-usage-stats", f"--temp-dir={temp}"],
-        env=env, start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if head.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"the Ray head did not start:\n{(temp / 'head.log').read_text()}") from None
-                time.sleep(0.3)
-        yield f"127.0.0.1:{port}"
-    finally:
-        for pid in _session_pids(head.pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        head.wait(timeout=60)
-        log.close()
-        shutil.rmtree(temp, ignore_errors=True)
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+           # no token authentication on a test cluster (Ray turns it on where ~/.ray/auth_token exists);
+           # the head and this process, the driver, must agree
+           "RAY_AUTH_MODE": "disabled"}
+    with pytest.MonkeyPatch.context() as mp, open(temp / "head.log", "w") as log:
+        mp.setenv("RAY_AUTH_MODE", "disabled")
+        head = subprocess.Popen(
+            [sys.executable, "-c", "from ray.scripts.scripts import main; main()", "start", "--head", "--block",
+             "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+             "--disable-usage-stats", f"--temp-dir={temp}"],
+            env=env, start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            _wait_for(port, head, temp / "head.log")
+            yield f"127.0.0.1:{port}"
+        finally:
+            for pid in _session_pids(head.pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            head.wait(timeout=60)
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+def _wait_for(port: int, head: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if head.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"the Ray head did not start:\n{log.read_text()}") from None
+            time.sleep(0.3)
 
 
 @pytest.fixture(scope="module")
