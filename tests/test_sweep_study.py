@@ -159,7 +159,10 @@ def test_a_missing_or_unreadable_study_file(cli, tmp_path):
 def test_executor_options_of_the_other_executor_are_refused(cli, tmp_path):
     study = write(tmp_path, 'methods = ["darts-v1"]\n')
     assert_one_line(cli("sweep", str(study), "--address", "127.0.0.1:1"), "--address is for --executor ray")
+    assert_one_line(cli("sweep", str(study), "--max-retries", "2"), "--max-retries is for --executor ray")
     assert_one_line(cli("sweep", str(study), "--jobs", "0"), "--jobs must be at least 1")
+    assert_one_line(cli("sweep", str(study), "--executor", "ray", "--cpus-per-task", "0"),
+                    "--cpus-per-task must be positive")
     assert_one_line(cli("sweep", str(study), "--executor", "ray", "--jobs", "2"), "--jobs is for --executor local")
 
 

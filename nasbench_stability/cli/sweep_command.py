@@ -20,11 +20,11 @@ from ..errors import ConfigError
               help="local: this machine's worker processes; ray: one Ray task per run (or per pack of seeds).")
 @click.option("--address", default=None, help="Ray cluster to use (HOST:PORT or auto; default: start Ray here).")
 @click.option("--jobs", type=int, default=1, show_default=True, help="local: runs at once in worker processes.")
-@click.option("--cpus-per-task", type=float, default=1.0, show_default=True, help="ray: CPUs each task asks for.")
+@click.option("--cpus-per-task", type=float, default=None, help="ray: CPUs each task asks for (default: 1).")
 @click.option("--gpus-per-task", type=float, default=None,
               help="ray: GPUs (a fraction shares one) each task asks for (default: 1 for CUDA runs, else 0).")
-@click.option("--max-retries", type=int, default=1, show_default=True,
-              help="ray: re-runs of a task whose worker died (each resumes from the run's checkpoint).")
+@click.option("--max-retries", type=int, default=None,
+              help="ray: re-runs of a task whose worker died, each resuming from the run's checkpoint (default: 1).")
 @click.option("--data-root", type=click.Path(path_type=Path), default=None, help="Dataset file or folder.")
 @click.option("--benchmark", type=click.Path(path_type=Path), default=None, help="Benchmark table (.parquet).")
 @click.option("--cuda-graphs/--no-cuda-graphs", default=True, show_default=True,
@@ -70,8 +70,10 @@ def _executor(kind: str, address: str | None, jobs: int, cpus: float, gpus: floa
     if kind == "local":
         from ..sweep.local import LocalExecutor
 
-        if address is not None:
-            raise ConfigError("--address is for --executor ray")
+        given = [name for name, value in (("--address", address), ("--cpus-per-task", cpus),
+                                           ("--gpus-per-task", gpus), ("--max-retries", retries)) if value is not None]
+        if given:
+            raise ConfigError(f"{given[0]} is for --executor ray")
         if jobs < 1:
             raise ConfigError(f"--jobs must be at least 1, got {jobs}")
         return LocalExecutor(jobs=jobs)
@@ -79,6 +81,7 @@ def _executor(kind: str, address: str | None, jobs: int, cpus: float, gpus: floa
 
     if jobs != 1:
         raise ConfigError("--jobs is for --executor local; a Ray cluster runs as many tasks as it has resources for")
+    cpus, retries = 1.0 if cpus is None else cpus, 1 if retries is None else retries
     if cpus <= 0 or (gpus is not None and gpus < 0) or retries < 0:
         raise ConfigError("--cpus-per-task must be positive, --gpus-per-task and --max-retries at least 0")
     import_ray()   # not installed: one line now, before any work

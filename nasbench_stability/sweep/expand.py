@@ -20,7 +20,7 @@ from ..engine.config import RunConfig
 from ..engine.executor import will_pack
 from ..engine.run import run_dir_for
 from ..errors import ConfigError, NbsError
-from .study import Study, _resolve
+from .study import Study, resolve_run
 
 #: a settings folder name longer than this (or with characters a file system may refuse) is shortened
 #: and made unique with a hash of the full settings
@@ -94,7 +94,7 @@ def work_units(planned: list[PlannedRun], pack: bool | None) -> list[WorkUnit]:
 def _config(study: Study, method: str, dataset: str, seed: int, overrides: dict[str, str],
             point: dict[str, str]) -> RunConfig:
     try:
-        return _resolve(study, method, dataset, seed, overrides)
+        return resolve_run(study, method, dataset, seed, overrides)
     except NbsError as err:
         where = ", ".join(f"{k}={v}" for k, v in point.items()) or "defaults"
         raise ConfigError(f"{study.path}: methods.{method} at {where}: {err}") from None

@@ -198,7 +198,7 @@ class _StudyReader:
             for key, values in axes:
                 table = f"methods.{method.name}" if key in own else "set"
                 for value in values[1:]:
-                    self._checked(f"{table}.{key}", lambda: _resolve(study, method.name, study.datasets[0],
+                    self._checked(f"{table}.{key}", lambda: resolve_run(study, method.name, study.datasets[0],
                                                                      study.seeds[0], {**first, key: value}),
                                   f" (for {method.name})" if table == "set" else "")
 
@@ -206,13 +206,13 @@ class _StudyReader:
         """ConfigError naming the key to blame if ``point`` does not resolve: the first key without
         which it does (an unknown key, a value that clashes with the others), else the method."""
         try:
-            _resolve(study, method.name, study.datasets[0], study.seeds[0], point)
+            resolve_run(study, method.name, study.datasets[0], study.seeds[0], point)
             return
         except NbsError as err:
             problem = err
         for key in point:
             try:
-                _resolve(study, method.name, study.datasets[0], study.seeds[0],
+                resolve_run(study, method.name, study.datasets[0], study.seeds[0],
                          {k: v for k, v in point.items() if k != key})
             except NbsError:
                 continue
@@ -236,7 +236,7 @@ class _StudyReader:
             seen.add(v)
 
 
-def _resolve(study: Study, method: str, dataset: str, seed: int, overrides: dict[str, str]):
+def resolve_run(study: Study, method: str, dataset: str, seed: int, overrides: dict[str, str]):
     """The RunConfig of one grid point (what `nbs run` resolves for the same options). A table search
     has no supernet, so the study's preset and epochs do not apply to it."""
     table = get_method(method).table_search
