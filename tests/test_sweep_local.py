@@ -52,5 +52,6 @@ def test_a_failing_run_is_reported_and_the_others_finish(cli, tmp_path):
 
     # the finished run is skipped on a re-run; the refused one is refused again, untouched
     again = cli("sweep", str(study), "--out", str(out), "--quiet")
-    assert again.returncode == 3 and "2 runs: 0 finished, 1 skipped (ended before), 0 diverged, 1 failed" in again.stdout
+    assert again.returncode == 3, again.stdout + again.stderr
+    assert "2 runs: 0 finished, 1 skipped (ended before), 0 diverged, 1 failed" in again.stdout
     assert files(taken) == before
