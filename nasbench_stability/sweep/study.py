@@ -198,22 +198,21 @@ class _StudyReader:
             for key, values in axes:
                 table = f"methods.{method.name}" if key in own else "set"
                 for value in values[1:]:
-                    self._checked(f"{table}.{key}", lambda: resolve_run(study, method.name, study.datasets[0],
-                                                                     study.seeds[0], {**first, key: value}),
+                    point = {**first, key: value}
+                    self._checked(f"{table}.{key}", lambda: self._resolve(study, method, point),
                                   f" (for {method.name})" if table == "set" else "")
 
     def _check_point(self, study: Study, method: MethodGrid, point: dict[str, str]) -> None:
         """ConfigError naming the key to blame if ``point`` does not resolve: the first key without
         which it does (an unknown key, a value that clashes with the others), else the method."""
         try:
-            resolve_run(study, method.name, study.datasets[0], study.seeds[0], point)
+            self._resolve(study, method, point)
             return
         except NbsError as err:
             problem = err
         for key in point:
             try:
-                resolve_run(study, method.name, study.datasets[0], study.seeds[0],
-                         {k: v for k, v in point.items() if k != key})
+                self._resolve(study, method, {k: v for k, v in point.items() if k != key})
             except NbsError:
                 continue
             table = f"methods.{method.name}" if key in dict(method.grid) else "set"
@@ -222,6 +221,11 @@ class _StudyReader:
                         + (f" (at {', '.join(f'{k}={v}' for k, v in point.items())})" if point else ""))
 
     # ---- helpers ----------------------------------------------------------------------------------
+    @staticmethod
+    def _resolve(study: Study, method: MethodGrid, point: dict[str, str]):
+        """The config of ``point`` for the study's first dataset and seed (the others differ in name only)."""
+        return resolve_run(study, method.name, study.datasets[0], study.seeds[0], point)
+
     def _checked(self, key: str, check, note: str = "") -> Any:
         try:
             return check()
