@@ -170,10 +170,12 @@ def query(arch: str, benchmark: Path | None) -> None:
 def _register_analysis_commands() -> None:
     from .analysis_commands import plot, report
     from .reproduce_command import reproduce
+    from .status_command import status
 
     main.add_command(report)
     main.add_command(plot)
     main.add_command(reproduce)
+    main.add_command(status)
 
 
 _register_analysis_commands()
