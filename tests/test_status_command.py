@@ -88,6 +88,18 @@ def test_a_killed_run_is_a_stale_lock_and_a_held_lock_is_running(cli, study, tmp
     assert (row["state"], row["epochs_done"]) == ("damaged status", 2)   # epochs from the records then
 
 
+def test_a_damaged_last_record_shows_the_cell_before_it_with_a_warning(cli, study, tmp_path):
+    template = study.run_dirs()[0]
+    run_dir = copy_run(template, tmp_path) / template.name
+    last = max(int(p.stem.split("-")[1]) for p in (run_dir / "records").glob("epoch-*.parquet"))
+    record_path(run_dir, last).write_bytes(b"half a file")
+    before = pd.read_parquet(record_path(run_dir, last - 1)).iloc[0]
+    out = _status(cli, tmp_path, "--json")
+    (row,) = json.loads(out.stdout)
+    assert (row["state"], row["epochs_done"], row["genotype"]) == ("finished", last, before["genotype"])
+    assert out.stderr.count("\n") == 1 and f"damaged record {record_path(run_dir, last)}" in out.stderr
+
+
 def test_watch_refreshes_until_ctrl_c(cli, study, tmp_path, monkeypatch):
     template = study.run_dirs()[0]
     run_dir = copy_run(template, tmp_path) / template.name
