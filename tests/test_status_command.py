@@ -113,7 +113,7 @@ def test_watch_refreshes_until_ctrl_c(cli, study, tmp_path, monkeypatch):
         write_status(run_dir, "finished", 1)
 
     monkeypatch.setattr(status_command.time, "sleep", sleep)
-    out = _status(cli, tmp_path, "--watch", "2.5")
+    out = _status(cli, tmp_path, "--watch", "--every", "2.5")
     assert pauses == [2.5, 2.5]
     epoch1 = pd.read_parquet(record_path(run_dir, 1)).iloc[0]
     frames = [line.split() for line in out.stdout.splitlines() if line.startswith(epoch1["method"] + " ")]

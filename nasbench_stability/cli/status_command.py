@@ -24,11 +24,12 @@ DEFAULT_WATCH = 5.0
 
 @click.command("status")
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--watch", type=click.FloatRange(min=0.1), is_flag=False, flag_value=DEFAULT_WATCH, default=None,
-              metavar="[SECONDS]",
-              help=f"Reprint every SECONDS (default {DEFAULT_WATCH:g}) until Ctrl-C; put it after RUN_DIRS.")
+@click.option("--watch", is_flag=True, help="Reprint the table every --every seconds until Ctrl-C.")
+# a flag plus --every, not an optional value: `--watch runs/` must not read the folder as seconds
+@click.option("--every", type=click.FloatRange(min=0.1), default=DEFAULT_WATCH, show_default=True, metavar="SECONDS",
+              help="The refresh interval of --watch.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per run (all columns).")
-def status(run_dirs, watch, as_json) -> None:
+def status(run_dirs, watch, every, as_json) -> None:
     """One line per run under RUN_DIRS: state, epochs, last cell and its CIFAR-10 test accuracy, time left.
 
     A run's state is running (its process holds the run's lock), finished, diverged, stale lock (killed:
@@ -43,15 +44,15 @@ def status(run_dirs, watch, as_json) -> None:
             return json.dumps(json.loads(table.to_json(orient="records")), indent=2)
         return format_progress(table)
 
-    if watch is None:
+    if not watch:
         click.echo(render())
         return
     try:
         while True:
             text = render()
             click.clear()   # only on a terminal: piped output keeps every refresh
-            click.echo(f"{time.strftime('%H:%M:%S')}  every {watch:g}s, Ctrl-C to stop\n{text}")
-            time.sleep(watch)
+            click.echo(f"{time.strftime('%H:%M:%S')}  every {every:g}s, Ctrl-C to stop\n{text}")
+            time.sleep(every)
     except KeyboardInterrupt:
         pass   # the way out of --watch, not an error
 
