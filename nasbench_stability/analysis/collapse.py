@@ -58,6 +58,19 @@ class CollapseCriteria:
                 f"cell the run derived at any epoch.")
 
 
+def collapsed_by_epoch(accuracy: np.ndarray, param_free: np.ndarray,
+                       criteria: CollapseCriteria = CollapseCriteria()) -> np.ndarray:
+    """Whether the run is collapsed at each of its epochs (in order): the criterion applied as if that
+    epoch were the last, i.e. the cell has ≥ ``collapsed_param_free_edges`` parameter-free edges or its
+    accuracy is ≥ ``drop_points`` below the best cell derived up to that epoch. At the last epoch this
+    is :func:`collapse_per_run`'s ``collapsed``; :mod:`.survival` takes the first such epoch as the event."""
+    acc = np.asarray(accuracy, dtype=float)
+    best_so_far = np.fmax.accumulate(np.where(np.isfinite(acc), acc, -np.inf))
+    with np.errstate(invalid="ignore"):
+        dropped = np.isfinite(acc) & (acc - best_so_far <= -criteria.drop_points)
+    return (np.asarray(param_free) >= criteria.collapsed_param_free_edges) | dropped
+
+
 def collapse_per_run(df: pd.DataFrame, criteria: CollapseCriteria = CollapseCriteria()) -> pd.DataFrame:
     """One row per run: ``best_epoch`` (first epoch reaching the maximum), ``acc_best``,
     ``acc_end`` (last recorded epoch), ``drop`` (= end − best, ≤ 0), ``first_param_free_epoch``
@@ -89,8 +102,7 @@ def collapse_per_run(df: pd.DataFrame, criteria: CollapseCriteria = CollapseCrit
             "acc_best": acc_best, "acc_end": acc_end, "drop": drop,
             "first_param_free_epoch": float(epochs[reached[0]]) if reached.size else math.nan,
             "final_param_free": final_pf,
-            "collapsed": bool(final_pf >= criteria.collapsed_param_free_edges
-                              or (math.isfinite(drop) and drop <= -criteria.drop_points)),
+            "collapsed": bool(collapsed_by_epoch(acc, pf, criteria)[-1]),
         })
     return pd.DataFrame(rows)
 
