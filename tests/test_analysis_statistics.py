@@ -164,3 +164,42 @@ def test_first_collapse_is_the_event_and_unfinished_runs_are_censored():
     assert not collapse_per_run(df).set_index("seed").loc[1, "collapsed"]
     curve = kaplan_meier(collapse_events(df))
     assert curve.set_index("epoch")["survival"].tolist() == pytest.approx([1, 3 / 4, 3 / 4 * 1 / 2])
+
+
+def test_epoch_curves_carry_each_epochs_interval_and_bands_draw_it():
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from nasbench_stability.analysis import epoch_curves
+    from nasbench_stability.plots.common import band
+
+    df = pd.concat([_run("m", s, [90.0 + s, 91.0 + 2 * s], [2, 2]) for s in range(3)], ignore_index=True)
+    curves = epoch_curves(df, ACC)
+    for epoch, values in ((1, [90.0, 91.0, 92.0]), (2, [91.0, 93.0, 95.0])):
+        row = curves[curves["epoch"] == epoch].iloc[0]
+        ci = mean_interval(values)
+        assert (row["ci_low"], row["ci_high"]) == (ci.low, ci.high) and ci.low < row["mean"] < ci.high
+    for kind, low, high in (("ci", curves["ci_low"], curves["ci_high"]),
+                            ("std", curves["mean"] - curves["std"], curves["mean"] + curves["std"])):
+        ax = Figure().subplots()
+        band(ax, curves, color="C0", kind=kind)
+        ys = ax.collections[0].get_paths()[0].vertices[:, 1]
+        assert ys.min() == pytest.approx(low.min()) and ys.max() == pytest.approx(high.max())
+    with pytest.raises(ConfigError, match="unknown band"):
+        band(Figure().subplots(), curves, color="C0", kind="iqr")
+
+
+def test_survival_figure_steps_down_at_collapses_and_ticks_censored_runs():
+    from nasbench_stability.plots import make_plot
+
+    df = pd.concat([
+        _run("a", 0, [92.0, 93.0, 87.9, 88.0], [2, 2, 3, 3]),   # collapses at 3
+        _run("a", 1, [92.0, 92.0, 92.0, 92.0], [2, 5, 5, 5]),   # collapses at 2
+        _run("b", 0, [92.0, 92.0, 92.0, 92.0], [2, 2, 2, 2]),   # censored at 4
+    ], ignore_index=True)
+    ax = make_plot("survival", df).axes[0]
+    lines = {tuple(line.get_xdata()): line.get_ydata() for line in ax.get_lines() if len(line.get_xdata())}
+    assert list(lines[(0.0, 2.0, 3.0, 3.0)]) == pytest.approx([1, 0.5, 0, 0])      # method a: 1 → ½ → 0
+    assert list(lines[(0.0, 4.0, 4.0)]) == pytest.approx([1, 1, 1])                # method b never collapses
+    assert list(lines[(4.0,)]) == [1.0]                                             # its censoring tick
