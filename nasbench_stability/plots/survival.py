@@ -28,7 +28,7 @@ def plot_survival(df: pd.DataFrame, *, criteria: CollapseCriteria = CollapseCrit
     curves = kaplan_meier(events)
     handles: dict[str, object] = {}
     with figure_style():
-        fig = new_figure(5.2, 3.6)
+        fig = new_figure(6.4, 3.9)
         ax = fig.subplots()
         for method, curve in curves.groupby("method", sort=True):
             style = method_style(df, method)
@@ -55,5 +55,5 @@ def plot_survival(df: pd.DataFrame, *, criteria: CollapseCriteria = CollapseCrit
         ax.set_xlabel(EPOCH_LABEL)
         integer_epochs(ax)
         handles["censored (never collapsed)"] = ax.plot([], [], linestyle="none", marker="+", color="0.3")[0]
-        figure_legend(fig, list(handles.values()), list(handles.keys()), ncol=min(len(handles), 3))
+        figure_legend(fig, list(handles.values()), list(handles.keys()), ncol=min(len(handles), 2))
     return fig
