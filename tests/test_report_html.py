@@ -185,6 +185,9 @@ def test_cli_report_and_plot(cli, study, tmp_path):  # noqa: F811
     (["plot", "collapse", "{runs}", "--out", "x.gif"], "use a .png, .pdf or .svg"),
     (["report", "{empty}", "--out", "r", "--benchmark", "{bench}"], "no nbs run directories"),
     (["report", "{runs}", "--out", "r", "--benchmark", "{empty}/none.parquet"], "no benchmark table"),
+    (["plot", "survival", "{runs}", "--out", "x.png", "--band", "iqr"], "unknown band 'iqr'; known: ci, std"),
+    (["report", "{runs}", "--out", "r", "--benchmark", "{bench}", "--band", "iqr"], "unknown band 'iqr'"),
+    (["report", "{runs}", "--out", "r", "--benchmark", "{bench}", "--test", "anova"], "unknown test 'anova'"),
 ])
 def test_cli_errors_are_one_line(cli, study, tmp_path, args, message):  # noqa: F811
     empty = tmp_path / "empty"

@@ -78,6 +78,8 @@ def plot_runs(kind: str, paths, out: str | Path, *, benchmark: Benchmark | None 
 
     if kind not in PLOTS:
         raise UnknownPlotError(f"unknown plot kind {quote(kind)}; known: {', '.join(PLOTS)}")
+    if bands not in BANDS:
+        raise ConfigError(f"unknown band {quote(bands)}; known: {', '.join(BANDS)}")
     if Path(out).suffix.lower() not in (".png", ".pdf", ".svg"):
         raise PlotFormatError(f"cannot write a figure as {quote(Path(out).name)}; use a .png, .pdf or .svg file name")
     if Path(out).is_dir():
