@@ -52,9 +52,10 @@ def test_collapse_summary_known_answers(runs):
     assert m1["collapsed_fraction"] == 0.5 and m2["collapsed_fraction"] == 0.0
     assert math.isnan(m2["acc_best_std"])   # one seed: no spread
     shown = collapse_display(summary)
-    assert shown.loc["m1", "collapsed"] == "50% (1/2)"
-    assert shown.loc["m1", "first epoch ≥ 50% param-free"] == "3.0 (1/2)"
-    assert shown.loc["m1", "test acc. at best"] == "92.50 ± 0.71"
+    assert shown.loc["m1", "collapsed"] == "50% (1/2) [9%, 91%]"          # Wilson interval of 1 of 2
+    assert shown.loc["m1", "first epoch ≥ 50% param-free"] == "3.0 (1/2)"  # one seed: no interval
+    # two seeds: the bootstrap's resampled means are 92, 92.5 and 93, so its 95% interval is their range
+    assert shown.loc["m1", "test acc. at best"] == "92.50 ± 0.71 [92.00, 93.00]"
     assert shown.loc["m2", "test acc. at end"] == "90.00"
 
 

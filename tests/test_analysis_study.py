@@ -101,7 +101,10 @@ def test_results_table_is_mean_and_std_of_final_cells(study):
             row = table.stats[(table.stats["method"] == method) & (table.stats["column"] == col.column)].iloc[0]
             assert row["mean"] == pytest.approx(values.mean())
             assert row["std"] == pytest.approx(values.std(ddof=1))
-            assert shown.loc[method, col.label] == f"{values.mean():.2f} ± {values.std(ddof=1):.2f}"
+            # two seeds: the bootstrap's 95% interval of the mean is their range
+            assert (row["ci_low"], row["ci_high"]) == pytest.approx((values.min(), values.max()))
+            assert shown.loc[method, col.label] == (f"{values.mean():.2f} ± {values.std(ddof=1):.2f} "
+                                                    f"[{values.min():.2f}, {values.max():.2f}]")
         assert shown.loc[method, "seeds"] == str(SEEDS)
         assert shown.loc[method, "distinct cells"] == str(len({f["canonical_key"] for f in finals}))
         walls = np.array([f["wall_seconds"] for f in finals])

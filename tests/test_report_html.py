@@ -19,7 +19,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from nasbench_stability.analysis import load_runs, results_table
+from nasbench_stability.analysis import collapse_events, load_runs, results_table, survival_summary
 from nasbench_stability.cli.analysis_commands import plot, report
 from nasbench_stability.cli.main import NbsGroup
 from nasbench_stability.report import build_report
@@ -82,7 +82,7 @@ def parse(path: Path) -> PageParser:
 def test_report_writes_page_tables_and_figures(built):
     assert built.html.name == "index.html" and built.markdown.exists() and built.latex.exists()
     kinds = [f.key for f in built.figures]
-    assert kinds == ["collapse", "alphas", "gradcorr", "opgrads", "hessian"]
+    assert kinds == ["collapse", "survival", "alphas", "gradcorr", "opgrads", "hessian"]
     for fig in built.figures:
         assert [p.suffix for p in fig.files] == [".png", ".pdf"]
         assert all(p.stat().st_size > 1000 for p in fig.files)
@@ -96,7 +96,8 @@ def test_page_is_self_contained_and_complete(built):
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1])[:4] == b"\x89PNG"
     expected = {"table-results", "table-collapse", "table-collapse-runs", "table-seeds", "table-benchmark",
-                "table-runs"}
+                "table-runs", "table-pairwise-cifar10", "table-pairwise-cifar100", "table-pairwise-ImageNet16-120",
+                "table-survival", "table-logrank"}
     assert expected <= set(page.tables)
     assert len(page.tables["table-seeds"]) == 1 + len(METHODS) * SEEDS
     runs_header = page.tables["table-runs"][0]
@@ -126,6 +127,32 @@ def test_report_tables_agree_with_the_analysis(built, study):  # noqa: F811
     assert "\\|" in markdown                                          # pipes inside cells escaped
 
 
+def test_statistics_tables_agree_with_the_analysis(built, study):  # noqa: F811
+    df = load_runs(study.runs)
+    page = parse(built.html)
+    # the study has 2 seeds per method: the pairwise and log-rank cells say so instead of giving numbers
+    head, *rows = page.tables["table-pairwise-cifar10"]
+    assert head[:2] == ["pair (A − B)", "seeds (A / B)"] and "p (Welch's t)" in head
+    assert [r[0] for r in rows] == [f"{METHODS[0]} − {METHODS[1]}"]
+    assert rows[0][1] == f"{SEEDS} / {SEEDS}" and set(rows[0][2:]) == {"too few seeds"}
+    assert set(page.tables["table-logrank"][1][3:]) == {"too few seeds"}
+    # survival: events and censoring as the analysis counts them, the median where the curve reaches 50%
+    summary = survival_summary(collapse_events(df))
+    shown = {r[0]: r[1:] for r in page.tables["table-survival"][1:]}
+    for method in METHODS:
+        s = summary.loc[method]
+        assert shown[method][:3] == [str(SEEDS), str(int(s["collapses"])), str(int(s["censored"]))]
+        median = s["median_epochs"]
+        assert shown[method][3] == (str(int(median)) if median == median else f"not reached (> {int(s['last_epoch'])})")
+    # every mean of the results table carries its interval, and the notes say which interval
+    results = page.tables["table-results"]
+    assert all(re.search(r" \[[\d.]+, [\d.]+\]$", cell) for cell in results[1][1:4]), results[1]
+    text = built.html.read_text(encoding="utf-8")
+    assert "percentile bootstrap over seeds" in text and "Holm" in text and "Kaplan–Meier" in text
+    markdown, latex = built.markdown.read_text(encoding="utf-8"), built.latex.read_text(encoding="utf-8")
+    assert "### Collapse as survival: epochs to the first collapse" in markdown and "too few seeds" in latex
+
+
 # ---- CLI -------------------------------------------------------------------------------------
 @pytest.fixture
 def cli() -> click.Group:
@@ -144,9 +171,10 @@ def test_cli_report_and_plot(cli, study, tmp_path):  # noqa: F811
     assert result.exit_code == 0, result.output
     assert f"wrote {out / 'index.html'}" in result.output
     assert (out / "figures" / "collapse.svg").exists() and (out / "tables.tex").exists()
-    for kind, name in (("collapse", "c.pdf"), ("hessian", "h.png"), ("alphas", "a.svg")):
+    for kind, name, bands in (("collapse", "c.pdf", "ci"), ("hessian", "h.png", "std"), ("alphas", "a.svg", "ci"),
+                              ("survival", "s.png", "ci")):
         result = runner.invoke(cli, ["plot", kind, *map(str, study.run_dirs()), "--out", str(tmp_path / name),
-                                     "--benchmark", str(study.benchmark_path)])
+                                     "--benchmark", str(study.benchmark_path), "--band", bands])
         assert result.exit_code == 0, result.output
         assert (tmp_path / name).stat().st_size > 1000
 
@@ -157,6 +185,9 @@ def test_cli_report_and_plot(cli, study, tmp_path):  # noqa: F811
     (["plot", "collapse", "{runs}", "--out", "x.gif"], "use a .png, .pdf or .svg"),
     (["report", "{empty}", "--out", "r", "--benchmark", "{bench}"], "no nbs run directories"),
     (["report", "{runs}", "--out", "r", "--benchmark", "{empty}/none.parquet"], "no benchmark table"),
+    (["plot", "survival", "{runs}", "--out", "x.png", "--band", "iqr"], "unknown band 'iqr'; known: ci, std"),
+    (["report", "{runs}", "--out", "r", "--benchmark", "{bench}", "--band", "iqr"], "unknown band 'iqr'"),
+    (["report", "{runs}", "--out", "r", "--benchmark", "{bench}", "--test", "anova"], "unknown test 'anova'"),
 ])
 def test_cli_errors_are_one_line(cli, study, tmp_path, args, message):  # noqa: F811
     empty = tmp_path / "empty"

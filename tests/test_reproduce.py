@@ -147,8 +147,11 @@ def test_smoke_experiment_report_holds_published_numbers_and_ours_from_the_recor
     assert line["n"] == 2
     assert line["mean"] == pytest.approx(np.mean(finals)) and line["std"] == pytest.approx(np.std(finals, ddof=1))
     assert line["published"] == 94.36 and line["difference"] == pytest.approx(np.mean(finals) - 94.36)
-    assert line["published_inside_range"] == (min(finals) - 0.01 <= 94.36 <= max(finals) + 0.01)
-    assert f"{np.mean(finals):.2f} ± {np.std(finals, ddof=1):.2f} (n=2" in report
+    # "inside" asks the 95% interval of our mean; with two seeds the bootstrap's is [min, max]
+    assert (line["ci_low"], line["ci_high"]) == pytest.approx((min(finals), max(finals)))
+    assert line["published_inside_interval"] == (min(finals) - 0.01 <= 94.36 <= max(finals) + 0.01)
+    assert f"{np.mean(finals):.2f} ± {np.std(finals, ddof=1):.2f} [{min(finals):.2f}, {max(finals):.2f}] (n=2" in report
+    assert "published inside our 95% interval" in report
     # the benchmark row is the table's best cell; rows nbs lacks are listed with the reason, not dropped
     best = lines[(lines["row"] == "Optimal") & (lines["column"] == "cifar10_test_200")].iloc[0]
     assert best["mean"] == pytest.approx(bench.optimum("cifar10_test_200")[0])

@@ -22,7 +22,7 @@ import pytest
 
 from conftest import REPO, SUBPROCESS_ENV
 from nasbench_stability.engine.records import TIMING_COLUMNS, read_records, record_path
-from nasbench_stability.engine.run import LOCK_FILE
+from nasbench_stability.engine.run_lock import LOCK_FILE
 from nasbench_stability.engine.status import read_status
 
 pytestmark = pytest.mark.slow

@@ -3,7 +3,9 @@
     from nasbench_stability.analysis import load_runs, results_table, collapse_summary
     df = load_runs("runs/")                      # one row per run and epoch
     table = results_table(df, Benchmark.load())  # NB201-style final results
-    table.display()                              # "mean ± std" strings, with an "optimal" row
+    table.display()                              # "mean ± std [95% interval]" strings, with an "optimal" row
+    pairwise_tests(df)                           # method vs method: difference, interval, Holm-corrected p
+    survival_summary(collapse_events(df))        # Kaplan–Meier of "not yet collapsed", median epochs to collapse
 
 Names are imported lazily (PEP 562): importing one module does not pull in pandas, scipy and
 the rest of the analysis stack. The α-Hessian spectrum is measured during the search, by
@@ -31,7 +33,12 @@ _EXPORTS: dict[str, str] = {
     "best_so_far_curves": "trajectories", "table_search_rows": "trajectories", "supernet_records": "trajectories",
     # collapse
     "CollapseCriteria": "collapse", "collapse_per_run": "collapse", "collapse_summary": "collapse",
-    "collapse_display": "collapse",
+    "collapse_display": "collapse", "collapsed_by_epoch": "collapse",
+    # statistics across seeds: intervals, pairwise tests, collapse as survival
+    "IntervalRule": "intervals", "mean_interval": "intervals", "wilson_interval": "intervals",
+    "PairwiseOptions": "pairwise", "pairwise_tests": "pairwise", "pairwise_display": "pairwise", "holm": "pairwise",
+    "collapse_events": "survival", "kaplan_meier": "survival", "survival_summary": "survival",
+    "logrank_tests": "survival", "median_epochs_to_collapse": "survival",
     # ranking
     "rank_correlation": "ranking", "RankingResult": "ranking", "UnsupportedAnalysisError": "ranking",
     "discrete_eval_problem": "ranking",

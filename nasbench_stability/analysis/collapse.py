@@ -18,6 +18,7 @@ import pandas as pd
 from ..errors import NbsError
 from ..space.ops import NUM_EDGES
 from .bench_columns import DEFAULT_TEST_COLUMN, record_column
+from .intervals import DEFAULT_RULE, IntervalRule, format_interval, mean_interval, wilson_interval, with_interval
 
 GROUP = "method"
 
@@ -57,6 +58,19 @@ class CollapseCriteria:
                 f"cell the run derived at any epoch.")
 
 
+def collapsed_by_epoch(accuracy: np.ndarray, param_free: np.ndarray,
+                       criteria: CollapseCriteria = CollapseCriteria()) -> np.ndarray:
+    """Whether the run is collapsed at each of its epochs (in order): the criterion applied as if that
+    epoch were the last, i.e. the cell has ≥ ``collapsed_param_free_edges`` parameter-free edges or its
+    accuracy is ≥ ``drop_points`` below the best cell derived up to that epoch. At the last epoch this
+    is :func:`collapse_per_run`'s ``collapsed``; :mod:`.survival` takes the first such epoch as the event."""
+    acc = np.asarray(accuracy, dtype=float)
+    best_so_far = np.fmax.accumulate(np.where(np.isfinite(acc), acc, -np.inf))
+    with np.errstate(invalid="ignore"):
+        dropped = np.isfinite(acc) & (acc - best_so_far <= -criteria.drop_points)
+    return (np.asarray(param_free) >= criteria.collapsed_param_free_edges) | dropped
+
+
 def collapse_per_run(df: pd.DataFrame, criteria: CollapseCriteria = CollapseCriteria()) -> pd.DataFrame:
     """One row per run: ``best_epoch`` (first epoch reaching the maximum), ``acc_best``,
     ``acc_end`` (last recorded epoch), ``drop`` (= end − best, ≤ 0), ``first_param_free_epoch``
@@ -88,21 +102,24 @@ def collapse_per_run(df: pd.DataFrame, criteria: CollapseCriteria = CollapseCrit
             "acc_best": acc_best, "acc_end": acc_end, "drop": drop,
             "first_param_free_epoch": float(epochs[reached[0]]) if reached.size else math.nan,
             "final_param_free": final_pf,
-            "collapsed": bool(final_pf >= criteria.collapsed_param_free_edges
-                              or (math.isfinite(drop) and drop <= -criteria.drop_points)),
+            "collapsed": bool(collapsed_by_epoch(acc, pf, criteria)[-1]),
         })
     return pd.DataFrame(rows)
 
 
-def collapse_summary(df: pd.DataFrame, criteria: CollapseCriteria = CollapseCriteria()) -> pd.DataFrame:
+def collapse_summary(df: pd.DataFrame, criteria: CollapseCriteria = CollapseCriteria(),
+                     rule: IntervalRule = DEFAULT_RULE) -> pd.DataFrame:
     """Per method: seeds, mean best epoch, mean/std of accuracy at best and at end and of the
     drop, the seeds that reached ``param_free_fraction`` parameter-free ops and their mean first such
-    epoch, and the fraction of seeds collapsed (see :class:`CollapseCriteria`)."""
+    epoch, and the fraction of seeds collapsed (see :class:`CollapseCriteria`). Every mean ``X_mean``
+    has its interval ``X_ci_low``/``X_ci_high`` under ``rule``; the collapsed fraction its Wilson
+    interval ``collapsed_ci_low``/``collapsed_ci_high``."""
     per_run = collapse_per_run(df, criteria)
     rows = []
     for method, runs in per_run.groupby(GROUP, sort=True):
         reached = runs["first_param_free_epoch"].dropna()
-        rows.append({
+        collapsed = int(runs["collapsed"].sum())
+        row = {
             GROUP: method, "seeds": len(runs),
             "best_epoch_mean": runs["best_epoch"].mean(),
             "acc_best_mean": runs["acc_best"].mean(), "acc_best_std": _std(runs["acc_best"]),
@@ -110,29 +127,43 @@ def collapse_summary(df: pd.DataFrame, criteria: CollapseCriteria = CollapseCrit
             "drop_mean": runs["drop"].mean(), "drop_std": _std(runs["drop"]),
             "param_free_seeds": len(reached),
             "first_param_free_epoch_mean": reached.mean() if len(reached) else math.nan,
-            "collapsed_fraction": runs["collapsed"].mean(),
-        })
+            "collapsed_fraction": runs["collapsed"].mean(), "collapsed_seeds": collapsed,
+        }
+        for name, values in (("best_epoch", runs["best_epoch"]), ("acc_best", runs["acc_best"]),
+                             ("acc_end", runs["acc_end"]), ("drop", runs["drop"]),
+                             ("first_param_free_epoch", reached)):
+            ci = mean_interval(values.to_numpy(dtype=float), rule)
+            row[f"{name}_ci_low"], row[f"{name}_ci_high"] = ci.low, ci.high
+        row["collapsed_ci_low"], row["collapsed_ci_high"] = wilson_interval(collapsed, len(runs), rule.confidence)
+        rows.append(row)
     return pd.DataFrame(rows).set_index(GROUP)
 
 
 def collapse_display(summary: pd.DataFrame, criteria: CollapseCriteria = CollapseCriteria(),
                      digits: int = 2) -> pd.DataFrame:
-    """:func:`collapse_summary` as strings with readable headers (for reports)."""
+    """:func:`collapse_summary` as strings with readable headers (for reports); intervals follow the
+    means when the summary has them."""
     from .tables import format_mean_std
+
+    def ci(r: pd.Series, name: str, text: str, places: int = digits) -> str:
+        return with_interval(text, r.get(f"{name}_ci_low", math.nan), r.get(f"{name}_ci_high", math.nan), places)
 
     pf_header = f"first epoch ≥ {criteria.param_free_fraction:.0%} param-free"
     out = {}
     for method, r in summary.iterrows():
         n = int(r["seeds"])
+        k = int(round(r["collapsed_fraction"] * n))
+        wilson = format_interval(r.get("collapsed_ci_low", math.nan), r.get("collapsed_ci_high", math.nan),
+                                 percent=True)
         out[str(method)] = {
             "seeds": str(n),
-            "best epoch (mean)": f"{r['best_epoch_mean']:.1f}",
-            "test acc. at best": format_mean_std(r["acc_best_mean"], r["acc_best_std"], n, digits),
-            "test acc. at end": format_mean_std(r["acc_end_mean"], r["acc_end_std"], n, digits),
-            "drop end − best": format_mean_std(r["drop_mean"], r["drop_std"], n, digits),
-            pf_header: (f"{r['first_param_free_epoch_mean']:.1f} ({int(r['param_free_seeds'])}/{n})"
-                                             if int(r["param_free_seeds"]) else f"never (0/{n})"),
-            "collapsed": f"{r['collapsed_fraction']:.0%} ({int(round(r['collapsed_fraction'] * n))}/{n})",
+            "best epoch (mean)": ci(r, "best_epoch", f"{r['best_epoch_mean']:.1f}", 1),
+            "test acc. at best": ci(r, "acc_best", format_mean_std(r["acc_best_mean"], r["acc_best_std"], n, digits)),
+            "test acc. at end": ci(r, "acc_end", format_mean_std(r["acc_end_mean"], r["acc_end_std"], n, digits)),
+            "drop end − best": ci(r, "drop", format_mean_std(r["drop_mean"], r["drop_std"], n, digits)),
+            pf_header: (ci(r, "first_param_free_epoch", f"{r['first_param_free_epoch_mean']:.1f}", 1)
+                        + f" ({int(r['param_free_seeds'])}/{n})" if int(r["param_free_seeds"]) else f"never (0/{n})"),
+            "collapsed": f"{r['collapsed_fraction']:.0%} ({k}/{n})" + (f" {wilson}" if wilson else ""),
         }
     frame = pd.DataFrame.from_dict(out, orient="index")
     frame.index.name = GROUP

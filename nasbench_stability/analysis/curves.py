@@ -1,4 +1,5 @@
-"""Per-epoch curves aggregated over seeds: the numbers behind every "mean ± std band" figure.
+"""Per-epoch curves aggregated over seeds: the numbers behind every banded figure (mean with its 95%
+interval, :mod:`.intervals`, or ± std).
 
 Runs of different lengths are aggregated epoch by epoch over the seeds that reached that epoch
 (``n`` says how many), so a seed still running shortens nothing and hides nothing.
@@ -12,10 +13,13 @@ import numpy as np
 import pandas as pd
 
 from ..errors import NbsError, quote
+from .intervals import DEFAULT_RULE, IntervalRule, mean_intervals
 
 
-def epoch_curves(df: pd.DataFrame, column: str, by: Sequence[str] = ("method",)) -> pd.DataFrame:
-    """Mean, sample std (ddof=1; NaN for one seed) and count of ``column`` per group and epoch.
+def epoch_curves(df: pd.DataFrame, column: str, by: Sequence[str] = ("method",),
+                 rule: IntervalRule | None = DEFAULT_RULE) -> pd.DataFrame:
+    """Mean, sample std (ddof=1; NaN for one seed), count and the mean's interval under ``rule``
+    (``ci_low``/``ci_high``; NaN for one seed; not computed for ``rule=None``) of ``column`` per group and epoch.
 
     NaN values (e.g. a Hessian measured only every k epochs) are left out of the statistics, and
     epochs with no value in a group are dropped.
@@ -28,6 +32,8 @@ def epoch_curves(df: pd.DataFrame, column: str, by: Sequence[str] = ("method",))
     values = values[np.isfinite(values["value"])]
     grouped = values.groupby(by + ["epoch"], sort=True)["value"]
     out = grouped.agg(mean="mean", std=lambda v: v.std(ddof=1) if len(v) > 1 else np.nan, n="count")
+    if rule is not None:
+        out["ci_low"], out["ci_high"], _ = mean_intervals([np.asarray(v) for v in grouped.agg(list)], rule)
     return out.reset_index()
 
 

@@ -2,7 +2,7 @@
 
 The unit of a result is one seed's *final derived cell* (the last recorded epoch of the run),
 scored by the benchmark; a method's entry is the mean ± sample standard deviation (ddof = 1) of
-those scores over its seeds. A run still in progress contributes its latest epoch and is counted
+those scores over its seeds and the 95% interval of that mean (:mod:`.intervals`). A run still in progress contributes its latest epoch and is counted
 in the table's footnotes, so a report on running experiments never silently mixes states.
 """
 
@@ -18,6 +18,7 @@ import pandas as pd
 from ..bench.table import Benchmark
 from ..errors import NbsError
 from .bench_columns import ResultColumn, result_columns
+from .intervals import DEFAULT_RULE, IntervalRule, mean_interval, with_interval
 
 GROUP = "method"
 FINISHED = "finished"
@@ -72,8 +73,9 @@ def per_seed_table(df: pd.DataFrame, columns: Sequence[ResultColumn] | None = No
 class ResultsTable:
     """A method × (dataset, split) table of final-cell benchmark accuracy, plus its provenance.
 
-    ``stats`` is tidy (one row per method and column: mean, std, n); ``meta`` holds per-method
-    seeds, finished runs, distinct final cells and search time; :meth:`display` lays it out as the
+    ``stats`` is tidy (one row per method and column: mean, std, n, ``ci_low``/``ci_high``/``ci_method``
+    under ``rule``); ``meta`` holds per-method seeds, finished runs, distinct final cells and search time
+    (with its interval); :meth:`display` lays it out as the
     published tables do, and :meth:`footnotes` says what every number is.
     """
 
@@ -82,9 +84,10 @@ class ResultsTable:
     meta: pd.DataFrame
     optimum: dict[str, tuple[float, str]] = field(default_factory=dict)
     in_progress: list[str] = field(default_factory=list)
+    rule: IntervalRule = DEFAULT_RULE
 
-    def display(self, digits: int = 2) -> pd.DataFrame:
-        """Strings, index = methods then ``optimal``; accuracy columns ``mean ± std`` (%)."""
+    def display(self, digits: int = 2, intervals: bool = True) -> pd.DataFrame:
+        """Strings, index = methods then ``optimal``; accuracy columns ``mean ± std [95% interval]`` (%)."""
         unit = TimeUnit.for_seconds(self.meta["wall_seconds_mean"].tolist())
         time_col = f"search time ({unit.name})"
         rows: dict[str, dict[str, str]] = {}
@@ -93,10 +96,15 @@ class ResultsTable:
             for col in self.columns:
                 s = self.stats[(self.stats[GROUP] == method) & (self.stats["column"] == col.column)].iloc[0]
                 row[col.label] = format_mean_std(s["mean"], s["std"], int(s["n"]), digits)
+                if intervals:
+                    row[col.label] = with_interval(row[col.label], s["ci_low"], s["ci_high"], digits)
             row["seeds"] = str(int(meta["seeds"]))
             row["distinct cells"] = str(int(meta["distinct_cells"]))
             row[time_col] = format_mean_std(meta["wall_seconds_mean"] / unit.seconds,
                                             meta["wall_seconds_std"] / unit.seconds, int(meta["seeds"]), 1)
+            if intervals:
+                row[time_col] = with_interval(row[time_col], meta["wall_seconds_ci_low"] / unit.seconds,
+                                              meta["wall_seconds_ci_high"] / unit.seconds, 1)
             rows[str(method)] = row
         if self.optimum:
             rows["optimal"] = {col.label: (f"{self.optimum[col.column][0]:.{digits}f}" if col.column in self.optimum
@@ -126,6 +134,7 @@ class ResultsTable:
                  "(trained on the 25k train half), CIFAR-10 test the cifar10 network (trained on 50k), as in "
                  "the NB201 paper. distinct cells: NB201 isomorphism classes among the final cells. "
                  "search time: wall-clock of the search per seed (training, evaluation and measurements)."]
+        notes.append(self.rule.describe())
         notes += self.provenance_notes()
         if self.optimum:
             notes.append("optimal: the best value of each column over all 15,625 NB201 cells.")
@@ -135,7 +144,8 @@ class ResultsTable:
         return notes
 
 
-def results_table(df: pd.DataFrame, benchmark: Benchmark | None = None, *, epochs: int = 200) -> ResultsTable:
+def results_table(df: pd.DataFrame, benchmark: Benchmark | None = None, *, epochs: int = 200,
+                  rule: IntervalRule = DEFAULT_RULE) -> ResultsTable:
     """The NB201-style final results table of the runs in ``df`` (see :class:`ResultsTable`).
 
     ``benchmark`` supplies the exact/approximate mark, sources and the ``optimal`` row; without
@@ -148,18 +158,22 @@ def results_table(df: pd.DataFrame, benchmark: Benchmark | None = None, *, epoch
         for col in columns:
             values = runs[col.record].astype(float) if col.record in runs else pd.Series(dtype=float)
             values = values[np.isfinite(values)]
+            ci = mean_interval(values, rule)
             stat_rows.append({GROUP: method, "dataset": col.dataset, "split": col.split, "column": col.column,
                               "exact": col.exact, "mean": values.mean() if len(values) else math.nan,
-                              "std": values.std(ddof=1) if len(values) > 1 else math.nan, "n": len(values)})
+                              "std": values.std(ddof=1) if len(values) > 1 else math.nan, "n": len(values),
+                              "ci_low": ci.low, "ci_high": ci.high, "ci_method": ci.method})
         wall = runs["wall_seconds"].astype(float) if "wall_seconds" in runs else pd.Series(dtype=float)
         cells = runs["canonical_key"] if "canonical_key" in runs else runs["genotype"]
+        wall_ci = mean_interval(wall, rule)
         meta_rows.append({GROUP: method, "seeds": len(runs), "finished": int(runs["finished"].sum()),
                           "distinct_cells": cells.nunique(), "wall_seconds_mean": wall.mean(),
-                          "wall_seconds_std": wall.std(ddof=1) if len(wall) > 1 else math.nan})
+                          "wall_seconds_std": wall.std(ddof=1) if len(wall) > 1 else math.nan,
+                          "wall_seconds_ci_low": wall_ci.low, "wall_seconds_ci_high": wall_ci.high})
     optimum = {col.column: benchmark.optimum(col.column) for col in columns} if benchmark is not None else {}
     in_progress = sorted(last.loc[~last["finished"], "run"].astype(str)) if "run" in last else []
     return ResultsTable(columns, pd.DataFrame(stat_rows), pd.DataFrame(meta_rows).set_index(GROUP),
-                        optimum, in_progress)
+                        optimum, in_progress, rule)
 
 
 def per_seed_display(table: pd.DataFrame, columns: Sequence[ResultColumn] | None = None,

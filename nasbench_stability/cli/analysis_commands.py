@@ -12,6 +12,9 @@ from pathlib import Path
 import click
 
 _RUN_DIRS = click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+# plain strings: the library checks them and a bad one is the usual one-line error
+_BAND = click.option("--band", "bands", default="ci", show_default=True,
+                     help="Bands around curves over seeds: ci = 95% interval of the mean, std = ± 1 std.")
 _BENCHMARK = click.option("--benchmark", type=click.Path(path_type=Path), default=None,
                           help="Benchmark table (.parquet); default: $NBS_BENCHMARK or the one under NBS_HOME.")
 
@@ -41,7 +44,11 @@ def _benchmark(path: Path | None, required: bool):
               help="Add the supernet ranking analysis with this many sampled cells per run (0 = off; slow).")
 @click.option("--rank-batches", type=int, default=4, show_default=True, help="Valid batches per cell for ranking.")
 @click.option("--data-root", type=click.Path(path_type=Path), default=None, help="Dataset (for --rank-cells).")
-def report(run_dirs, out, benchmark, title, description, formats, rank_cells, rank_batches, data_root) -> None:
+@_BAND
+@click.option("--test", default="welch", show_default=True,
+              help="Pairwise test between methods: Welch's t or Mann–Whitney U (Holm-corrected either way).")
+def report(run_dirs, out, benchmark, title, description, formats, rank_cells, rank_batches, data_root, bands,
+           test) -> None:
     """Write an HTML report (plus Markdown/LaTeX tables and figure files) of RUN_DIRS to --out.
 
     RUN_DIRS are run directories or folders holding them (e.g. the --out of `nbs run`).
@@ -52,7 +59,7 @@ def report(run_dirs, out, benchmark, title, description, formats, rank_cells, ra
     find_run_dirs(run_dirs)  # name a missing run folder before a missing benchmark table
     files = build_report(run_dirs, out, benchmark=_benchmark(benchmark, required=True), title=title,
                          description=description, figure_formats=[f.strip() for f in formats.split(",") if f.strip()],
-                         rank_cells=rank_cells, rank_batches=rank_batches, data_root=data_root)
+                         rank_cells=rank_cells, rank_batches=rank_batches, data_root=data_root, bands=bands, test=test)
     for message in files.warnings:  # also listed in the report; a damaged file must not pass unseen
         click.echo(f"nbs: warning: {message}", err=True)
     click.echo(f"wrote {files.html}")
@@ -66,12 +73,14 @@ def report(run_dirs, out, benchmark, title, description, formats, rank_cells, ra
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Figure file: .png, .pdf or .svg.")
 @_BENCHMARK
 @click.option("--seed", type=int, default=None, help="alphas/layers/factors: plot this seed instead of the mean.")
-def plot(kind, run_dirs, out, benchmark, seed) -> None:
-    """Draw one figure of RUN_DIRS: KIND is collapse, alphas, layers, factors, gradcorr, opgrads or hessian."""
+@_BAND
+def plot(kind, run_dirs, out, benchmark, seed, bands) -> None:
+    """Draw one figure of RUN_DIRS: KIND is collapse, survival, alphas, layers, factors, gradcorr, opgrads,
+    hessian or trajectory."""
     from ..errors import quote
     from ..plots import PLOTS, UnknownPlotError, plot_runs
 
     if kind not in PLOTS:
         raise UnknownPlotError(f"unknown plot kind {quote(kind)}; known: {', '.join(PLOTS)}")
-    path = plot_runs(kind, run_dirs, out, benchmark=_benchmark(benchmark, required=False), seed=seed)
+    path = plot_runs(kind, run_dirs, out, benchmark=_benchmark(benchmark, required=False), seed=seed, bands=bands)
     click.echo(f"wrote {path}")

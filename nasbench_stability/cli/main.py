@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from ..engine.epoch_log import LOG_KINDS
 from ..errors import ConfigError, NbsError, quote
 from ..ranges import SEED
 from .common import parse_sets
@@ -69,9 +70,11 @@ def main() -> None:
                    "see `nbs methods`).")
 @click.option("--cuda-graphs/--no-cuda-graphs", default=True, show_default=True,
               help="Replay each search step as one CUDA graph where the method's step allows it.")
+@click.option("--log", "epoch_log", type=click.Choice(LOG_KINDS), default="none", show_default=True,
+              help="Also log every epoch elsewhere: tensorboard = event files in <run>/tensorboard/.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def run(method, seeds, seed_list, dataset, epochs, device, preset, out, sets, data_root, benchmark, hessian_every,
-        jobs, pack, cuda_graphs, quiet) -> None:
+        jobs, pack, cuda_graphs, epoch_log, quiet) -> None:
     """Search with METHOD for several seeds; one run directory per seed, resumable."""
     from ..engine.executor import run_seeds
 
@@ -83,7 +86,7 @@ def run(method, seeds, seed_list, dataset, epochs, device, preset, out, sets, da
     seed_values = _seed_values(seeds, seed_list)
     results = run_seeds(method, seed_values, dataset=dataset, epochs=epochs, device=device, preset=preset,
                         out=out, overrides=overrides, data_root=data_root, benchmark_path=benchmark,
-                        progress=not quiet, jobs=jobs, pack=pack, cuda_graphs=cuda_graphs)
+                        progress=not quiet, jobs=jobs, pack=pack, cuda_graphs=cuda_graphs, epoch_log=epoch_log)
     failed = False
     for r in results:
         if r.state in ("diverged", "already-diverged"):  # a diverged run fails every time it is asked for
@@ -167,11 +170,13 @@ def query(arch: str, benchmark: Path | None) -> None:
 def _register_analysis_commands() -> None:
     from .analysis_commands import plot, report
     from .reproduce_command import reproduce
+    from .status_command import status
     from .sweep_command import sweep
 
     main.add_command(report)
     main.add_command(plot)
     main.add_command(reproduce)
+    main.add_command(status)
     main.add_command(sweep)
 
 

@@ -26,6 +26,7 @@ from ..destinations import check_folder_path
 from ..errors import ConfigError
 from ..methods.registry import get_method
 from .config import RunConfig, resolve_config
+from .epoch_log import check_log_kind
 from .packed_run import run_packed
 from .run import Run, RunResult
 from .table_run import TableRun
@@ -37,10 +38,11 @@ PACK_BY_DEFAULT = {"cuda": True, "cpu": False}
 
 
 def execute_config(config: RunConfig, out: Path, *, benchmark: Benchmark, data_root: Path | None = None,
-                   progress: bool = True, log: Callable[[str], None] = print, cuda_graphs: bool = True) -> RunResult:
+                   progress: bool = True, log: Callable[[str], None] = print, cuda_graphs: bool = True,
+                   epoch_log: str = "none") -> RunResult:
     runner = TableRun if get_method(config.method).table_search else Run
     return runner(config, out, benchmark=benchmark, data_root=data_root, progress=progress, log=log,
-                  cuda_graphs=cuda_graphs).execute()
+                  cuda_graphs=cuda_graphs, epoch_log=epoch_log).execute()
 
 
 def will_pack(configs: list[RunConfig], pack: bool | None, jobs: int = 1) -> bool:
@@ -62,12 +64,13 @@ def run_seeds(method: str, seeds: list[int], *, dataset: str = "cifar10", epochs
               overrides: dict[str, str] | None = None, data_root: Path | None = None,
               benchmark_path: Path | None = None, progress: bool = True, jobs: int = 1,
               pack: bool | None = None, cuda_graphs: bool = True,
-              log: Callable[[str], None] = print) -> list[RunResult]:
+              log: Callable[[str], None] = print, epoch_log: str = "none") -> list[RunResult]:
     """Resolve one config per seed (all validated before any work starts), then run them: packed into
     one model (``pack``; None = the device's default, for a method that packs), or ``jobs`` at a time
     (results in seed order either way)."""
     configs = [resolve_config(method, dataset=dataset, seed=s, preset=preset, device=device, epochs=epochs,
                               overrides=overrides) for s in seeds]
+    check_log_kind(epoch_log)   # a missing logging library fails before any slow work
     check_folder_path(out, "--out folder")  # a file in the way fails before any slow work (creates nothing)
     benchmark = Benchmark.load(ensure_table(benchmark_path, log=log))
     table_search = get_method(method).table_search   # searches the table: no dataset, no supernet
@@ -75,19 +78,22 @@ def run_seeds(method: str, seeds: list[int], *, dataset: str = "cifar10", epochs
         locate_dataset(dataset_spec(dataset), data_root)  # a missing dataset fails before any run directory exists
     if will_pack(configs, pack, jobs):
         return run_packed([Run(c, out, benchmark=benchmark, data_root=data_root, progress=progress, log=log,
-                               cuda_graphs=cuda_graphs) for c in configs])
+                               cuda_graphs=cuda_graphs, epoch_log=epoch_log) for c in configs])
     if jobs <= 1 or len(configs) == 1:
         return [execute_config(c, out, benchmark=benchmark, data_root=data_root, progress=progress, log=log,
-                               cuda_graphs=cuda_graphs) for c in configs]
+                               cuda_graphs=cuda_graphs, epoch_log=epoch_log) for c in configs]
     if not table_search:
         load_arrays(dataset, data_root)  # decode once here, so that the workers all read the cache
     threads = max(1, (os.cpu_count() or 1) // jobs)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(_worker, c, out, table_path(benchmark_path), data_root, threads) for c in configs]
+        futures = [pool.submit(_worker, c, out, table_path(benchmark_path), data_root, threads, epoch_log)
+                   for c in configs]
         return [f.result() for f in futures]
 
 
-def _worker(config: RunConfig, out: Path, benchmark_path: Path, data_root: Path | None, threads: int) -> RunResult:
+def _worker(config: RunConfig, out: Path, benchmark_path: Path, data_root: Path | None, threads: int,
+            epoch_log: str = "none") -> RunResult:
     """One run in a worker process (its own benchmark copy and CPU-thread share; no progress bars)."""
     torch.set_num_threads(threads)
-    return execute_config(config, out, benchmark=Benchmark.load(benchmark_path), data_root=data_root, progress=False)
+    return execute_config(config, out, benchmark=Benchmark.load(benchmark_path), data_root=data_root, progress=False,
+                          epoch_log=epoch_log)

@@ -13,7 +13,6 @@ runs on read-only storage can still be re-run as a no-op.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import itertools
 import math
@@ -31,7 +30,7 @@ from ..bench.sources import one_line
 from ..bench.table import Benchmark
 from ..data.pipeline import BatchStream
 from ..data.search import SearchData, search_data
-from ..destinations import WriteError, ensure_folder, reason, writing
+from ..destinations import ensure_folder, writing
 from ..errors import ConfigError, DamagedFileError, NbsError
 from ..methods.base import SearchContext, SearchMethod, StepStats
 from ..methods.registry import get_method
@@ -40,13 +39,15 @@ from ..space.supernet import NetworkShape
 from .atomic import write_text_atomic
 from .checkpoint import load_checkpoint, restore_state, save_checkpoint
 from .config import RunConfig
+from .epoch_log import EpochLog, NoEpochLog, open_epoch_log
 from .graphs import BatchScorer, graphed_step
 from .hessian import HessianSpectrum, arch_hessian_spectrum, arch_parameter_count
 from .memory import fits_in_memory
 from .records import RECORDS_DIR, damaged_records, drop_records_after, record_path, write_record
+from .run_lock import LOCK_FILE, hold_run_lock
 from .status import STATES, STATUS_FILE, TERMINAL, read_status, write_status
 
-CONFIG_FILE, CHECKPOINT_FILE, LOCK_FILE = "config.json", "checkpoint.pt", ".lock"
+CONFIG_FILE, CHECKPOINT_FILE = "config.json", "checkpoint.pt"
 
 
 @dataclass(frozen=True)
@@ -126,25 +127,6 @@ def _flat(d: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in d.items() if k != "method_options"}
     out.update(d.get("method_options", {}))
     return out
-
-
-@contextmanager
-def _exclusive(run_dir: Path) -> Iterator[None]:
-    """One process per run directory: a second `nbs run` on the same run fails fast."""
-    try:
-        lock = open(run_dir / LOCK_FILE, "w")
-    except OSError as err:
-        raise WriteError(f"cannot write {run_dir / LOCK_FILE}: {reason(err)}; a run that is not finished needs "
-                         f"a writable run directory") from None
-    with lock as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ConfigError(f"{run_dir} is being run by another process") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def seed_everything(seed: int) -> None:
@@ -259,9 +241,12 @@ class Run:
     """Executes one RunConfig into its run directory. Construct, then call :meth:`execute`."""
 
     def __init__(self, config: RunConfig, out: Path, *, benchmark: Benchmark, data_root: Path | None = None,
-                 progress: bool = True, log: Callable[[str], None] = print, cuda_graphs: bool = True) -> None:
+                 progress: bool = True, log: Callable[[str], None] = print, cuda_graphs: bool = True,
+                 epoch_log: str = "none") -> None:
         self.config, self.benchmark = config, benchmark
         self.cuda_graphs = cuda_graphs   # an execution choice, not part of the config: results are the same
+        self.epoch_log = epoch_log       # so is where epochs are logged besides the records (engine/epoch_log.py)
+        self.epoch_logger: EpochLog = NoEpochLog()
         self.run_dir = run_dir_for(out, config)
         self.data_root, self.progress, self.log = data_root, progress, log
 
@@ -282,7 +267,7 @@ class Run:
             _config_needs_writing(self.run_dir, cfg)  # an ended run's config exists: this only reads it
             yield self._already(status)                # (no lock: read-only storage still answers)
             return
-        with _exclusive(self.run_dir):
+        with hold_run_lock(self.run_dir):
             self._wrote_config = False
             try:
                 self._write_config = _config_needs_writing(self.run_dir, cfg)
@@ -296,6 +281,8 @@ class Run:
             except BaseException:
                 self._undo_unstarted(created)
                 raise
+            finally:
+                self.epoch_logger.close()
 
     def _undo_unstarted(self, created: bool) -> None:
         """After a failure before any epoch was written: remove what this call wrote (its config and
@@ -389,6 +376,7 @@ class Run:
                 drop_records_after(run_dir, start_epoch)
             self.log(f"{cfg.run_name}: resuming after epoch {start_epoch}/{cfg.epochs}")
         _write_status(run_dir, "running", start_epoch)
+        self.epoch_logger = open_epoch_log(self.epoch_log, run_dir, start_epoch)
         return SeedSearch(self, method, streams, eval_stream, hessian_batches, steps, start_epoch, wall,
                           select_stream=select_stream)
 
@@ -522,6 +510,7 @@ class SeedSearch:
         self.genotype = record["genotype"]
         with writing(record_path(run_dir, epoch + 1), "record"):
             write_record(run_dir, epoch + 1, record)
+        run.epoch_logger.epoch(record)
         if diverged:
             msg = f"{cfg.run_name} diverged at epoch {epoch + 1} (non-finite training loss); records kept"
             _write_status(run_dir, "diverged", epoch + 1, msg)

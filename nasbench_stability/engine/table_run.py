@@ -18,6 +18,7 @@ from ..destinations import writing
 from ..errors import NbsError
 from ..methods.multitrial.base import BudgetExhausted
 from ..methods.registry import get_method
+from .epoch_log import open_epoch_log
 from .records import drop_records_after, record_path, write_record
 from .run import Run, RunResult, _write_status, seed_everything
 from .table_oracle import Query, TableOracle
@@ -37,6 +38,7 @@ class TableRun(Run):
         with writing(self.run_dir / "records", "run records"):
             drop_records_after(self.run_dir, 0)   # a killed run's records: recomputed identically below
         _write_status(self.run_dir, "running", 0)
+        self.epoch_logger = open_epoch_log(self.epoch_log, self.run_dir, 0)
         try:
             method.search(oracle)
         except BudgetExhausted:
@@ -51,6 +53,7 @@ class TableRun(Run):
             genotype = record["genotype"]
             with writing(record_path(self.run_dir, k), "record"):
                 write_record(self.run_dir, k, record)
+            self.epoch_logger.epoch(record)
         _write_status(self.run_dir, "finished", len(ends))
         self.log(f"{cfg.run_name}: {len(oracle.log)} queries, best {genotype} "
                  f"test={record.get('bench_cifar10_test_200', math.nan):.2f}")

@@ -20,7 +20,7 @@ from ..analysis.curves import epoch_curves
 from ..analysis.matrices import EDGE_LABELS, FACTOR_COLUMNS, layer_count, long_edge_op, stack
 from ..errors import ConfigError, quote
 from ..space.ops import NUM_EDGES, NUM_OPS, OPS
-from .common import EPOCH_LABEL, NothingToPlotError, band, figure_legend, integer_epochs, require_values
+from .common import BAND_WORDS, EPOCH_LABEL, NothingToPlotError, band, figure_legend, integer_epochs, require_values
 from .style import OP_LABELS, OP_SHORT, figure_style, method_color, new_figure, op_color
 
 LAYER_COLUMN = "layer_op_weights"
@@ -40,10 +40,10 @@ def _weight_label(df: pd.DataFrame, column: str) -> str:
 
 
 def plot_alphas(df: pd.DataFrame, *, column: str = "op_weights", seed: int | None = None,
-                methods: Sequence[str] | None = None) -> Figure:
+                methods: Sequence[str] | None = None, bands: str = "ci") -> Figure:
     """A grid: one row per method, one column per edge, one line per op (or factor) over epochs.
 
-    ``seed=None`` plots the mean over seeds with a ±1 std band; an integer plots that seed alone.
+    ``seed=None`` plots the mean over seeds with a band (``bands``: ci = 95% interval, std = ±1 std); an integer plots that seed alone.
     Triangles on the top edge mark argmax changes of the plotted trajectory, in the new op's colour.
     """
     require_values(df, column, f"{column} weights")
@@ -69,7 +69,7 @@ def plot_alphas(df: pd.DataFrame, *, column: str = "op_weights", seed: int | Non
                 for k, op in enumerate(labels):
                     c = sub[sub["op"] == op]
                     if not c.empty:
-                        handles[OP_LABELS.get(op, op)] = band(ax, c, color=op_color(op, k, len(labels)))
+                        handles[OP_LABELS.get(op, op)] = band(ax, c, color=op_color(op, k, len(labels)), kind=bands)
                 handles.update(_mark_changes(ax, sub, labels))
                 if i == 0:
                     ax.set_title(f"edge {EDGE_LABELS[e]}")
@@ -79,7 +79,7 @@ def plot_alphas(df: pd.DataFrame, *, column: str = "op_weights", seed: int | Non
                 if i == len(methods) - 1:
                     ax.set_xlabel(EPOCH_LABEL)
                     integer_epochs(ax)
-        what = "mean ± std over seeds" if seed is None else f"seed {seed}"
+        what = (f"mean over seeds, {BAND_WORDS[bands]}" if seed is None else f"seed {seed}")
         fig.suptitle(f"{column} over the search ({what})")
         figure_legend(fig, list(handles.values()), list(handles.keys()), ncol=min(len(handles), 6))
     return fig
@@ -147,7 +147,8 @@ def factor_columns(df: pd.DataFrame) -> list[str]:
     return [c for c in FACTOR_COLUMNS if c in df and df[c].notna().any()]
 
 
-def plot_factors(df: pd.DataFrame, *, column: str | None = None, seed: int | None = None) -> Figure:
+def plot_factors(df: pd.DataFrame, *, column: str | None = None, seed: int | None = None,
+                 bands: str = "ci") -> Figure:
     """Factorized methods' second group of weights (β) as edge trajectories, like :func:`plot_alphas`."""
     present = factor_columns(df)
     if column is None:
@@ -155,4 +156,4 @@ def plot_factors(df: pd.DataFrame, *, column: str | None = None, seed: int | Non
             raise NothingToPlotError("no factorized weights (β) in these records; only factorized methods record them")
         column = present[0]
     data = df[df[column].notna()] if column in df else df
-    return plot_alphas(data, column=column, seed=seed)
+    return plot_alphas(data, column=column, seed=seed, bands=bands)

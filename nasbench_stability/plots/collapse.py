@@ -25,8 +25,9 @@ from .style import figure_style, new_figure
 
 def plot_collapse(df: pd.DataFrame, *, datasets: Sequence[str] = RESULT_DATASETS, split: str = "test",
                   epochs: int = 200, benchmark: Benchmark | None = None,
-                  criteria: CollapseCriteria = CollapseCriteria()) -> Figure:
-    """One column per dataset: top, the derived cell's ``split`` accuracy (mean ± std over seeds, one
+                  criteria: CollapseCriteria = CollapseCriteria(), bands: str = "ci") -> Figure:
+    """One column per dataset: top, the derived cell's ``split`` accuracy (mean over seeds with a 95% interval
+    or ± std band, ``bands`` = ci | std; one
     line per method, the benchmark's best cell dashed); bottom, parameter-free ops in the cell."""
     df = supernet_records(df)   # table searches have query checkpoints, not epochs: plot_best_so_far draws them
     if df.empty:
@@ -48,8 +49,8 @@ def plot_collapse(df: pd.DataFrame, *, datasets: Sequence[str] = RESULT_DATASETS
             for method in methods:
                 style = method_style(df, method)
                 handles[method_label(df, method, with_mode=True)] = band(
-                    top, curves[curves["method"] == method], **style)
-                band(bottom, pf[pf["method"] == method], **style)
+                    top, curves[curves["method"] == method], kind=bands, **style)
+                band(bottom, pf[pf["method"] == method], kind=bands, **style)
             if benchmark is not None:
                 best, _ = benchmark.optimum(column)
                 handles["best cell in NB201"] = top.axhline(best, color="black", linestyle=(0, (4, 3)),

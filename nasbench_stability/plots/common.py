@@ -1,4 +1,4 @@
-"""Drawing pieces shared by the figures: mean ± std bands, method legends, figure-level checks."""
+"""Drawing pieces shared by the figures: interval or ± std bands, method legends, figure-level checks."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from ..errors import NbsError, quote
+from ..errors import ConfigError, NbsError, quote
 from .style import MODE_LABELS, MODE_STYLES, method_color
 
 EPOCH_LABEL = "search epoch"
@@ -40,16 +40,29 @@ def method_label(df: pd.DataFrame, method: str, with_mode: bool = False) -> str:
     return f"{method} (n={runs}{extra})"
 
 
+BANDS = ("ci", "std")
+BAND_WORDS = {"ci": "band: 95% interval of the mean", "std": "band: ± 1 std"}
+
+
 def band(ax: Axes, curve: pd.DataFrame, *, color: str, label: str | None = None, linestyle: str = "-",
-         marker: str | None = None, alpha: float = 0.18) -> Line2D:
-    """The mean line and a ±1 std band (where ≥ 2 seeds) of an :func:`epoch_curves` frame."""
+         marker: str | None = None, alpha: float = 0.18, kind: str = "ci") -> Line2D:
+    """The mean line of an :func:`epoch_curves` frame and, where ≥ 2 seeds, a band: ``kind="ci"`` its
+    95% interval (``ci_low``/``ci_high``), ``kind="std"`` ±1 sample std."""
+    if kind not in BANDS:
+        raise ConfigError(f"unknown band {quote(kind)}; known: {', '.join(BANDS)}")
     x = curve["epoch"].to_numpy(dtype=float)
     mean = curve["mean"].to_numpy(dtype=float)
-    std = np.nan_to_num(curve["std"].to_numpy(dtype=float))
     (line,) = ax.plot(x, mean, color=color, label=label, linestyle=linestyle, marker=marker,
                       markersize=3.5 if marker else None)
+    if kind == "ci":
+        low, high = curve["ci_low"].to_numpy(dtype=float), curve["ci_high"].to_numpy(dtype=float)
+        has = np.isfinite(low) & np.isfinite(high)
+        low, high = np.where(has, low, mean), np.where(has, high, mean)   # one seed: no interval, no band
+    else:
+        std = np.nan_to_num(curve["std"].to_numpy(dtype=float))
+        low, high = mean - std, mean + std
     if (curve["n"] > 1).any():
-        ax.fill_between(x, mean - std, mean + std, color=color, alpha=alpha, linewidth=0)
+        ax.fill_between(x, low, high, color=color, alpha=alpha, linewidth=0)
     return line
 
 

@@ -19,7 +19,7 @@ from .common import (EPOCH_LABEL, NothingToPlotError, band, figure_legend, has_v
 from .style import OP_LABELS, figure_style, method_color, new_figure, op_color
 
 
-def plot_gradient_correlation(df: pd.DataFrame) -> Figure:
+def plot_gradient_correlation(df: pd.DataFrame, bands: str = "ci") -> Figure:
     """Left: cosine between ∇w L(B_w) and ∇w L(B_α), mean over learnable ops; right: the inner
     product (symlog). Bi-level methods dashed, single-level solid; mean ± std over seeds."""
     require_values(df, "gc_cos_mean", "gradient correlation", "it is measured every gc_every steps (method option)")
@@ -32,9 +32,9 @@ def plot_gradient_correlation(df: pd.DataFrame) -> Figure:
             style = method_style(df, method)
             label = method_label(df, method, with_mode=True)
             if (cos["method"] == method).any():
-                handles[label] = band(ax_cos, cos[cos["method"] == method], **style)
+                handles[label] = band(ax_cos, cos[cos["method"] == method], kind=bands, **style)
             if (dot["method"] == method).any():
-                band(ax_dot, dot[dot["method"] == method], **style)
+                band(ax_dot, dot[dot["method"] == method], kind=bands, **style)
         ax_cos.set_ylabel(r"$\cos\,(\nabla_w L(B_w),\ \nabla_w L(B_\alpha))$")
         ax_cos.set_title("gradient correlation, cosine")
         ax_cos.axhline(0.0, color="0.4", linewidth=0.8)
@@ -50,7 +50,7 @@ def plot_gradient_correlation(df: pd.DataFrame) -> Figure:
     return fig
 
 
-def plot_op_gradients(df: pd.DataFrame) -> Figure:
+def plot_op_gradients(df: pd.DataFrame, bands: str = "ci") -> Figure:
     """One panel per method: ∂L/∂α per op (mean over the 6 edges; mean ± std over seeds)."""
     require_values(df, "op_grad", "operator gradients")
     methods = methods_in(df)
@@ -64,7 +64,7 @@ def plot_op_gradients(df: pd.DataFrame) -> Figure:
             for k, op in enumerate(OPS):
                 c = sub[sub["op"] == op]
                 if not c.empty:
-                    handles[OP_LABELS[op]] = band(ax, c, color=op_color(op, k))
+                    handles[OP_LABELS[op]] = band(ax, c, color=op_color(op, k), kind=bands)
             ax.axhline(0.0, color="0.4", linewidth=0.8)
             ax.set_title(method, color=method_color(method))
             ax.set_xlabel(EPOCH_LABEL)
@@ -95,7 +95,7 @@ def hessian_records(df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(hessian_max=new.fillna(old))
 
 
-def plot_hessian(df: pd.DataFrame) -> Figure:
+def plot_hessian(df: pd.DataFrame, bands: str = "ci") -> Figure:
     """Largest and smallest eigenvalue of ∇²_α L_valid over the search, one panel each (the second
     only where recorded), one line per method (mean ± std over seeds)."""
     df = hessian_records(df)
@@ -111,7 +111,7 @@ def plot_hessian(df: pd.DataFrame) -> Figure:
             for method in methods_in(df):
                 c = curves[curves["method"] == method]
                 if not c.empty:
-                    handles[method_label(df, method, with_mode=True)] = band(ax, c, marker="o",
+                    handles[method_label(df, method, with_mode=True)] = band(ax, c, kind=bands, marker="o",
                                                                              **method_style(df, method))
             ax.axhline(0.0, color="0.4", linewidth=0.8)
             ax.set_ylabel(ylabel)

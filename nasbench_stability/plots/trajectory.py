@@ -16,7 +16,7 @@ from .style import figure_style, method_color, new_figure
 
 
 def plot_best_so_far(df: pd.DataFrame, *, datasets: Sequence[str] = RESULT_DATASETS, split: str = "test",
-                     epochs: int = 200, benchmark: Benchmark | None = None) -> Figure:
+                     epochs: int = 200, benchmark: Benchmark | None = None, bands: str = "ci") -> Figure:
     """One panel per dataset: the best-so-far cell's ``split`` accuracy vs budget, one line per method."""
     rows = df[table_search_rows(df)]
     if rows.empty:
@@ -33,7 +33,7 @@ def plot_best_so_far(df: pd.DataFrame, *, datasets: Sequence[str] = RESULT_DATAS
             curves = best_so_far_curves(rows, record_column(column))
             for method, curve in curves.groupby("method", sort=True):
                 handles[method_label(rows, method)] = band(ax, curve.assign(epoch=curve["budget"]),
-                                                           color=method_color(method))
+                                                           color=method_color(method), kind=bands)
             if benchmark is not None:
                 best, _ = benchmark.optimum(column)
                 handles["best cell in NB201"] = ax.axhline(best, color="black", linestyle=(0, (4, 3)), linewidth=1.0)

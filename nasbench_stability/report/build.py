@@ -27,12 +27,16 @@ from ..analysis.bench_columns import RECORD_PREFIX, result_columns
 from ..analysis.collapse import CollapseCriteria, collapse_display, collapse_per_run, collapse_summary
 from ..analysis.trajectories import supernet_records, table_search_rows
 from ..analysis.loading import PathsLike, load_runs, run_index
+from ..analysis.pairwise import WELCH, PairwiseOptions, dataset_title, pairwise_display, pairwise_tests
+from ..analysis.survival import (collapse_events, logrank_display, logrank_tests, survival_display, survival_notes,
+                                 survival_summary)
 from ..analysis.tables import per_seed_display, per_seed_table, results_table
 from ..bench.columns import METRIC_COLUMNS, ColumnSpec
 from ..bench.table import Benchmark
 from ..destinations import check_writable, ensure_folder, writing
 from ..engine.atomic import write_text_atomic
-from ..errors import ConfigError
+from ..errors import ConfigError, quote
+from ..plots.common import BANDS
 from .figures import ReportFigure, render_figures
 from .page import Section, figures_section, render_page, table_section
 from .tables import Table, to_latex, to_markdown
@@ -61,13 +65,18 @@ class ReportFiles:
 def build_report(paths: PathsLike, out: str | Path, *, benchmark: Benchmark | None = None,
                  title: str | None = None, description: str | None = None, criteria: CollapseCriteria = CollapseCriteria(),
                  figure_formats: Sequence[str] = ("png", "pdf"), rank_cells: int = 0, rank_batches: int = 4,
-                 data_root: str | Path | None = None) -> ReportFiles:
+                 data_root: str | Path | None = None, bands: str = "ci", test: str = WELCH) -> ReportFiles:
     """Write the report of the runs under ``paths`` to the folder ``out`` (created; files replaced).
 
     ``benchmark`` adds the optimal row and the exact/approximate provenance; ``description`` is a
     paragraph under the title (how the runs were made, what to look at); ``rank_cells > 0`` adds
-    the supernet ranking analysis (restores every supported run and evaluates cells: slow).
+    the supernet ranking analysis (restores every supported run and evaluates cells: slow). ``bands``:
+    the curves' bands (ci: the mean's 95% interval; std: ± 1 std); ``test``: the pairwise test between
+    methods (welch | mannwhitney).
     """
+    options = PairwiseOptions(test=test)     # bad options fail before anything is read or written
+    if bands not in BANDS:
+        raise ConfigError(f"unknown band {quote(bands)}; known: {', '.join(BANDS)}")
     out = check_writable(out, "report folder")  # before the slow part; creates nothing
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -82,9 +91,9 @@ def build_report(paths: PathsLike, out: str | Path, *, benchmark: Benchmark | No
     mixed = runs.groupby("method")["preset"].nunique()
     load_notes += [f"{m}: runs of several presets are pooled as seeds of one method" for m in mixed[mixed > 1].index]
     # tables first: the ranking analysis restores checkpoints and may refuse one; then nothing is written
-    tables = _tables(df, runs, benchmark, criteria, rank_cells, rank_batches, data_root)
+    tables = _tables(df, runs, benchmark, criteria, rank_cells, rank_batches, data_root, options)
     ensure_folder(out / "figures", "report figure folder")
-    figures, skipped = render_figures(df, out / "figures", benchmark=benchmark, formats=figure_formats)
+    figures, skipped = render_figures(df, out / "figures", benchmark=benchmark, formats=figure_formats, bands=bands)
     title = title or f"nbs report: {', '.join(sorted(df['method'].astype(str).unique()))}"
 
     by_key = {t.key: t for t in tables}
@@ -93,6 +102,9 @@ def build_report(paths: PathsLike, out: str | Path, *, benchmark: Benchmark | No
     ]
     if "collapse" in by_key:
         sections.append(table_section("collapse", "Collapse statistics", [by_key["collapse"], by_key["collapse-runs"]]))
+    statistics = [t for t in tables if t.key.startswith(("pairwise-", "survival", "logrank"))]
+    if statistics:
+        sections.append(table_section("statistics", "Statistics across seeds", statistics, intro=STATISTICS_INTRO))
     sections += [
         figures_section(figures, skipped),
     ]
@@ -120,7 +132,7 @@ def build_report(paths: PathsLike, out: str | Path, *, benchmark: Benchmark | No
 
 # ---- tables ----------------------------------------------------------------------------------
 def _tables(df: pd.DataFrame, runs: pd.DataFrame, benchmark: Benchmark | None, criteria: CollapseCriteria,
-            rank_cells: int, rank_batches: int, data_root) -> list[Table]:
+            rank_cells: int, rank_batches: int, data_root, options: PairwiseOptions) -> list[Table]:
     results = results_table(df, benchmark)
     columns = result_columns(benchmark.columns if benchmark is not None else None)
     tables = [
@@ -135,9 +147,12 @@ def _tables(df: pd.DataFrame, runs: pd.DataFrame, benchmark: Benchmark | None, c
     if not epoch_df.empty:
         tables += [
             Table("collapse", "Collapse statistics per method (CIFAR-10 test accuracy %, NB201 200 epochs)",
-                  collapse_display(collapse_summary(epoch_df, criteria), criteria), (criteria.describe(), *left_out)),
+                  collapse_display(collapse_summary(epoch_df, criteria, results.rule), criteria),
+                  (criteria.describe(), results.rule.describe(),
+                   f"collapsed: [a, b] is the Wilson {results.rule.confidence:.0%} interval of the fraction.", *left_out)),
             Table("collapse-runs", "Collapse statistics per run", _collapse_runs_display(epoch_df, criteria)),
         ]
+    tables += _statistics_tables(df, epoch_df, criteria, options)
     if rank_cells > 0:
         tables.append(_ranking_table(df, rank_cells, rank_batches, data_root, benchmark))
     tables += [
@@ -147,6 +162,32 @@ def _tables(df: pd.DataFrame, runs: pd.DataFrame, benchmark: Benchmark | None, c
         Table("benchmark", "Benchmark accuracy columns in the records", _benchmark_display(df, benchmark)),
         Table("runs", "Runs", _runs_display(runs)),
     ]
+    return tables
+
+
+STATISTICS_INTRO = ("Is one method better, or more stable, than another? Pairwise tests of the final cells' accuracy "
+                    "and the time to collapse as survival; every number says which test made it and how many seeds "
+                    "stand behind it.")
+
+
+def _statistics_tables(df: pd.DataFrame, epoch_df: pd.DataFrame, criteria: CollapseCriteria,
+                       options: PairwiseOptions) -> list[Table]:
+    """Pairwise tests per dataset (two methods or more) and collapse as survival (runs with search epochs)."""
+    tables = []
+    if df["method"].nunique() > 1:
+        tests = pairwise_tests(df, options=options)
+        for dataset in tests["dataset"].unique():
+            tables.append(Table(f"pairwise-{dataset}", f"Pairwise differences: {dataset_title(dataset)} test accuracy "
+                                f"(%, NB201 200 epochs) of the final cells", pairwise_display(tests, dataset),
+                                (options.describe(),)))
+    if not epoch_df.empty:
+        events = collapse_events(epoch_df, criteria)
+        notes = survival_notes(criteria, options.min_seeds)
+        tables.append(Table("survival", "Collapse as survival: epochs to the first collapse",
+                            survival_display(survival_summary(events)), notes[:2]))
+        if events["method"].nunique() > 1:
+            tables.append(Table("logrank", "Collapse as survival: log-rank tests between methods",
+                                logrank_display(logrank_tests(events, options.min_seeds)), notes[2:]))
     return tables
 
 

@@ -2,9 +2,11 @@
 
 Ours, for a run row, is the final derived cell of each seed (its last recorded epoch) scored by the
 benchmark column behind the printed column (:func:`analysis.bench_columns.benchmark_column`), as mean ±
-sample std (ddof=1) over the seeds, with min and max. "Published inside our range" asks whether the
-printed mean lies in [min, max] of our seeds widened by 0.01 (the papers print two decimals) — for a
-row whose seeds all found one cell, whether the paper found that cell too.
+sample std (ddof=1) over the seeds, with min and max and the 95% interval of our mean
+(:mod:`analysis.intervals`: t-based from 5 seeds, a fixed-seed bootstrap below). "Published inside our
+interval" asks whether the printed mean lies in that interval widened by 0.01 (the papers print two
+decimals) — for a row whose seeds all found one cell, whether the paper found that cell too. One seed
+has no interval, so no answer.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pandas as pd
 
 from ..analysis.bench_columns import benchmark_column, record_column
 from ..analysis.collapse import collapse_per_run
+from ..analysis.intervals import DEFAULT_RULE, mean_interval
 from ..analysis.loading import NoRunsError, load_runs
 from ..analysis.tables import final_records
 from ..bench.table import Benchmark
@@ -81,20 +84,22 @@ def _line(row: Row, dataset: str, split: str, column: str, values: np.ndarray, p
     mean = float(values.mean()) if n else math.nan
     std = float(values.std(ddof=1)) if n > 1 else math.nan
     lo, hi = (float(values.min()), float(values.max())) if n else (math.nan, math.nan)
+    ci = mean_interval(values, DEFAULT_RULE)
     inside = None
-    if pub is not None and n:
-        inside = bool(lo - ROUNDING <= pub.mean <= hi + ROUNDING)
+    if pub is not None and math.isfinite(ci.low):
+        inside = bool(ci.low - ROUNDING <= pub.mean <= ci.high + ROUNDING)
     spec = next((c for c in benchmark.columns if c.name == column), None)
     return {
         "row": row.label, "kind": row.kind, "dataset": dataset, "split": split, "column": column,
         "exact": None if spec is None else bool(spec.exact),
         "n": n, "mean": mean, "std": std, "min": lo, "max": hi,
+        "ci_low": ci.low, "ci_high": ci.high, "ci_method": ci.method,
         "published": pub.mean if pub is not None else math.nan,
         "published_std": pub.std if pub is not None and pub.std is not None else math.nan,
         "published_display": pub.display() if pub is not None else "",
         "published_note": pub.note if pub is not None else "",
         "difference": mean - pub.mean if pub is not None and n else math.nan,
-        "published_inside_range": inside,
+        "published_inside_interval": inside,
         "unavailable": row.unavailable,
     }
 

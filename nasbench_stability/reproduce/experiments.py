@@ -218,8 +218,32 @@ def _darts_collapse() -> Experiment:
     )
 
 
+def _stabilizers() -> Experiment:
+    own = "the authors' NB201 settings as `nbs methods --show {}` lists them, each with its source file"
+    return Experiment(
+        "stabilizers-nb201", "Stabilizers on NB201: DARTS-, DrNAS and β-DARTS beside the DARTS they stabilize",
+        seeds=3, columns=ALL_COLUMNS,
+        rows=(Row(PublishedRef("single-darts", "1", "DARTS"), method="darts-v1", name="DARTS-V1",
+                  reading="the collapse they are measured against (NB201's DARTS-V1 row, quoted by Single-DARTS)"),
+              Row(PublishedRef("single-darts", "1", "DARTS-"), method="darts-minus",
+                  reading="quoted by Single-DARTS Table 1; " + own.format("darts-minus")),
+              Row(PublishedRef("drnas", "NB201", "DrNAS"), method="drnas",
+                  reading=own.format("drnas") + " (without the progressive partial-channel schedule, which its "
+                          "main NB201 script does not use)"),
+              Row(PublishedRef("beta-darts", "NB201", "β-DARTS"), method="beta-darts",
+                  reading=own.format("beta-darts"))),
+        what_to_see="DARTS-V1 collapses to the all-skip cell (54.30); DrNAS and β-DARTS each publish the best "
+                    "cell (94.36, std 0) and DARTS- 93.80 ± 0.40: the stabilized searches should stay off the "
+                    "parameter-free cells at every epoch.",
+        readings=("The stabilizers' own papers print their NB201 rows; only their means are bundled where this "
+                  "project could not read the printed spread (the CIFAR-10 test std is 0.00 for DrNAS and "
+                  "β-DARTS as ../shared/docs/baselines.md quotes them).",),
+    )
+
+
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
-    _single_darts_table1(), _single_darts_table4(), _single_darts_table5(), _mergenas_table2(), _darts_collapse())}
+    _single_darts_table1(), _single_darts_table4(), _single_darts_table5(), _mergenas_table2(), _darts_collapse(),
+    _stabilizers())}
 
 
 def get_experiment(name: str) -> Experiment:

@@ -5,8 +5,10 @@ ablation table, e.g. ``lr=0.001``), dataset, split, and whether it is a ``mean_s
 over ``seeds`` runs), one ``trial`` (MergeNAS prints each of its three), a ``mean`` whose spread the
 table does not print, or a single ``value`` (the best cell). ``note`` says where the text extraction
 needed a reading (lost cells, shifted columns). Transcribed from ../shared/papers/ 000 (MergeNAS,
-Table 2) and 001 (Single-DARTS, Tables 1, 4, 5); tests/test_reproduce.py cross-checks the rows that
-name one cell (std 0) against the benchmark.
+Table 2) and 001 (Single-DARTS, Tables 1, 4, 5); the stabilizers' own NB201 rows (DrNAS, β-DARTS) from
+../shared/docs/baselines.md ("published test 94.36±0.00") and the papers' NB201 tables as indexed by
+Papers with Code (their means only: those lines are kind ``mean``). tests/test_reproduce.py cross-checks
+the rows that name one cell (std 0) against the benchmark.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ import pandas as pd
 from ..errors import NbsError
 
 PAPERS = {"single-darts": "Single-DARTS (Hou et al., paper 001)",
-          "mergenas": "MergeNAS (Wang et al., IJCAI 2020, paper 000)"}
+          "mergenas": "MergeNAS (Wang et al., IJCAI 2020, paper 000)",
+          "drnas": "DrNAS (Chen et al., ICLR 2021)",
+          "beta-darts": "β-DARTS (Ye et al., CVPR 2022)"}
 KINDS = ("mean_std", "trial", "mean", "value")
 DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
 SPLITS = ("valid", "test")
@@ -62,7 +66,9 @@ class PublishedRef:
 
     @property
     def citation(self) -> str:
-        return f"{PAPERS[self.paper]}, Table {self.table}"
+        # the seeds' tables are numbered; a stabilizer's row is named by what it is ("NB201")
+        where = f"Table {self.table}" if self.table.isdigit() else f"its {self.table} table"
+        return f"{PAPERS[self.paper]}, {where}"
 
 
 @dataclass(frozen=True)

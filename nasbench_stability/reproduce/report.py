@@ -20,6 +20,7 @@ import pandas as pd
 from .. import __version__
 from ..analysis.bench_columns import APPROX_MARK, DATASET_LABELS
 from ..analysis.collapse import CollapseCriteria, collapse_display, collapse_summary
+from ..analysis.intervals import DEFAULT_RULE, with_interval
 from ..bench.table import Benchmark
 from ..destinations import check_writable, writing
 from ..engine.atomic import write_text_atomic
@@ -150,6 +151,7 @@ def _ours_text(line: pd.Series) -> str:
     if line["kind"] == "benchmark":
         return f"{line['mean']:.2f} (benchmark)"
     text = f"{line['mean']:.2f}" + (f" ± {line['std']:.2f}" if line["n"] > 1 else "")
+    text = with_interval(text, line["ci_low"], line["ci_high"])
     return f"{text} (n={line['n']}, {line['min']:.2f}–{line['max']:.2f})"
 
 
@@ -160,18 +162,20 @@ def _comparison_table(exp: Experiment, comparison: Comparison) -> Table:
         s = pd.Series(line._asdict())
         if s["kind"] == "unavailable":
             continue
-        inside = s["published_inside_range"]
+        inside = s["published_inside_interval"]
         rows.append({
             "row": s["row"], "column": _column_label(s["dataset"], s["split"], s["exact"]),
             "ours": _ours_text(s), "published": s["published_display"] or "–",
             "ours − published": f"{s['difference']:+.2f}" if math.isfinite(s["difference"]) else "",
-            "published inside our range": "" if inside is None or s["kind"] == "benchmark" else ("yes" if inside else "no"),
+            "published inside our 95% interval": ("" if inside is None or s["kind"] == "benchmark"
+                                                  else "yes" if inside else "no"),
         })
     frame = pd.DataFrame(rows, columns=["row", "column", "ours", "published", "ours − published",
-                                        "published inside our range"])
+                                        "published inside our 95% interval"])
     notes = (f"ours: the final derived cell of each seed scored in the benchmark (200-epoch training), mean ± sample "
-             f"std over seeds, (n, min–max). published inside our range: the printed mean lies in [min, max] of our "
-             f"seeds ± {ROUNDING} (the papers' rounding). {APPROX_MARK}: the benchmark column is approximate, "
+             f"std over seeds [95% interval of the mean], (n, min–max). {DEFAULT_RULE.describe()} published inside "
+             f"our 95% interval: the printed mean lies in that interval ± {ROUNDING} (the papers' rounding); one "
+             f"seed has no interval, so no answer. {APPROX_MARK}: the benchmark column is approximate, "
              f"not the official 3-seed mean (see `nbs bench build`). Published per-trial rows show their trials in "
              f"brackets.",)
     return Table("comparison", "Ours beside the published numbers", frame.set_index("row"), notes)

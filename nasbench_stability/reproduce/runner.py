@@ -35,7 +35,9 @@ EPOCH_SECONDS = {("paper", "cuda"): 64.3, ("paper", "cpu"): 3600.0, ("cpu-small"
                  ("cpu-small", "cuda"): 4.0, ("smoke", "cpu"): 3.0, ("smoke", "cuda"): 1.0}
 # --set keys that only add measurements: the search itself stays the paper's
 MEASUREMENT_ONLY = {"hessian_every", "hessian_batches", "gc_every"}
-RELATIVE_COST = {"darts-v1": 1.0, "single-darts": 0.6, "darts-v2": 2.2, "mergenas-v1": 0.8, "mergenas-v2": 1.8}
+RELATIVE_COST = {"darts-v1": 1.0, "single-darts": 0.6, "darts-v2": 2.2, "mergenas-v1": 0.8, "mergenas-v2": 1.8,
+                 # cpu-small s/epoch over darts-v1's, two runs at a time on the 2-core machine (issue 12's runs)
+                 "darts-minus": 1.0, "drnas": 1.2, "beta-darts": 1.1}
 
 
 @dataclass(frozen=True)
