@@ -41,7 +41,7 @@ def test_a_failing_run_is_reported_and_the_others_finish(cli, tmp_path):
     (taken / "checkpoint.pt").write_bytes(b"another run's checkpoint")
     before = files(taken)
 
-    result = cli("sweep", str(study), "--out", str(out), "--jobs", "2", "--quiet")
+    result = cli("sweep", str(study), "--out", str(out), "--jobs", "2", "--quiet", "--log", "tensorboard")
     assert result.returncode == 3, result.stdout + result.stderr
     assert "local: 2 runs: 1 finished, 0 skipped (ended before), 0 diverged, 1 failed" in result.stdout, result.stdout
     assert f"{taken}: holds a run with a different config (differs in: eval_batches)" in result.stderr
@@ -49,6 +49,8 @@ def test_a_failing_run_is_reported_and_the_others_finish(cli, tmp_path):
     assert files(taken) == before
     finished = read_records(out / POINT / "single-darts-cifar10-seed1")
     assert list(finished.epoch) == [1, 2] and finished.seed.eq(1).all() and finished.genotype.notna().all()
+    # --log reaches the worker processes' runs
+    assert list((out / POINT / "single-darts-cifar10-seed1" / "tensorboard").glob("events.out.tfevents.*"))
 
     # the finished run is skipped on a re-run; the refused one is refused again, untouched
     again = cli("sweep", str(study), "--out", str(out), "--quiet")

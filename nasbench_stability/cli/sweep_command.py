@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ..engine.epoch_log import LOG_KINDS
 from ..errors import ConfigError
 
 
@@ -29,9 +30,11 @@ from ..errors import ConfigError
 @click.option("--benchmark", type=click.Path(path_type=Path), default=None, help="Benchmark table (.parquet).")
 @click.option("--cuda-graphs/--no-cuda-graphs", default=True, show_default=True,
               help="Replay each search step as one CUDA graph where the method's step allows it.")
+@click.option("--log", "epoch_log", type=click.Choice(LOG_KINDS), default="none", show_default=True,
+              help="Also log every epoch of every run (tensorboard: <run>/tensorboard/, as `nbs run --log`).")
 @click.option("--quiet", is_flag=True, help="Only a line per run as it ends, and the summary.")
 def sweep(study_file, out, dry_run, executor, address, jobs, cpus_per_task, gpus_per_task, max_retries, data_root,
-          benchmark, cuda_graphs, quiet) -> None:
+          benchmark, cuda_graphs, epoch_log, quiet) -> None:
     """Run every run of a study file: methods × option grids × datasets × seeds. Re-running skips the
     finished runs and resumes the others."""
     from ..sweep.expand import expand, work_units
@@ -58,7 +61,7 @@ def sweep(study_file, out, dry_run, executor, address, jobs, cpus_per_task, gpus
             click.echo(line, err=o.state in ("failed", "diverged"))
 
     summary = run_sweep(study, planned, runner, benchmark_path=benchmark, data_root=data_root,
-                        cuda_graphs=cuda_graphs, quiet=quiet, log=click.echo, on_done=progress)
+                        cuda_graphs=cuda_graphs, quiet=quiet, epoch_log=epoch_log, log=click.echo, on_done=progress)
     click.echo(f"{study.name}: {summary.line()}")
     if summary.failed:
         click.echo(f"nbs: some runs failed; re-run `nbs sweep {study_file} --out {out}` to resume them", err=True)

@@ -22,6 +22,7 @@ from ..data.cache import load_arrays
 from ..data.catalog import dataset_spec
 from ..data.locate import locate_dataset
 from ..destinations import check_folder_path
+from ..engine.epoch_log import check_log_kind
 from ..engine.status import TERMINAL, read_status
 from ..methods.registry import get_method
 from .executors import Executor, OnDone
@@ -50,12 +51,12 @@ class SweepSummary:
 
 
 def run_sweep(study: Study, planned: list[PlannedRun], executor: Executor, *, benchmark_path: Path | None = None,
-              data_root: Path | None = None, cuda_graphs: bool = True, quiet: bool = False,
+              data_root: Path | None = None, cuda_graphs: bool = True, quiet: bool = False, epoch_log: str = "none",
               log: Callable[[str], None] = print, on_done: OnDone | None = None) -> SweepSummary:
     """Run ``planned`` (from :func:`expand.expand`) with ``executor``; the outcome of every run."""
     start = time.perf_counter()
     env = prepare_environment(study, planned, benchmark_path, data_root, cuda_graphs=cuda_graphs, quiet=quiet,
-                              log=log)
+                              epoch_log=epoch_log, log=log)
     units = work_units(planned, study.pack)
     on_done = on_done or (lambda unit, outcomes: None)
     results: dict[int, list[RunOutcome]] = {}
@@ -76,8 +77,9 @@ def _ended(unit: WorkUnit) -> bool:
 
 def prepare_environment(study: Study, planned: list[PlannedRun], benchmark_path: Path | None,
                         data_root: Path | None, *, cuda_graphs: bool = True, quiet: bool = False,
-                        log: Callable[[str], None] = print) -> RunEnvironment:
+                        epoch_log: str = "none", log: Callable[[str], None] = print) -> RunEnvironment:
     """Everything the runs read, checked and made absolute before any run starts (errors: one line)."""
+    check_log_kind(epoch_log)   # a missing logging library fails before any slow work
     for out in {r.out for r in planned}:
         check_folder_path(out, "--out folder")   # a file in the way fails before any slow work
     table = ensure_table(benchmark_path, log=log).resolve()
@@ -88,4 +90,4 @@ def prepare_environment(study: Study, planned: list[PlannedRun], benchmark_path:
         roots[dataset] = locate_dataset(dataset_spec(dataset), data_root).resolve()
         load_arrays(dataset, roots[dataset], progress=not quiet)   # decoded once, into the shared cache
     return RunEnvironment(benchmark_path=table, data_roots=tuple(roots.items()), nbs_home=paths.nbs_home().resolve(),
-                          cuda_graphs=cuda_graphs, quiet=quiet)
+                          cuda_graphs=cuda_graphs, quiet=quiet, epoch_log=epoch_log)

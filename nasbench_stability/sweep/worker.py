@@ -44,6 +44,7 @@ class RunEnvironment:
     threads: int = 1                                  # torch CPU threads per unit
     cuda_graphs: bool = True
     quiet: bool = False                               # no per-epoch lines
+    epoch_log: str = "none"                           # also log each epoch to: none | tensorboard
 
     def data_root(self, dataset: str) -> Path | None:
         return dict(self.data_roots).get(dataset)
@@ -67,10 +68,10 @@ def run_unit(unit: WorkUnit, env: RunEnvironment) -> list[RunOutcome]:
         root = env.data_root(configs[0].dataset)
         if len(configs) > 1:
             results = run_packed([Run(c, out, benchmark=benchmark, data_root=root, progress=False, log=log,
-                                      cuda_graphs=env.cuda_graphs) for c in configs])
+                                      cuda_graphs=env.cuda_graphs, epoch_log=env.epoch_log) for c in configs])
         else:
             results = [execute_config(configs[0], out, benchmark=benchmark, data_root=root, progress=False,
-                                      log=log, cuda_graphs=env.cuda_graphs)]
+                                      log=log, cuda_graphs=env.cuda_graphs, epoch_log=env.epoch_log)]
     except Exception as err:  # noqa: BLE001 — reported per run; the other units go on
         return failed(unit, describe_error(err))
     finally:
