@@ -100,6 +100,18 @@ def test_a_damaged_last_record_shows_the_cell_before_it_with_a_warning(cli, stud
     assert out.stderr.count("\n") == 1 and f"damaged record {record_path(run_dir, last)}" in out.stderr
 
 
+def test_runs_in_several_folders_are_told_apart_by_their_folder(cli, study, tmp_path):
+    """A sweep puts grid points in settings folders: the same method, dataset and seed twice needs the folder."""
+    template = study.run_dirs()[0]
+    for grid_point in ("w_lr=0.01", "w_lr=0.1"):
+        copy_run(template, tmp_path / grid_point)
+    text = _status(cli, tmp_path).stdout.splitlines()
+    assert text[0].split()[-2:] == ["folder", "cell"] and len(text) == 3
+    assert sorted(line.split()[-2] for line in text[1:]) == ["w_lr=0.01", "w_lr=0.1"]
+    one_folder = _status(cli, tmp_path / "w_lr=0.1").stdout.splitlines()
+    assert "folder" not in one_folder[0]
+
+
 def test_watch_refreshes_until_ctrl_c(cli, study, tmp_path, monkeypatch):
     template = study.run_dirs()[0]
     run_dir = copy_run(template, tmp_path) / template.name

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -58,10 +59,19 @@ def status(run_dirs, watch, every, as_json) -> None:
 
 
 def format_progress(table: pd.DataFrame) -> str:
-    """Aligned plain text, one line per run."""
-    rows = [[_cell(column, row) for _, column in HEADERS] for row in table.to_dict("records")]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, (h, _) in enumerate(HEADERS)]
-    lines = [[h for h, _ in HEADERS], *rows]
+    """Aligned plain text, one line per run; a ``folder`` column where the runs lie in several folders (a
+    sweep's grid points: method, dataset and seed alone would repeat)."""
+    records = table.to_dict("records")
+    headers = list(HEADERS)
+    parents = [os.path.dirname(r["run_dir"]) for r in records]
+    if len(set(parents)) > 1:
+        root = os.path.commonpath(parents)
+        for r, parent in zip(records, parents):
+            r["folder"] = os.path.relpath(parent, root)
+        headers.insert(len(headers) - 1, ("folder", "folder"))
+    rows = [[_cell(column, row) for _, column in headers] for row in records]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, (h, _) in enumerate(headers)]
+    lines = [[h for h, _ in headers], *rows]
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip() for line in lines)
 
 
