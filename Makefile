@@ -31,8 +31,11 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
 	  echo "chromium not installed: the browser test of the report will be skipped"; }
 
+# in parallel, one worker per core (pytest-xdist); tests sharing a module fixture stay in one worker
+# (tests/conftest.py). `pytest tests/test_x.py` alone stays serial.
+PYTEST_WORKERS ?= auto
 test: venv browser
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup
 
 bench-step: venv
 	$(PY) benchmarks/darts_step_vs_xautodl.py
