@@ -32,7 +32,7 @@ browser:
 	  echo "chromium not installed: the browser test of the report will be skipped"; }
 
 # in parallel, one worker per core (pytest-xdist); tests sharing a module fixture stay in one worker
-# (tests/conftest.py). `pytest tests/test_x.py` alone stays serial.
+# (tests/conftest.py). PYTEST_WORKERS=0 runs serially, as does `pytest tests/test_x.py`.
 PYTEST_WORKERS ?= auto
 test: venv browser
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup
