@@ -4,8 +4,8 @@ helper to run the real `nbs` CLI in a subprocess.
 `make test` runs the suite in parallel (pytest-xdist, one process per worker). The expensive session
 fixtures (benchmark table, decoded CIFAR-10, the study, the reference runs) are then built once by
 whichever worker needs them first and reused by the others (`built_once`); their files are read-only to
-tests, which copy what they change. Tests that share a module- or class-scoped fixture run in one
-worker (`pytest_collection_modifyitems`), so that it is built once, too."""
+tests, which copy what they change. Each test file runs in one worker (`--dist loadfile`), so that
+module fixtures (often real runs) are built once, too."""
 
 from __future__ import annotations
 
@@ -245,25 +245,9 @@ def study(tmp_path_factory, bench_path, cifar_root, nbs_home) -> Study:
         yield made
 
 
-SHARED_SCOPES = ("class", "module", "package")
-
-
-def _shares_a_fixture(item: pytest.Item) -> bool:
-    """Whether the test uses a fixture built once for its class, module or package (often real runs)."""
-    info = getattr(item, "_fixtureinfo", None)
-    return info is not None and any(defs and defs[-1].scope in SHARED_SCOPES
-                                    for defs in info.name2fixturedefs.values())
-
-
-@pytest.hookimpl(tryfirst=True)   # before xdist's worker reads the xdist_group marks (--dist loadgroup)
 def pytest_collection_modifyitems(config, items):
     import torch
 
-    if XDIST_WORKER is not None:
-        # a module's tests that share a module fixture go to one worker: split, each worker would build it
-        for item in items:
-            if _shares_a_fixture(item):
-                item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA device")
