@@ -10,15 +10,12 @@ module fixtures (often real runs) are built once, too."""
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable
 
 import pytest
-from filelock import FileLock
 from click.testing import CliRunner
 
 from nasbench_stability import paths
@@ -26,9 +23,9 @@ from nasbench_stability.bench.table import Benchmark
 from nasbench_stability.cli.main import main
 from nasbench_stability.data.cache import load_arrays
 
+from shared_build import XDIST_WORKER, built_once
+
 REPO = Path(__file__).resolve().parents[1]
-XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")   # "gw0", "gw1", ... under pytest-xdist; None serially
-BUILD_TIMEOUT = 1800   # seconds a worker waits for another to finish a shared build (the study takes minutes)
 
 
 def pytest_configure(config):
@@ -37,24 +34,6 @@ def pytest_configure(config):
 
         # workers share the cores: one torch thread each (as the `nbs` subprocesses run, SUBPROCESS_ENV)
         torch.set_num_threads(1)
-
-
-def built_once(tmp_path_factory, name: str, build: Callable[[Path], object]) -> Path:
-    """``build(folder)`` run once per test session, also under pytest-xdist, where it is the first
-    worker to ask that builds (under a file lock) and the others that reuse the folder (the pattern
-    xdist documents: the workers' base temp folders share a parent). A build that failed half-way is
-    redone by the next worker that asks."""
-    root = tmp_path_factory.getbasetemp()
-    if XDIST_WORKER is not None:
-        root = root.parent
-    folder, done = root / name, root / f"{name}.done"
-    with FileLock(root / f"{name}.lock", timeout=BUILD_TIMEOUT):
-        if not done.exists():
-            shutil.rmtree(folder, ignore_errors=True)
-            folder.mkdir(parents=True)
-            build(folder)
-            done.touch()
-    return folder
 
 
 @pytest.fixture(scope="session")
