@@ -31,8 +31,12 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
 	  echo "chromium not installed: the browser test of the report will be skipped"; }
 
+# in parallel, one worker per core (pytest-xdist); each test file in one worker, so that its module
+# fixtures (real runs) are built once (loadgroup with computed groups would balance better, but it does not
+# group under pytest 9.2: pytest-xdist#1386). PYTEST_WORKERS=0 runs serially, as does `pytest tests/test_x.py`.
+PYTEST_WORKERS ?= auto
 test: venv browser
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 bench-step: venv
 	$(PY) benchmarks/darts_step_vs_xautodl.py

@@ -1,5 +1,11 @@
 """Suite-wide fixtures: the reference data beside the checkout, a benchmark table built once, and a
-helper to run the real `nbs` CLI in a subprocess."""
+helper to run the real `nbs` CLI in a subprocess.
+
+`make test` runs the suite in parallel (pytest-xdist, one process per worker). The expensive session
+fixtures (benchmark table, decoded CIFAR-10, the study, the reference runs) are then built once by
+whichever worker needs them first and reused by the others (`built_once`); their files are read-only to
+tests, which copy what they change. Each test file runs in one worker (`--dist loadfile`), so that
+module fixtures (often real runs) are built once, too."""
 
 from __future__ import annotations
 
@@ -17,7 +23,17 @@ from nasbench_stability.bench.table import Benchmark
 from nasbench_stability.cli.main import main
 from nasbench_stability.data.cache import load_arrays
 
+from shared_build import XDIST_WORKER, built_once
+
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config):
+    if XDIST_WORKER is not None:
+        import torch
+
+        # workers share the cores: one torch thread each (as the `nbs` subprocesses run, SUBPROCESS_ENV)
+        torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
@@ -35,21 +51,24 @@ def cifar_root(shared) -> Path:
 
 @pytest.fixture(scope="session")
 def bench_path(shared, tmp_path_factory) -> Path:
-    """The benchmark table, built once per session from shared/nb201 (about a second)."""
+    """The benchmark table, built once per session from shared/nb201 (a few seconds)."""
     from nasbench_stability.bench.build import build_and_write
 
-    return build_and_write(out=tmp_path_factory.mktemp("bench") / "nb201.parquet", source_dir=shared / "nb201")
+    folder = built_once(tmp_path_factory, "bench",
+                        lambda out: build_and_write(out=out / "nb201.parquet", source_dir=shared / "nb201"))
+    return folder / "nb201.parquet"
 
 
 @pytest.fixture(scope="session")
 def nbs_home(tmp_path_factory, cifar_root) -> Path:
     """One NBS_HOME per session where CIFAR-10 is decoded once, before any run starts (runs started
     concurrently would each decode it)."""
-    home = tmp_path_factory.getbasetemp() / "nbs-home"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("NBS_HOME", str(home))
-        load_arrays("cifar10", cifar_root, progress=False)
-    return home
+    def decode(home: Path) -> None:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("NBS_HOME", str(home))
+            load_arrays("cifar10", cifar_root, progress=False)
+
+    return built_once(tmp_path_factory, "nbs-home", decode)
 
 
 # one thread per process: tests run several nbs processes at once on 2 cores, and oversubscribed
@@ -179,10 +198,8 @@ class Study:
         return sorted(p for p in self.runs.iterdir() if p.is_dir())
 
 
-def _make_study(root: Path, bench_path: Path, cifar_root: Path, home: Path) -> Study:
-    study = Study(root, root / "runs", bench_path, cifar_root, home)
-    root.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "NBS_HOME": str(home), **SUBPROCESS_ENV}
+def _run_study(study: Study) -> None:
+    env = {**os.environ, "NBS_HOME": str(study.home), **SUBPROCESS_ENV}
     # the methods at once, one process each (one thread each: the machine's 2 cores; runs under one --out
     # may run concurrently, test_engine_runs checks that)
     procs = [subprocess.Popen([sys.executable, "-m", "nasbench_stability.cli.main", "run", "--method", method,
@@ -193,13 +210,15 @@ def _make_study(root: Path, bench_path: Path, cifar_root: Path, home: Path) -> S
     for proc in procs:
         output, _ = proc.communicate(timeout=900)
         assert proc.returncode == 0, output
-    return study
 
 
 @pytest.fixture(scope="session")
 def study(tmp_path_factory, bench_path, cifar_root, nbs_home) -> Study:
     """Real smoke runs (2 methods × 2 seeds, Hessian recorded) shared by the analysis, plot and report tests."""
-    made = _make_study(tmp_path_factory.getbasetemp() / "nbs-analysis-study", bench_path, cifar_root, nbs_home)
+    def study_in(root: Path) -> Study:
+        return Study(root, root / "runs", bench_path, cifar_root, nbs_home)
+
+    made = study_in(built_once(tmp_path_factory, "nbs-analysis-study", lambda root: _run_study(study_in(root))))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("NBS_HOME", str(made.home))
         yield made
@@ -226,10 +245,11 @@ def reference_run(nbs_env, tmp_path_factory) -> Path:
     """A finished 3-epoch smoke run of darts-v1 made by `nbs run` (see files_helpers.RUN_ARGS)."""
     from files_helpers import RUN_ARGS, RUN_NAME, nbs_call
 
-    out = tmp_path_factory.mktemp("reference-run")
-    proc = nbs_call(nbs_env, *RUN_ARGS, "--out", out)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return out / RUN_NAME
+    def make(out: Path) -> None:
+        proc = nbs_call(nbs_env, *RUN_ARGS, "--out", out)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    return built_once(tmp_path_factory, "reference-run", make) / RUN_NAME
 
 
 @pytest.fixture(scope="session")
@@ -239,7 +259,6 @@ def interrupted_run(bench_path, cifar_root, nbs_home, tmp_path_factory) -> Path:
     from nasbench_stability.engine.config import resolve_config
     from nasbench_stability.engine.run import Run
 
-    out = tmp_path_factory.mktemp("interrupted-run")
     config = resolve_config("darts-v1", preset="smoke", epochs=3,
                             overrides={"data_subset": "16", "batch_size": "8", "eval_batches": "1"})
 
@@ -247,16 +266,18 @@ def interrupted_run(bench_path, cifar_root, nbs_home, tmp_path_factory) -> Path:
         if "epoch 2/3" in line:
             raise _StopAfter
 
-    import torch
+    def make(out: Path) -> None:
+        import torch
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as in the `nbs` subprocesses (SUBPROCESS_ENV): same float sums, same records
-    try:
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("NBS_HOME", str(nbs_home))
-            with pytest.raises(_StopAfter):
-                Run(config, out, benchmark=Benchmark.load(bench_path), data_root=cifar_root, progress=False,
-                    log=log).execute()
-    finally:
-        torch.set_num_threads(threads)
-    return out / config.run_name
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # as in the `nbs` subprocesses (SUBPROCESS_ENV): same float sums, same records
+        try:
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setenv("NBS_HOME", str(nbs_home))
+                with pytest.raises(_StopAfter):
+                    Run(config, out, benchmark=Benchmark.load(bench_path), data_root=cifar_root, progress=False,
+                        log=log).execute()
+        finally:
+            torch.set_num_threads(threads)
+
+    return built_once(tmp_path_factory, "interrupted-run", make) / config.run_name

@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import base64
 import importlib.util
-import json
 import os
 import re
 import shutil
-import socket
-import subprocess
-import time
+from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -208,114 +205,76 @@ def test_main_cli_has_the_commands_once_registered():
 
 
 # ---- a real browser --------------------------------------------------------------------------
+# Debian's chromium driven by Playwright (executable_path): no browser download, the one the Makefile's
+# `browser` target installs
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--hide-scrollbars", "--window-size=1280,1600"]
-
-
-class DevTools:
-    """Just enough of the Chrome DevTools protocol: send a command, collect events."""
-
-    def __init__(self, url: str) -> None:
-        import websocket
-
-        self.ws = websocket.create_connection(url, timeout=60)
-        self.next_id = 0
-        self.events: list[dict] = []
-
-    def call(self, method: str, **params) -> dict:
-        self.next_id += 1
-        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
-        while True:
-            msg = json.loads(self.ws.recv())
-            if msg.get("id") == self.next_id:
-                if "error" in msg:
-                    raise RuntimeError(f"{method}: {msg['error']}")
-                return msg.get("result", {})
-            self.events.append(msg)
-
-    def wait_for(self, event: str, timeout: float = 60.0) -> dict:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            for e in self.events:
-                if e.get("method") == event:
-                    return e
-            self.events.append(json.loads(self.ws.recv()))
-        raise TimeoutError(event)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
+CHROMIUM_FLAGS = ["--disable-gpu", "--disable-dev-shm-usage", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
+VIEWPORT = {"width": 1280, "height": 1600}
 
 # marks, not fixture skips: they are decided before the (module-scoped, slow) report is built
 needs_chromium = pytest.mark.skipif(CHROMIUM is None,
                                     reason="chromium is not installed (Debian: apt-get install -y chromium)")
-needs_websocket = pytest.mark.skipif(importlib.util.find_spec("websocket") is None,
-                                     reason="websocket-client is not installed (pip install websocket-client)")
+needs_playwright = pytest.mark.skipif(importlib.util.find_spec("playwright") is None,
+                                      reason="playwright is not installed (pip install playwright)")
+
+
+@dataclass
+class PageEvents:
+    """What a page reported while loading: console errors and warnings (Playwright reports the browser's
+    own log entries, such as an image that failed to decode, as console messages too), uncaught
+    exceptions, and requests that left the file (the report must be self-contained) or failed."""
+    problems: list[str] = field(default_factory=list)
+
+    def listen(self, page) -> None:
+        page.on("console", self._console)
+        page.on("pageerror", lambda error: self.problems.append(f"exception: {error}"))
+        page.on("request", self._request)
+        page.on("requestfailed", lambda r: self.problems.append(f"failed: {r.url} {r.failure}"))
+
+    def _console(self, message) -> None:
+        if message.type in ("error", "warning"):
+            self.problems.append(f"{message.type}: {message.text}")
+
+    def _request(self, request) -> None:
+        if not request.url.startswith(("file:", "data:")):
+            self.problems.append(f"request: {request.url}")
 
 
 @pytest.fixture
-def browser(tmp_path):
-    port = _free_port()
-    proc = subprocess.Popen([CHROMIUM, *CHROMIUM_FLAGS, f"--remote-debugging-port={port}",
-                             f"--user-data-dir={tmp_path / 'profile'}", "about:blank"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        import urllib.request
+def page():
+    """(a page in headless Debian chromium, the events it reports)."""
+    from playwright.sync_api import sync_playwright
 
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=2) as r:
-                    pages = [t for t in json.load(r) if t.get("type") == "page"]
-                if pages:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                pytest.fail("chromium did not start its DevTools endpoint")
-            time.sleep(0.3)
-        tools = DevTools(pages[0]["webSocketDebuggerUrl"])
-        yield tools
-        tools.ws.close()
-    finally:
-        proc.terminate()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
         try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            page = browser.new_page(viewport=VIEWPORT)
+            page.set_default_timeout(60_000)   # a loaded 2-core machine
+            events = PageEvents()
+            events.listen(page)
+            yield page, events
+        finally:
+            browser.close()
 
 
 @needs_chromium
-@needs_websocket
-def test_report_renders_in_headless_chromium(browser, built, tmp_path):
-    for domain in ("Page", "Runtime", "Log"):
-        browser.call(f"{domain}.enable")
-    browser.call("Page.navigate", url=built.html.resolve().as_uri())
-    browser.wait_for("Page.loadEventFired")
-    state = browser.call("Runtime.evaluate", returnByValue=True, expression="""(() => ({
+@needs_playwright
+def test_report_renders_in_headless_chromium(page, built, tmp_path):
+    page, events = page
+    page.goto(built.html.resolve().as_uri(), wait_until="load")
+    state = page.evaluate("""() => ({
         images: Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight]),
         tables: Array.from(document.querySelectorAll('table')).map(t => t.id),
-        rows: document.querySelectorAll('#table-results tbody tr').length,
-        title: document.title,
-        height: document.documentElement.scrollHeight }))()""")["result"]["value"]
-    assert state["title"] == "Test study"
+        height: document.documentElement.scrollHeight })""")
+    assert page.title() == "Test study"
     assert len(state["images"]) == len(built.figures)
     assert all(ok and w > 0 and h > 0 for ok, w, h in state["images"]), state["images"]
     assert {"table-results", "table-collapse", "table-seeds", "table-benchmark", "table-runs"} <= set(state["tables"])
-    assert state["rows"] == len(METHODS) + 1
-    problems = [e for e in browser.events
-                if e.get("method") == "Runtime.exceptionThrown"
-                or (e.get("method") == "Runtime.consoleAPICalled" and e["params"]["type"] in ("error", "warning"))
-                or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] in ("error", "warning"))]
-    assert not problems, problems
-    shot = browser.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
-                        clip={"x": 0, "y": 0, "width": 1280, "height": min(state["height"], 6000), "scale": 1})
-    png = base64.b64decode(shot["data"])
+    assert page.locator("#table-results tbody tr").count() == len(METHODS) + 1
+    assert not events.problems, events.problems
+    png = page.screenshot(full_page=True, clip={"x": 0, "y": 0, "width": VIEWPORT["width"],
+                                                "height": min(state["height"], 6000)})
     assert png[:4] == b"\x89PNG" and len(png) > 50_000
     target = Path(os.environ.get("NBS_REPORT_SCREENSHOT", tmp_path / "report.png"))
     target.write_bytes(png)
