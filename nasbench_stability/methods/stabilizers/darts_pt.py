@@ -312,6 +312,9 @@ _DEPARTURES = (
     "Batches come from nbs's streams (a fresh shuffle each epoch, class-balanced halves); the authors draw "
     "next(iter(loader)) every step from the first and second halves of CIFAR-10's train set by index.",
     "'none' is not computed (it adds w·0); with derive_none=false it is neither an argmax nor a projection candidate.",
+    "Not yet available: the projection as a derivation step on another method's supernet (the paper applies it to "
+    "SDARTS and others too); here it follows this method's own DARTS-V1 supernet. perturbation.project_cell is the "
+    "piece such an option would call.",
 )
 
 register("darts-pt", summary="DARTS supernet, then each edge's op picked by perturbation (the op whose removal "
