@@ -84,11 +84,16 @@ def run_seeds(method: str, seeds: list[int], *, dataset: str = "cifar10", epochs
                                cuda_graphs=cuda_graphs, epoch_log=epoch_log) for c in configs]
     if not table_search:
         load_arrays(dataset, data_root)  # decode once here, so that the workers all read the cache
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = worker_threads(jobs)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
         futures = [pool.submit(_worker, c, out, table_path(benchmark_path), data_root, threads, epoch_log)
                    for c in configs]
         return [f.result() for f in futures]
+
+
+def worker_threads(jobs: int) -> int:
+    """Torch CPU threads of each of ``jobs`` worker processes: the machine's cores shared out."""
+    return max(1, (os.cpu_count() or 1) // jobs)
 
 
 def _worker(config: RunConfig, out: Path, benchmark_path: Path, data_root: Path | None, threads: int,

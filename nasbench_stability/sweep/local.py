@@ -7,11 +7,11 @@ the units of a whole study instead of the seeds of one method.
 from __future__ import annotations
 
 import dataclasses
-import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
 
+from ..engine.executor import worker_threads
 from .executors import OnDone
 from .expand import WorkUnit
 from .worker import RunEnvironment, RunOutcome, describe_error, failed, run_unit
@@ -31,7 +31,7 @@ class LocalExecutor:
                 results.append(run_unit(unit, env))
                 on_done(unit, results[-1])
             return results
-        env = dataclasses.replace(env, threads=max(1, (os.cpu_count() or 1) // self.jobs))
+        env = dataclasses.replace(env, threads=worker_threads(self.jobs))
         outcomes: dict[int, list[RunOutcome]] = {}
         with ProcessPoolExecutor(max_workers=self.jobs, mp_context=get_context("spawn")) as pool:
             futures = {pool.submit(run_unit, unit, env): i for i, unit in enumerate(units)}

@@ -17,7 +17,6 @@ from typing import Callable
 
 from .. import paths
 from ..bench.build import ensure_table
-from ..bench.table import Benchmark
 from ..data.cache import load_arrays
 from ..data.catalog import dataset_spec
 from ..data.locate import locate_dataset
@@ -28,7 +27,7 @@ from ..methods.registry import get_method
 from .executors import Executor, OnDone
 from .expand import PlannedRun, WorkUnit, work_units
 from .study import Study
-from .worker import FAILED, RunEnvironment, RunOutcome, run_unit
+from .worker import FAILED, RunEnvironment, RunOutcome, load_benchmark, run_unit
 
 
 @dataclass(frozen=True)
@@ -83,7 +82,7 @@ def prepare_environment(study: Study, planned: list[PlannedRun], benchmark_path:
     for out in {r.out for r in planned}:
         check_folder_path(out, "--out folder")   # a file in the way fails before any slow work
     table = ensure_table(benchmark_path, log=log).resolve()
-    Benchmark.load(table)   # a missing or damaged table: one line now, not one per run
+    load_benchmark(table)   # a missing or damaged table: one line now, not one per run (and cached)
     datasets = {r.config.dataset for r in planned if not get_method(r.config.method).table_search}
     roots: dict[str, Path | None] = {d: None for d in study.datasets}
     for dataset in sorted(datasets):

@@ -62,7 +62,7 @@ def run_unit(unit: WorkUnit, env: RunEnvironment) -> list[RunOutcome]:
     threads = torch.get_num_threads()
     torch.set_num_threads(env.threads)   # also keeps float sums the same wherever a run goes
     try:
-        benchmark = _benchmark(env.benchmark_path)
+        benchmark = load_benchmark(env.benchmark_path)
         configs = [r.config for r in unit.runs]
         out = unit.runs[0].out
         root = env.data_root(configs[0].dataset)
@@ -80,8 +80,9 @@ def run_unit(unit: WorkUnit, env: RunEnvironment) -> list[RunOutcome]:
 
 
 @lru_cache(maxsize=2)
-def _benchmark(path: Path):
-    """The table, loaded once per process (a Ray worker runs many tasks)."""
+def load_benchmark(path: Path):
+    """The table, loaded once per process (a Ray worker runs many tasks; the sweep's own process checks
+    it before any unit and then runs its units with the same copy)."""
     from ..bench.table import Benchmark
 
     return Benchmark.load(path)
