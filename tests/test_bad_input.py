@@ -342,3 +342,20 @@ def test_quote_shortens_long_input():
     assert quote("abc") == "'abc'"
     shown = quote("y" * 10_000)
     assert len(shown) < 100 and "(10,000 characters)" in shown
+
+
+@pytest.mark.parametrize("args, message", [
+    (("run", "--method", "darts-v1", "--log", "wandb"), "Invalid value for '--log'"),
+    (("sweep", "study.toml", "--executor", "slurm"), "Invalid value for '--executor'"),
+    (("run", "--method", "darts-v1", "--seeds", "two"), "'two' is not a valid integer"),
+    (("status",), "Missing argument 'RUN_DIRS...'"),
+    (("run", "--method", "darts-v1", "--lr", "0.1"), "No such option '--lr'"),
+    (("bench", "build", "--bogus"), "No such option '--bogus'"),
+    (("nosuch",), "No such command 'nosuch'"),
+])
+def test_click_usage_errors_are_one_line_naming_the_help(cli, args, message):
+    """What click itself refuses (a bad choice or type, a missing argument, an unknown option or command)
+    is one line too, not click's usage block, and names the --help to read."""
+    out = cli(*args)
+    assert_one_line_error(out, "nbs: error:", message, "--help`")
+    assert out.stdout == ""

@@ -21,7 +21,8 @@ from .common import parse_sets
 
 
 class NbsGroup(click.Group):
-    """Turns NbsError into a one-line message and exit status 2."""
+    """Turns NbsError, and click's usage errors (a bad choice, a missing argument), into a one-line message
+    and exit status 2."""
 
     def invoke(self, ctx: click.Context):
         try:
@@ -31,6 +32,11 @@ class NbsGroup(click.Group):
         except NbsError as err:
             # one line even when a message carries a multi-line third-party text
             click.echo(f"nbs: error: {' '.join(str(err).splitlines())}", err=True)
+            sys.exit(2)
+        except click.UsageError as err:
+            # click would print three lines (usage, a hint, the error); the usage is one --help away
+            where = f" (see `{err.ctx.command_path} --help`)" if err.ctx is not None else ""
+            click.echo(f"nbs: error: {' '.join(err.format_message().split())}{where}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
             click.echo("nbs: interrupted; finished epochs are checkpointed, re-run the command to resume", err=True)
