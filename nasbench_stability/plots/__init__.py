@@ -19,7 +19,7 @@ from ..destinations import check_writable
 from ..errors import ConfigError, quote
 from .alphas import plot_alphas, plot_factors, plot_layer_heatmap
 from .collapse import plot_collapse
-from .common import BANDS, NothingToPlotError
+from .common import BANDS, NothingToPlotError, check_band
 from .gradients import plot_gradient_correlation, plot_hessian, plot_op_gradients
 from .survival import plot_survival
 from .trajectory import plot_best_so_far
@@ -66,8 +66,7 @@ def make_plot(kind: str, df: pd.DataFrame, *, benchmark: Benchmark | None = None
     spec = PLOTS.get(kind)
     if spec is None:
         raise UnknownPlotError(f"unknown plot kind {quote(kind)}; known: {', '.join(PLOTS)}")
-    if bands not in BANDS:
-        raise ConfigError(f"unknown band {quote(bands)}; known: {', '.join(BANDS)}")
+    check_band(bands)
     return spec.draw(df, benchmark, seed, bands)
 
 
@@ -78,8 +77,7 @@ def plot_runs(kind: str, paths, out: str | Path, *, benchmark: Benchmark | None 
 
     if kind not in PLOTS:
         raise UnknownPlotError(f"unknown plot kind {quote(kind)}; known: {', '.join(PLOTS)}")
-    if bands not in BANDS:
-        raise ConfigError(f"unknown band {quote(bands)}; known: {', '.join(BANDS)}")
+    check_band(bands)
     if Path(out).suffix.lower() not in (".png", ".pdf", ".svg"):
         raise PlotFormatError(f"cannot write a figure as {quote(Path(out).name)}; use a .png, .pdf or .svg file name")
     if Path(out).is_dir():

@@ -44,12 +44,17 @@ BANDS = ("ci", "std")
 BAND_WORDS = {"ci": "band: 95% interval of the mean", "std": "band: ± 1 std"}
 
 
+def check_band(kind: str) -> None:
+    """ConfigError (one line) unless ``kind`` is one of :data:`BANDS`."""
+    if kind not in BANDS:
+        raise ConfigError(f"unknown band {quote(kind)}; known: {', '.join(BANDS)}")
+
+
 def band(ax: Axes, curve: pd.DataFrame, *, color: str, label: str | None = None, linestyle: str = "-",
          marker: str | None = None, alpha: float = 0.18, kind: str = "ci") -> Line2D:
     """The mean line of an :func:`epoch_curves` frame and, where ≥ 2 seeds, a band: ``kind="ci"`` its
     95% interval (``ci_low``/``ci_high``), ``kind="std"`` ±1 sample std."""
-    if kind not in BANDS:
-        raise ConfigError(f"unknown band {quote(kind)}; known: {', '.join(BANDS)}")
+    check_band(kind)
     x = curve["epoch"].to_numpy(dtype=float)
     mean = curve["mean"].to_numpy(dtype=float)
     (line,) = ax.plot(x, mean, color=color, label=label, linestyle=linestyle, marker=marker,

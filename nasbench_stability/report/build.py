@@ -35,8 +35,8 @@ from ..bench.columns import METRIC_COLUMNS, ColumnSpec
 from ..bench.table import Benchmark
 from ..destinations import check_writable, ensure_folder, writing
 from ..engine.atomic import write_text_atomic
-from ..errors import ConfigError, quote
-from ..plots.common import BANDS
+from ..errors import ConfigError
+from ..plots.common import check_band
 from .figures import ReportFigure, render_figures
 from .page import Section, figures_section, render_page, table_section
 from .tables import Table, to_latex, to_markdown
@@ -75,8 +75,7 @@ def build_report(paths: PathsLike, out: str | Path, *, benchmark: Benchmark | No
     methods (welch | mannwhitney).
     """
     options = PairwiseOptions(test=test)     # bad options fail before anything is read or written
-    if bands not in BANDS:
-        raise ConfigError(f"unknown band {quote(bands)}; known: {', '.join(BANDS)}")
+    check_band(bands)
     out = check_writable(out, "report folder")  # before the slow part; creates nothing
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
