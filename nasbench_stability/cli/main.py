@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from ..engine.epoch_log import LOG_KINDS
+from ..engine.presets import PRESET_HELP
 from ..errors import ConfigError, NbsError, quote
 from ..ranges import SEED
 from .common import parse_sets
@@ -62,7 +63,7 @@ def main() -> None:
 @click.option("--dataset", default="cifar10", show_default=True)
 @click.option("--epochs", type=int, default=None, help="Override the preset's / method's epochs.")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N]")
-@click.option("--preset", default=None, help="smoke | cpu-small | paper (default: paper on CUDA, cpu-small on CPU).")
+@click.option("--preset", default=None, help=PRESET_HELP)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs"), show_default=True)
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a run or method option.")
 @click.option("--data-root", type=click.Path(path_type=Path), default=None, help="Dataset file or folder.")

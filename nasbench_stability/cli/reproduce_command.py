@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from ..engine.presets import PRESET_HELP
+
 
 def _hours(seconds: float | None) -> str:
     if seconds is None:
@@ -37,7 +39,7 @@ def _list_text(device: str) -> str:
         lines.append(f"  cost (solo, rough): paper on one GPU {_hours(estimate_seconds(exp, exp.seeds, 'paper', 'cuda', None))}"
                      f" (H100); {here} on this machine ({device}) "
                      f"{_hours(estimate_seconds(exp, exp.seeds, here, device, None))}")
-    lines.append("run one: nbs reproduce NAME [--seeds K] [--preset smoke|cpu-small|paper] [--out DIR]")
+    lines.append("run one: nbs reproduce NAME [--seeds K] [--preset smoke|cpu|cpu-small|paper] [--out DIR]")
     return "\n".join(lines)
 
 
@@ -45,7 +47,7 @@ def _list_text(device: str) -> str:
 @click.argument("name", required=False)
 @click.option("--list", "list_", is_flag=True, help="Name every experiment, with its runs and cost.")
 @click.option("--seeds", type=int, default=None, help="Seeds 0..K-1 (default: as many as the paper ran).")
-@click.option("--preset", default=None, help="smoke | cpu-small | paper (default: paper on CUDA, cpu-small on CPU).")
+@click.option("--preset", default=None, help=PRESET_HELP)
 @click.option("--epochs", type=int, default=None, help="Override the epochs (the report then says it is not the paper's setting).")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N]")
 @click.option("--out", type=click.Path(path_type=Path), default=None,

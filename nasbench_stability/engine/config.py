@@ -1,4 +1,4 @@
-"""The resolved, typed description of one run, and the presets that size it.
+"""The resolved, typed description of one run (its size comes from a preset, :mod:`.presets`).
 
 A :class:`RunConfig` is everything that determines a run's records: it is saved in the run
 directory, compared on resume, and hashed into ``config_hash``. Equal configs ⇒ same run.
@@ -18,6 +18,7 @@ from .. import ranges
 from ..errors import ConfigError, quote
 from ..methods.options import apply_overrides
 from ..methods.registry import get_method
+from .presets import PRESETS, default_preset  # noqa: F401  (re-exported: config is where callers look)
 
 DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
 SPLIT_POLICIES = ("auto", "official", "balanced")
@@ -30,29 +31,6 @@ RUN_RANGES: dict[str, ranges.Range] = {
     "hessian_batches": ranges.HESSIAN_BATCHES,
 }
 _OPTIONAL = {"data_subset", "eval_batches"}   # None = the whole half
-
-
-@dataclass(frozen=True)
-class Preset:
-    """How big a run is. ``None`` means: the method's own default (paper settings)."""
-
-    name: str
-    description: str
-    channels: int
-    cells_per_stage: int
-    data_subset: int | None      # examples per half (train / valid); None = the full 25k halves
-    epochs: int | None
-    eval_batches: int | None     # valid batches evaluated per epoch; None = the whole valid half
-
-
-PRESETS: dict[str, Preset] = {
-    p.name: p
-    for p in (
-        Preset("smoke", "seconds on a CPU: C=8, N=1, 256+256 images, 2 epochs", 8, 1, 256, 2, 2),
-        Preset("cpu-small", "minutes on a CPU: C=8, N=2, 2048+2048 images, 10 epochs", 8, 2, 2048, 10, 8),
-        Preset("paper", "the NB201 reference: C=16, N=5, 25k+25k images, the method's epochs", 16, 5, None, None, None),
-    )
-}
 
 
 @dataclass(frozen=True)
@@ -134,11 +112,6 @@ def resolve_device(device: str) -> str:
     if device != "cpu" and not device.startswith("cuda"):
         raise ConfigError(f"unknown device {quote(device)}; use auto, cpu or cuda[:N]")
     return device
-
-
-def default_preset(device: str) -> str:
-    """The paper settings on CUDA; a CPU run defaults to the small preset (the paper takes days there)."""
-    return "paper" if device.startswith("cuda") else "cpu-small"
 
 
 def resolve_config(method: str, *, dataset: str = "cifar10", seed: int = 0, preset: str | None = None,

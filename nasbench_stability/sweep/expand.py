@@ -66,9 +66,10 @@ def expand(study: Study, out: Path) -> list[PlannedRun]:
         axes = study.method_grid(method)
         for values in itertools.product(*(v for _, v in axes)):
             point = dict(zip((k for k, _ in axes), values))
+            seeds = study.method_seeds(method)
             for dataset in study.datasets:
-                base = _config(study, method.name, dataset, study.seeds[0], {}, point)
-                for seed in study.seeds:
+                base = _config(study, method.name, dataset, seeds[0], {}, point)
+                for seed in seeds:
                     config = _config(study, method.name, dataset, seed, point, point)
                     settings = _changed(base, config)
                     planned.append(PlannedRun(config, Path(out) / _folder(settings) if settings else Path(out),
@@ -78,17 +79,15 @@ def expand(study: Study, out: Path) -> list[PlannedRun]:
 
 
 def work_units(planned: list[PlannedRun], pack: bool | None) -> list[WorkUnit]:
-    """Group the seeds of each grid point into one unit where they pack, else one unit per run."""
+    """Group the seeds of each grid point into one unit where they pack, else one unit per run. Units
+    are taken seed by seed across grid points (each point's first seed, then each one's second, ...), so
+    that a study stopped part-way has comparable seeds of every method rather than all of the first."""
     groups: dict[tuple[Path, str, str], list[PlannedRun]] = {}
     for run in planned:
         groups.setdefault((run.out, run.config.method, run.config.dataset), []).append(run)
-    units = []
-    for runs in groups.values():
-        if will_pack([r.config for r in runs], pack):
-            units.append(WorkUnit(tuple(runs)))
-        else:
-            units.extend(WorkUnit((r,)) for r in runs)
-    return units
+    per_point = [[WorkUnit(tuple(runs))] if will_pack([r.config for r in runs], pack)
+                 else [WorkUnit((r,)) for r in runs] for runs in groups.values()]
+    return [unit for rank in itertools.zip_longest(*per_point) for unit in rank if unit is not None]
 
 
 def _config(study: Study, method: str, dataset: str, seed: int, overrides: dict[str, str],

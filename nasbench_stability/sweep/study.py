@@ -2,7 +2,7 @@
 
 ```toml
 name = "smoke"               # optional; default: the file's name without .toml
-preset = "smoke"             # optional; default: the device's (paper on CUDA, cpu-small on CPU)
+preset = "smoke"             # optional; default: the device's (paper on CUDA, cpu on CPU)
 device = "cpu"               # optional; default "auto"
 epochs = 2                   # optional; default: the preset's / method's
 seeds = 2                    # a count (seeds 0..K-1) or a list [0, 3, 7]; default 1
@@ -17,6 +17,9 @@ lr = [0.025, 0.05]
 mode = ["bilevel", "single-level"]
 
 [methods.single-darts]       # a method at its defaults (or: methods = ["darts-v1", "single-darts"])
+
+[methods.darts-v2]           # `seeds` in a method's table: its own seeds (a count or a list), not an axis
+seeds = 3
 ```
 
 Every mistake is a :class:`ConfigError` of one line that names the file and the key. Each grid value
@@ -47,6 +50,7 @@ Grid = tuple[tuple[str, tuple[str, ...]], ...]   # (key, values as `--set` strin
 class MethodGrid:
     name: str
     grid: Grid = ()          # this method's own option axes; a key here replaces the same key of [set]
+    seeds: tuple[int, ...] | None = None   # this method's own seeds; None: the study's
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,9 @@ class Study:
         """The axes of one method: [set]'s, with the method's own replacing the same keys."""
         own = dict(method.grid)
         return tuple((k, v) for k, v in self.grid if k not in own) + method.grid
+
+    def method_seeds(self, method: MethodGrid) -> tuple[int, ...]:
+        return method.seeds if method.seeds is not None else self.seeds
 
 
 def load_study(path: Path) -> Study:
@@ -126,17 +133,17 @@ class _StudyReader:
             self._checked("epochs", lambda: ranges.EPOCHS.check("epochs", epochs))
         return epochs
 
-    def _seeds(self) -> tuple[int, ...]:
-        seeds = self.raw.get("seeds", 1)
+    def _seeds(self, seeds: Any = 1, key: str = "seeds") -> tuple[int, ...]:
+        seeds = self.raw.get("seeds", 1) if key == "seeds" else seeds
         if type(seeds) is int:
             if not 1 <= seeds <= MAX_SEEDS:
-                raise self.fail("seeds", f"a count must be between 1 and {MAX_SEEDS:,}, got {seeds}")
+                raise self.fail(key, f"a count must be between 1 and {MAX_SEEDS:,}, got {seeds}")
             return tuple(range(seeds))
         if not isinstance(seeds, list) or not seeds or any(type(s) is not int for s in seeds):
-            raise self.fail("seeds", f"expected a count or a non-empty list of integers, got {_describe(seeds)}")
+            raise self.fail(key, f"expected a count or a non-empty list of integers, got {_describe(seeds)}")
         for s in seeds:
-            self._checked("seeds", lambda: ranges.SEED.check("seed", s))
-        self._no_repeats("seeds", seeds)
+            self._checked(key, lambda: ranges.SEED.check("seed", s))
+        self._no_repeats(key, seeds)
         return tuple(seeds)
 
     def _strings(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -162,7 +169,11 @@ class _StudyReader:
         out = []
         for name, grid in methods.items():
             self._checked(f"methods.{name}", lambda: get_method(name))
-            out.append(MethodGrid(name, self._grid(f"methods.{name}", grid)))
+            seeds = None
+            if isinstance(grid, dict) and "seeds" in grid:
+                grid = dict(grid)
+                seeds = self._seeds(grid.pop("seeds"), f"methods.{name}.seeds")
+            out.append(MethodGrid(name, self._grid(f"methods.{name}", grid), seeds))
         return tuple(out)
 
     def _grid(self, table: str, grid: Any) -> Grid:
@@ -224,7 +235,7 @@ class _StudyReader:
     @staticmethod
     def _resolve(study: Study, method: MethodGrid, point: dict[str, str]):
         """The config of ``point`` for the study's first dataset and seed (the others differ in name only)."""
-        return resolve_run(study, method.name, study.datasets[0], study.seeds[0], point)
+        return resolve_run(study, method.name, study.datasets[0], study.method_seeds(method)[0], point)
 
     def _checked(self, key: str, check, note: str = "") -> Any:
         try:
