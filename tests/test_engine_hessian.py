@@ -188,8 +188,10 @@ def test_measuring_leaves_the_method_as_it_was(mode):
     batches = [(torch.randn(4, 3, 8, 8, generator=g), torch.randint(0, 10, (4,), generator=g)) for _ in range(2)]
     before = {k: v.clone() for k, v in method.state_dict().items()}
     modes = [m.training for m in method.modules()]
+    wants_grad = [p.requires_grad for p in method.parameters()]
     method.zero_grad(set_to_none=True)
-    spectrum = arch_hessian_spectrum(method, batches)
+    spectrum = arch_hessian_spectrum(method, batches)   # freezes w while it measures: it must thaw it
+    assert [p.requires_grad for p in method.parameters()] == wants_grad and all(wants_grad)
     assert len(spectrum.eigenvalues) == 30 and np.isfinite(spectrum.eigenvalues).all()
     after = method.state_dict()
     changed = [k for k in before if not torch.equal(before[k], after[k])]

@@ -7,17 +7,25 @@ whose answer is the eigenvalue of largest *magnitude* (the wrong one when a nega
 
 The engine measures on the same fixed valid batches every time, so the curve over epochs follows
 the landscape, not batch noise; measuring leaves the method exactly as it found it.
+
+Cost: one Hessian-vector product per α entry per batch is the floor, and each is a double backward.
+Two things halve it against PyTorch's defaults (benchmarks/hessian_cost.py): only α asks for a gradient
+while measuring (a supernet weight that says it needs one makes PyTorch's convolution double backward
+compute a term nobody reads), and convolutions and batch-statistics BatchNorms take the lean double
+backwards of :mod:`.double_backward`. The rows are the same to rounding (tests/test_engine_hessian.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from contextlib import nullcontext
 from typing import Iterable, Sequence
 
 import numpy as np
 import torch
 
 from ..methods.base import SearchMethod
+from .double_backward import LeanDoubleBackward
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -88,23 +96,31 @@ def arch_parameter_count(method: SearchMethod) -> int:
     return sum(p.numel() for p in method.arch_parameters())
 
 
-def arch_hessian(method: SearchMethod, batches: Sequence[Batch]) -> torch.Tensor:
+def arch_hessian(method: SearchMethod, batches: Sequence[Batch], *, lean: bool = True) -> torch.Tensor:
     """∇²_α of the mean of ``method.arch_loss`` over ``batches`` (α = ``method.arch_parameters()``,
     flattened), float64, not yet symmetrised.
 
     Runs in whatever train/eval mode the method is in. The extra forward passes move BN running
-    statistics; every buffer and every module's mode is put back afterwards, so measuring does not
-    change the search. ``torch.autograd.grad`` writes no ``.grad``, so none is left on α or w.
+    statistics; every buffer, every module's mode and every weight's ``requires_grad`` is put back
+    afterwards, so measuring does not change the search. ``torch.autograd.grad`` writes no ``.grad``,
+    so none is left on α or w. ``lean=False`` uses PyTorch's own double backwards with every weight
+    asking for a gradient (the reference the tests and benchmarks/hessian_cost.py compare with).
     """
     if not batches:
         raise ValueError("the Hessian needs at least one valid batch")
     params = list(method.arch_parameters())
+    arch = {id(p) for p in params}
+    weights = [p for p in method.parameters() if p.requires_grad and id(p) not in arch] if lean else []
     buffers = [(b, b.detach().clone()) for b in method.buffers()]
     modes = [(m, m.training) for m in method.modules()]
     try:
-        with torch.enable_grad():
+        for w in weights:
+            w.requires_grad_(False)
+        with torch.enable_grad(), (LeanDoubleBackward() if lean else nullcontext()):
             return hessian_of((method.arch_loss(x, y) / len(batches) for x, y in batches), params)
     finally:
+        for w in weights:
+            w.requires_grad_(True)
         with torch.no_grad():
             for buffer, saved in buffers:
                 buffer.copy_(saved)
@@ -112,7 +128,7 @@ def arch_hessian(method: SearchMethod, batches: Sequence[Batch]) -> torch.Tensor
             module.training = training
 
 
-def arch_hessian_spectrum(method: SearchMethod, batches: Sequence[Batch]) -> HessianSpectrum:
+def arch_hessian_spectrum(method: SearchMethod, batches: Sequence[Batch], *, lean: bool = True) -> HessianSpectrum:
     """The ascending eigenvalues of the method's α-Hessian on ``batches`` (see :func:`arch_hessian`)."""
-    return spectrum_of(arch_hessian(method, batches))
+    return spectrum_of(arch_hessian(method, batches, lean=lean))
 
