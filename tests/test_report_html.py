@@ -21,7 +21,7 @@ from nasbench_stability.cli.analysis_commands import plot, report
 from nasbench_stability.cli.main import NbsGroup
 from nasbench_stability.report import build_report
 
-from conftest import METHODS, SEEDS
+from conftest import EPOCHS, METHODS, SEEDS
 
 
 class PageParser(HTMLParser):
@@ -102,6 +102,9 @@ def test_page_is_self_contained_and_complete(built):
     text = built.html.read_text(encoding="utf-8")
     assert "nb201_zen.zip" in text and "approximate" in text and "Collapsed:" in text
     assert text.count("<details>") == len(METHODS) * SEEDS and '"hessian_every": 2' in text
+    for method in METHODS:   # the study's smoke runs cut each method's 50 epochs: the page says so up front
+        note = f"Epochs cut: {method}: smoke preset: epochs cut to {EPOCHS}, not the method's own 50"
+        assert note in text and note in built.markdown.read_text(encoding="utf-8")
 
 
 def test_report_tables_agree_with_the_analysis(built, study):  # noqa: F811

@@ -160,6 +160,7 @@ def test_smoke_experiment_report_holds_published_numbers_and_ours_from_the_recor
         assert f"| {row} | not run this time" in report
     assert "| DARTS | not run this time" in report and "87.66 ± 1.69" in report and "94.36 ± 0.00" in report
     assert "This is not the paper's setting" in report and "preset `smoke`" in report
+    assert "**Epochs cut**: single-darts: smoke preset: epochs cut to" in report
     assert "BN running statistics on" in report and "device cpu" in report
     assert "nbs run --method single-darts --seeds 2 --preset smoke --device cpu" in report
     assert (reproduced / "figures" / "collapse.png").stat().st_size > 1000

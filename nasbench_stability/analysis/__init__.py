@@ -39,6 +39,8 @@ _EXPORTS: dict[str, str] = {
     "PairwiseOptions": "pairwise", "pairwise_tests": "pairwise", "pairwise_display": "pairwise", "holm": "pairwise",
     "collapse_events": "survival", "kaplan_meier": "survival", "survival_summary": "survival",
     "logrank_tests": "survival", "median_epochs_to_collapse": "survival",
+    # schedules cut below the method's own
+    "cut_schedule_notes": "schedule",
     # ranking
     "rank_correlation": "ranking", "RankingResult": "ranking", "UnsupportedAnalysisError": "ranking",
     "discrete_eval_problem": "ranking",

@@ -13,16 +13,10 @@ import click
 from ..engine.presets import PRESET_HELP
 
 
-def _hours(seconds: float | None) -> str:
-    if seconds is None:
-        return "no estimate"
-    return f"≈ {seconds / 3600:.1f} h" if seconds >= 3600 else f"≈ {seconds / 60:.0f} min"
-
-
 def _list_text(device: str) -> str:
     from ..engine.config import default_preset
     from ..reproduce.experiments import EXPERIMENTS
-    from ..reproduce.runner import estimate_seconds
+    from ..reproduce.runner import listed_estimate
 
     here = default_preset(device)
     lines = []
@@ -36,9 +30,8 @@ def _list_text(device: str) -> str:
         for row in runs.values():
             sets = " ".join(row.set_args())
             lines.append(f"    {row.method}{' ' + sets if sets else ''}")
-        lines.append(f"  cost (solo, rough): paper on one GPU {_hours(estimate_seconds(exp, exp.seeds, 'paper', 'cuda', None))}"
-                     f" (H100); {here} on this machine ({device}) "
-                     f"{_hours(estimate_seconds(exp, exp.seeds, here, device, None))}")
+        lines.append(f"  paper on one GPU: {listed_estimate(exp, exp.seeds, 'paper', 'cuda').line}")
+        lines.append(f"  {here} on this machine ({device}): {listed_estimate(exp, exp.seeds, here, device).line}")
     lines.append("run one: nbs reproduce NAME [--seeds K] [--preset smoke|cpu|cpu-small|paper] [--out DIR]")
     return "\n".join(lines)
 

@@ -26,9 +26,10 @@ from ..destinations import check_folder_path
 from ..errors import ConfigError
 from ..methods.registry import get_method
 from .config import RunConfig, resolve_config
+from .cost import RunPlan, estimate
 from .epoch_log import check_log_kind
 from .packed_run import run_packed
-from .run import Run, RunResult
+from .run import Run, RunResult, run_dir_for
 from .table_run import TableRun
 
 #: whether seeds pack when --pack is not given, by device type: on CUDA the step is launch-bound and
@@ -64,10 +65,12 @@ def run_seeds(method: str, seeds: list[int], *, dataset: str = "cifar10", epochs
               overrides: dict[str, str] | None = None, data_root: Path | None = None,
               benchmark_path: Path | None = None, progress: bool = True, jobs: int = 1,
               pack: bool | None = None, cuda_graphs: bool = True,
-              log: Callable[[str], None] = print, epoch_log: str = "none") -> list[RunResult]:
+              log: Callable[[str], None] = print, epoch_log: str = "none",
+              announce_cost: bool = True) -> list[RunResult]:
     """Resolve one config per seed (all validated before any work starts), then run them: packed into
     one model (``pack``; None = the device's default, for a method that packs), or ``jobs`` at a time
-    (results in seed order either way)."""
+    (results in seed order either way). ``announce_cost``: log the expected wall time first (a caller
+    that runs several of these says it once for all)."""
     configs = [resolve_config(method, dataset=dataset, seed=s, preset=preset, device=device, epochs=epochs,
                               overrides=overrides) for s in seeds]
     check_log_kind(epoch_log)   # a missing logging library fails before any slow work
@@ -76,7 +79,10 @@ def run_seeds(method: str, seeds: list[int], *, dataset: str = "cifar10", epochs
     table_search = get_method(method).table_search   # searches the table: no dataset, no supernet
     if not table_search:
         locate_dataset(dataset_spec(dataset), data_root)  # a missing dataset fails before any run directory exists
-    if will_pack(configs, pack, jobs):
+    packed = will_pack(configs, pack, jobs)
+    if announce_cost:
+        log(estimate([RunPlan.of(c, run_dir_for(out, c)) for c in configs], jobs=1 if packed else jobs).line)
+    if packed:
         return run_packed([Run(c, out, benchmark=benchmark, data_root=data_root, progress=progress, log=log,
                                cuda_graphs=cuda_graphs, epoch_log=epoch_log) for c in configs])
     if jobs <= 1 or len(configs) == 1:

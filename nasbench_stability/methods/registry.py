@@ -35,6 +35,11 @@ class MethodInfo:
         return getattr(self.factory, "solo_reason", "")
 
     @property
+    def needs_hessian(self) -> bool:
+        """Whether the method measures the α-Hessian itself every epoch (DARTS-ES stops on it)."""
+        return bool(getattr(self.factory, "needs_hessian", False))
+
+    @property
     def table_search(self) -> bool:
         """Whether the method searches the benchmark table (no supernet, no data: :mod:`.multitrial`)."""
         return bool(getattr(self.factory, "table_search", False))

@@ -27,6 +27,7 @@ from ..analysis.bench_columns import RECORD_PREFIX, result_columns
 from ..analysis.collapse import CollapseCriteria, collapse_display, collapse_per_run, collapse_summary
 from ..analysis.trajectories import supernet_records, table_search_rows
 from ..analysis.loading import PathsLike, load_runs, run_index
+from ..analysis.schedule import cut_schedule_notes
 from ..analysis.pairwise import WELCH, PairwiseOptions, dataset_title, pairwise_display, pairwise_tests
 from ..analysis.survival import (collapse_events, logrank_display, logrank_tests, survival_display, survival_notes,
                                  survival_summary)
@@ -116,6 +117,8 @@ def build_report(paths: PathsLike, out: str | Path, *, benchmark: Benchmark | No
         Section("runs", "Runs and configurations", _runs_body(by_key["runs"], runs, load_notes)),
     ]
     meta = _meta_line(df, runs, benchmark)
+    cut = cut_schedule_notes(runs)   # first thing a reader sees: a cut schedule hides collapse
+    description = "\n\n".join([f"Epochs cut: {note}." for note in cut] + ([description] if description else []))
     html_path, md_path, tex_path = out / "index.html", out / "tables.md", out / "tables.tex"
     intro = f"{html.unescape(meta)}\n\n" + (f"{description}\n\n" if description else "")
     texts = {

@@ -20,6 +20,7 @@ import pandas as pd
 from .. import __version__
 from ..analysis.bench_columns import APPROX_MARK, DATASET_LABELS
 from ..analysis.collapse import CollapseCriteria, collapse_display, collapse_summary
+from ..analysis.schedule import cut_schedule_notes
 from ..analysis.intervals import DEFAULT_RULE, with_interval
 from ..bench.table import Benchmark
 from ..destinations import check_writable, writing
@@ -126,6 +127,11 @@ def _scale_paragraph(plan: Plan, comparison: Comparison) -> str:
         lines = [f"**Scale.** preset `{plan.preset}` ({preset.description}){epochs}; {len(plan.seeds)} seed(s) "
                  f"(the paper: {plan.experiment.seeds}); device {', '.join(devices) or plan.device}; {bn_text}"
                  + (f"; packed seeds: pack size {', '.join(map(str, packs))}" if packs and packs != [1] else "") + "."]
+    configs = [c for cs in plan.configs().values() for c in cs]
+    cut = cut_schedule_notes(pd.DataFrame([{"method": c.method, "preset": c.preset, "epochs": c.epochs}
+                                           for c in configs]))
+    if cut:
+        lines.append("**Epochs cut**: " + "; ".join(cut) + ".")
     if not table_only and not plan.paper_scale:
         lines.append("**This is not the paper's setting**: a reduced network, data, epochs or a changed setting, so the "
                      "numbers below test the pipeline, not the paper's claim. Run with `--preset paper` (a GPU) and "

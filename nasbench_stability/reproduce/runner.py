@@ -8,6 +8,7 @@ resolved before any work starts, so a bad setting fails before an hour of search
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 import sys
@@ -18,6 +19,7 @@ from typing import Callable
 from .. import __version__
 from ..engine.atomic import write_text_atomic
 from ..engine.config import PRESETS, RunConfig, default_preset, resolve_config, resolve_device
+from ..engine.cost import Estimate, RunPlan, estimate
 from ..engine.executor import run_seeds
 from ..engine.run import RunResult
 from ..destinations import check_writable, ensure_folder, writing
@@ -27,17 +29,8 @@ from .experiments import Experiment, Row
 
 MANIFEST = "experiment.json"
 
-# Seconds per search epoch of darts-v1, solo and eager, by (preset, device type), and each method's cost
-# relative to it; rough, for planning only (`nbs reproduce --list`). Sources: paper/cuda from
-# benchmarks/RESULTS.md (H100, 64.3 s per darts-v1 epoch, 38.4 s single-darts); the CPU numbers are
-# `nbs run --epochs 1` on this project's 2-core machine (2026-11-23). Packed seeds on a GPU cost less.
-EPOCH_SECONDS = {("paper", "cuda"): 64.3, ("paper", "cpu"): 3600.0, ("cpu-small", "cpu"): 30.0,
-                 ("cpu-small", "cuda"): 4.0, ("smoke", "cpu"): 3.0, ("smoke", "cuda"): 1.0}
 # --set keys that only add measurements: the search itself stays the paper's
 MEASUREMENT_ONLY = {"hessian_every", "hessian_batches", "gc_every"}
-RELATIVE_COST = {"darts-v1": 1.0, "single-darts": 0.6, "darts-v2": 2.2, "mergenas-v1": 0.8, "mergenas-v2": 1.8,
-                 # cpu-small s/epoch over darts-v1's, two runs at a time on the 2-core machine (issue 12's runs)
-                 "darts-minus": 1.0, "drnas": 1.2, "beta-darts": 1.1}
 
 
 @dataclass(frozen=True)
@@ -105,20 +98,23 @@ class Plan:
         return shlex.join(argv + [a for k, v in self.extra for a in ("--set", f"{k}={v}")])
 
 
-def estimate_seconds(experiment: Experiment, seeds: int, preset: str, device: str, epochs: int | None) -> float | None:
-    base = EPOCH_SECONDS.get((preset, device.split(":")[0]))
-    if base is None:
-        return None
-    total = 0.0
+def listed_estimate(experiment: Experiment, seeds: int, preset: str, device: str) -> Estimate:
+    """The cost of the whole experiment at ``preset`` on ``device`` (``nbs reproduce --list``; the device
+    need not be this machine's: the paper-on-a-GPU line is printed everywhere)."""
+    runs = []
     for row in experiment.runs().values():
-        if is_table_search(row):   # queries of the table: well under a second a seed
-            total += seeds * 1.0
-            continue
-        # the paper preset keeps the method's own epochs
-        run_epochs = epochs or PRESETS[preset].epochs or resolve_config(
-            row.method, preset="paper", device="cpu", overrides=dict(row.settings)).epochs
-        total += seeds * run_epochs * base * RELATIVE_COST.get(row.method, 1.5)
-    return total
+        table = is_table_search(row)
+        config = resolve_config(row.method, preset=None if table else preset, device="cpu",
+                                overrides=dict(row.settings))
+        runs += [dataclasses.replace(RunPlan.of(config), device="cpu" if table else device)] * seeds
+    return estimate(runs)
+
+
+def plan_estimate(plan: Plan, jobs: int = 1) -> Estimate:
+    """The cost of what ``plan`` has left to run (finished seeds and epochs done are not charged)."""
+    configs = plan.configs()
+    return estimate([RunPlan.of(c, plan.run_dir(row) / c.run_name)
+                     for key, row in plan.experiment.runs().items() for c in configs[key]], jobs=jobs)
 
 
 def is_table_search(row: Row) -> bool:
@@ -145,7 +141,7 @@ def execute(plan: Plan, *, data_root: Path | None = None, benchmark_path: Path |
             pack: bool | None = None, cuda_graphs: bool = True,
             log: Callable[[str], None] = print) -> dict[str, list[RunResult]]:
     """Run (or resume) every distinct run of the plan; returns the engine's results per run key."""
-    plan.configs()
+    log(plan_estimate(plan).line)
     check_writable(plan.out, "--out folder")   # a file in the way or a read-only place fails before any run
     ensure_folder(plan.out, "--out folder")
     with writing(plan.out / MANIFEST, "experiment manifest"):
@@ -157,7 +153,7 @@ def execute(plan: Plan, *, data_root: Path | None = None, benchmark_path: Path |
         results[key] = run_seeds(row.method, list(plan.seeds), **plan.scale(row), out=plan.run_dir(row),
                                  overrides=plan.overrides(row),
                                  data_root=data_root, benchmark_path=benchmark_path, progress=progress, pack=pack,
-                                 cuda_graphs=cuda_graphs, log=log)
+                                 cuda_graphs=cuda_graphs, log=log, announce_cost=False)
     return results
 
 

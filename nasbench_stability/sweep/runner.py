@@ -21,6 +21,7 @@ from ..data.cache import load_arrays
 from ..data.catalog import dataset_spec
 from ..data.locate import locate_dataset
 from ..destinations import check_folder_path
+from ..engine.cost import RunPlan, estimate
 from ..engine.epoch_log import check_log_kind
 from ..engine.status import TERMINAL, read_status
 from ..methods.registry import get_method
@@ -56,6 +57,10 @@ def run_sweep(study: Study, planned: list[PlannedRun], executor: Executor, *, be
     start = time.perf_counter()
     env = prepare_environment(study, planned, benchmark_path, data_root, cuda_graphs=cuda_graphs, quiet=quiet,
                               epoch_log=epoch_log, log=log)
+    jobs = getattr(executor, "jobs", None)   # None: a Ray cluster, whose size is its own
+    cost = estimate([RunPlan.of(r.config, r.run_dir) for r in planned], jobs=jobs or 1).line
+    log(cost if jobs is not None else cost.replace("one at a time", "if run one at a time (the Ray cluster's "
+                                                   "workers divide it)"))
     units = work_units(planned, study.pack)
     on_done = on_done or (lambda unit, outcomes: None)
     results: dict[int, list[RunOutcome]] = {}

@@ -1,0 +1,84 @@
+"""Measure the seconds per epoch (and per α-Hessian row) of every supernet method, for the cost line that
+`nbs run`, `nbs sweep` and `nbs reproduce` print before they start (nasbench_stability/engine/cost.py).
+
+Each method's epoch is timed part by part as benchmarks/epoch_breakdown.py times it (``--steps`` plain
+steps × steps per epoch, the gradient-correlation steps, selection, evaluation, records and lookups,
+checkpoint), and its lean α-Hessian once on one valid batch, giving seconds per Hessian row (one
+α entry on one batch). One torch thread, as each `--jobs` worker gets on this project's 2-core machine.
+
+    python benchmarks/epoch_costs.py --presets smoke,cpu --write    # rewrite engine/epoch_costs.csv
+
+Without ``--write`` it only prints. Rows of other (preset, device) pairs already in the file are kept
+(the paper-scale GPU rates come from benchmarks/RESULTS.md, not from this script).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from epoch_breakdown import breakdown  # noqa: E402  (the same timing, one file up)
+
+from nasbench_stability.bench.build import ensure_table  # noqa: E402
+from nasbench_stability.bench.table import Benchmark  # noqa: E402
+from nasbench_stability.engine.config import resolve_config  # noqa: E402
+from nasbench_stability.engine.cost import COSTS_FILE, FIELDS  # noqa: E402
+from nasbench_stability.engine.hessian import arch_parameter_count  # noqa: E402
+from nasbench_stability.engine.run import build_method  # noqa: E402
+from nasbench_stability.methods.registry import list_methods  # noqa: E402
+
+
+def alpha_entries(method: str) -> int:
+    cfg = resolve_config(method, preset="smoke", device="cpu", overrides={"channels": "4", "cells_per_stage": "1"})
+    return arch_parameter_count(build_method(cfg, num_classes=10, steps_per_epoch=4))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--presets", default="smoke,cpu")
+    parser.add_argument("--methods", default=None, help="comma-separated (default: every supernet method)")
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--write", action="store_true", help=f"write the rows into {COSTS_FILE.name}")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    names = (args.methods.split(",") if args.methods else
+             [m.name for m in list_methods() if not m.table_search])
+    benchmark = Benchmark.load(ensure_table(None, log=lambda _: None))
+    today = time.strftime("%Y-%m-%d")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="nbs-costs-") as tmp:
+        for preset in args.presets.split(","):
+            for name in names:
+                n = alpha_entries(name)
+                sets = {"hessian_batches": "1"} if n else {"hessian_every": "0"}
+                row = breakdown(preset, name, args.steps, 1, benchmark, Path(tmp) / name, sets, plain_hessian=False)
+                epoch_s = sum(row["parts_s"].values())
+                hessian_row_s = row["hessian_lean_s"] / n if n else 0.0
+                rows.append({"preset": preset, "device": "cpu", "method": name, "epoch_s": f"{epoch_s:.3f}",
+                             "hessian_row_s": f"{hessian_row_s:.4f}", "alpha_entries": n, "measured": today,
+                             "source": f"benchmarks/epoch_costs.py, torch {torch.__version__}, {args.threads} "
+                                       f"thread, 2-core CPU machine"})
+                print(f"{preset:6s} {name:18s} {epoch_s:8.2f} s/epoch  {hessian_row_s:7.3f} s per Hessian row "
+                      f"({n} α entries)", flush=True)
+    if args.write:
+        measured = {(r["preset"], r["device"]) for r in rows}
+        with COSTS_FILE.open(newline="") as f:
+            kept = [r for r in csv.DictReader(f) if (r["preset"], r["device"]) not in measured]
+        with COSTS_FILE.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=FIELDS)
+            writer.writeheader()
+            writer.writerows(kept + rows)
+        print(f"wrote {len(rows)} rows (kept {len(kept)}) to {COSTS_FILE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
