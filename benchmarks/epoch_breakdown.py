@@ -28,7 +28,6 @@ the ratios. One torch thread by default (as `nbs run --jobs` gives each run on t
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import statistics
 import sys

@@ -4,7 +4,6 @@ out over --jobs up to the cores."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest
