@@ -133,9 +133,24 @@ def test_per_seed_table_lists_each_runs_final_cell(study):
     per_seed = per_seed_table(df, result_columns())
     assert len(per_seed) == len(METHODS) * SEEDS
     for row in per_seed.itertuples(index=False):
-        raw = _raw_records(Path(row.run_dir)).iloc[-1]
+        records = _raw_records(Path(row.run_dir))
+        raw = records.iloc[-1]
         assert row.genotype == raw["genotype"] and row.epoch == EPOCHS
         assert row.bench_cifar100_test_200 == pytest.approx(raw["bench_cifar100_test_200"])
+        # the epoch from which the cell stayed final: the same cell from there on, another one just before
+        since = records[records["epoch"] >= row.final_since]
+        before = records[records["epoch"] == row.final_since - 1]
+        assert (since["genotype"] == row.genotype).all()
+        assert before.empty or (before["genotype"] != row.genotype).all()
+
+
+def test_final_since_counts_from_the_last_arrival_of_the_final_cell():
+    from nasbench_stability.analysis.tables import final_since
+
+    cells = {"a": ["x", "y", "y", "x", "y", "y"], "b": ["z", "z", "z"], "c": ["x", "y"]}
+    df = pd.DataFrame([{"run": run, "epoch": e + 1, "genotype": g} for run, gs in cells.items()
+                       for e, g in enumerate(gs)]).sample(frac=1, random_state=0)   # order must not matter
+    assert final_since(df).to_dict() == {"a": 5, "b": 1, "c": 2}
 
 
 # ---- ranking ---------------------------------------------------------------------------------

@@ -56,14 +56,33 @@ class TimeUnit:
         return cls("s", 1.0) if top < 120 else cls("min", 60.0) if top < 7200 else cls("h", 3600.0)
 
 
+def final_cell_since(run: pd.DataFrame) -> int:
+    """The first epoch from which one run's derived cell stayed its final one (a cell that came, went
+    and came back counts from its last arrival)."""
+    run = run.sort_values("epoch", kind="stable")
+    changed = run["genotype"].ne(run["genotype"].iloc[-1]).to_numpy()
+    epochs = run["epoch"].astype(int).to_numpy()
+    return int(epochs[np.flatnonzero(changed)[-1] + 1]) if changed.any() else int(epochs[0])
+
+
+def final_since(df: pd.DataFrame) -> pd.Series:
+    """:func:`final_cell_since` of every run in ``df``, indexed by ``run_dir`` (else ``run``)."""
+    key = "run_dir" if "run_dir" in df else "run"
+    return pd.Series({run: final_cell_since(group) for run, group in df.groupby(key, sort=False)},
+                     name="final_since", dtype="int64")
+
+
 def per_seed_table(df: pd.DataFrame, columns: Sequence[ResultColumn] | None = None) -> pd.DataFrame:
-    """One row per run: its final cell, how far it got, every result column's value, search time."""
+    """One row per run: its final cell and the epoch it became final, how far it got, every result
+    column's value, search time."""
     columns = list(columns) if columns is not None else result_columns()
     last = final_records(df)
     keep = [c for c in (GROUP, "dataset", "seed", "preset", "status", "epoch", "epochs", "genotype",
                         "canonical_key", "param_free_count", "wall_seconds", "run_dir")
             if c in last]
     out = last[keep].copy()
+    key = "run_dir" if "run_dir" in last else "run"
+    out["final_since"] = last[key].map(final_since(df)).to_numpy()
     for col in columns:
         out[col.record] = last[col.record] if col.record in last else np.nan
     return out
@@ -187,6 +206,8 @@ def per_seed_display(table: pd.DataFrame, columns: Sequence[ResultColumn] | None
         "status": table.get("status", pd.Series("", index=table.index)).astype(str),
         "epochs": [f"{int(e)}/{int(t)}" for e, t in zip(table["epoch"], table["epochs"])],
         "final cell": table["genotype"].astype(str),
+        "final since epoch": (table["final_since"].astype(int).astype(str) if "final_since" in table
+                              else pd.Series("–", index=table.index)),
         "param-free ops": table["param_free_count"].astype(int).astype(str),
     })
     for col in columns:

@@ -50,13 +50,16 @@ def _list_text(device: str) -> str:
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="A run or method option for every run (e.g. hessian_every=5); not one a row sets itself.")
 @click.option("--report-only", is_flag=True, help="Rewrite the report from the records in --out; run nothing.")
+@click.option("--from-runs", type=click.Path(path_type=Path), default=None, metavar="DIR",
+              help="Report from runs made elsewhere (e.g. an `nbs sweep` folder), matched to the rows by config "
+                   "(give the --preset, --epochs and --set they were made with); run nothing.")
 @click.option("--pack/--no-pack", default=None, help="Packed seeds (default: on CUDA, for methods that pack).")
 @click.option("--cuda-graphs/--no-cuda-graphs", default=True, show_default=True)
 @click.option("--data-root", type=click.Path(path_type=Path), default=None, help="Dataset file or folder.")
 @click.option("--benchmark", type=click.Path(path_type=Path), default=None, help="Benchmark table (.parquet).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def reproduce(name, list_, seeds, preset, epochs, device, out, rows, sets, report_only, pack, cuda_graphs, data_root,
-              benchmark, quiet) -> None:
+def reproduce(name, list_, seeds, preset, epochs, device, out, rows, sets, report_only, from_runs, pack, cuda_graphs,
+              data_root, benchmark, quiet) -> None:
     """Run a seed paper's NB201 experiment NAME and report our numbers beside the published ones."""
     from ..bench.build import ensure_table
     from ..bench.table import Benchmark
@@ -64,7 +67,8 @@ def reproduce(name, list_, seeds, preset, epochs, device, out, rows, sets, repor
     from ..errors import ConfigError
     from ..reproduce.experiments import get_experiment
     from ..reproduce.report import plan_from_manifest, write_report
-    from ..reproduce.runner import execute, make_plan
+    from ..destinations import check_writable, ensure_folder, writing
+    from ..reproduce.runner import MANIFEST, execute, make_plan, match_runs, write_manifest
     from .common import parse_sets
 
     if list_:
@@ -74,16 +78,29 @@ def reproduce(name, list_, seeds, preset, epochs, device, out, rows, sets, repor
         raise ConfigError("name an experiment (nbs reproduce --list shows them)")
     plan = make_plan(get_experiment(name), seeds=seeds, preset=preset, device=device, epochs=epochs, out=out,
                      rows=tuple(rows), extra=parse_sets(sets))
-    if report_only:   # the folder's own manifest says what was run there
+    sources = runs_from = None
+    if from_runs is not None:
+        if report_only:
+            raise ConfigError("--from-runs already runs nothing; drop --report-only")
+        sources = match_runs(plan, from_runs)
+        runs_from = f"`{from_runs.resolve().name}/`, {sum(map(len, sources.values()))} run directories"
+        check_writable(plan.out, "--out folder")
+        ensure_folder(plan.out, "--out folder")
+        with writing(plan.out / MANIFEST, "experiment manifest"):
+            write_manifest(plan, runs_from=runs_from)
+    elif report_only:   # the folder's own manifest says what was run there
         plan = plan_from_manifest(plan.out)
         if plan.experiment.name != name:
             raise ConfigError(f"{plan.out} holds experiment {plan.experiment.name}, not {name}")
+        if plan.runs_from is not None:
+            raise ConfigError(f"{plan.out} was reported from runs made elsewhere ({plan.runs_from}); "
+                              f"rewrite it with --from-runs DIR")
     else:
         results = execute(plan, data_root=data_root, benchmark_path=benchmark, progress=not quiet, pack=pack,
                           cuda_graphs=cuda_graphs, log=click.echo)
         for key, rs in results.items():
             states = sorted({r.state for r in rs})
             click.echo(f"{key}: {len(rs)} seed(s) {', '.join(states)}")
-    files = write_report(plan, Benchmark.load(ensure_table(benchmark, log=click.echo)))
+    files = write_report(plan, Benchmark.load(ensure_table(benchmark, log=click.echo)), sources, runs_from)
     click.echo(f"wrote {files.markdown}")
     click.echo(f"numbers: {files.comparison}, {files.seeds}" + (f"; figures: {len(files.figures)}" if files.figures else ""))

@@ -76,17 +76,17 @@ def hessian_of(losses: Iterable[torch.Tensor], params: Sequence[torch.Tensor]) -
     total = torch.zeros(n, n, dtype=torch.float64)
     for loss in losses:
         grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
-        flat = _flatten(grads, params)
+        flat = flat_gradient(grads, params)
         if not flat.requires_grad:       # gradient constant in the parameters: no curvature
             continue
-        rows = [_flatten(torch.autograd.grad(flat[i], params, retain_graph=True, allow_unused=True), params)
+        rows = [flat_gradient(torch.autograd.grad(flat[i], params, retain_graph=True, allow_unused=True), params)
                 for i in range(n)]
         total += torch.stack(rows).detach().to("cpu", torch.float64)
         del grads, flat, rows            # free this loss's graph before the next forward
     return total
 
 
-def _flatten(grads: Sequence[torch.Tensor | None], params: Sequence[torch.Tensor]) -> torch.Tensor:
+def flat_gradient(grads: Sequence[torch.Tensor | None], params: Sequence[torch.Tensor]) -> torch.Tensor:
     """One vector of ``grads``, zeros where a parameter does not reach the output."""
     return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, params)])
 

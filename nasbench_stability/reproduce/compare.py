@@ -22,7 +22,7 @@ from ..analysis.bench_columns import benchmark_column, record_column
 from ..analysis.collapse import collapse_per_run
 from ..analysis.intervals import DEFAULT_RULE, mean_interval
 from ..analysis.loading import NoRunsError, load_runs
-from ..analysis.tables import final_records
+from ..analysis.tables import final_cell_since, final_records
 from ..bench.table import Benchmark
 from .experiments import Experiment, Row
 from .published import published_cell
@@ -40,21 +40,28 @@ class Comparison:
     records: pd.DataFrame
 
 
-def row_records(run_dir: Path, seeds: tuple[int, ...]) -> pd.DataFrame:
-    """The records of the requested seeds under one row's folder (empty when none ran yet)."""
-    if not run_dir.is_dir():
+def row_records(run_dirs: Path | list[Path], seeds: tuple[int, ...]) -> pd.DataFrame:
+    """The records of the requested seeds under one row's folder, or in the given run directories
+    (empty when none ran yet)."""
+    run_dirs = [run_dirs] if isinstance(run_dirs, Path) else list(run_dirs)
+    run_dirs = [d for d in run_dirs if d.is_dir()]
+    if not run_dirs:
         return pd.DataFrame()
     try:
-        df = load_runs(run_dir)
+        df = load_runs(run_dirs)
     except NoRunsError:
         return pd.DataFrame()
     return df[df["seed"].isin(seeds)].reset_index(drop=True)
 
 
-def compare(experiment: Experiment, out: Path, seeds: tuple[int, ...], benchmark: Benchmark) -> Comparison:
+def compare(experiment: Experiment, out: Path, seeds: tuple[int, ...], benchmark: Benchmark,
+            sources: dict[str, list[Path]] | None = None) -> Comparison:
+    """Our numbers beside the published ones; each run row's records from ``out/runs/<run key>``, or from
+    ``sources[run key]`` (run directories made elsewhere, :func:`.runner.match_runs`)."""
     lines, seed_rows, frames = [], [], []
     for row in experiment.rows:
-        df = row_records(out / "runs" / row.run_key, seeds) if row.kind == "run" else pd.DataFrame()
+        where = sources.get(row.run_key, []) if sources is not None else out / "runs" / row.run_key
+        df = row_records(where, seeds) if row.kind == "run" else pd.DataFrame()
         last = final_records(df) if not df.empty else pd.DataFrame()
         if not df.empty:
             frames.append(df.assign(row=row.label))
@@ -110,9 +117,7 @@ def _seed_lines(row: Row, df: pd.DataFrame, last: pd.DataFrame) -> list[dict]:
     collapse = collapse_per_run(df).set_index("seed")
     out = []
     for _, r in last.iterrows():
-        run = df[df["seed"] == r["seed"]].sort_values("epoch")
-        changed = run["genotype"].ne(r["genotype"]).to_numpy()
-        settled = int(run["epoch"].to_numpy()[np.flatnonzero(changed)[-1] + 1]) if changed.any() else int(run["epoch"].iloc[0])
+        settled = final_cell_since(df[df["seed"] == r["seed"]])
         c = collapse.loc[r["seed"]]
         out.append({"row": row.label, "seed": int(r["seed"]), "status": str(r.get("status", "")),
                     "epochs": f"{int(r['epoch'])}/{int(r['epochs'])}", "final_cell": r["genotype"],

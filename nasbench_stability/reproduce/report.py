@@ -56,13 +56,16 @@ def plan_from_manifest(out: Path) -> Plan:
         rows = tuple(str(r) for r in m.get("rows", []))
         extra = tuple(sorted((str(k), str(v)) for k, v in m.get("set", {}).items()))
         return Plan(get_experiment(m["experiment"]).select(list(rows)), tuple(int(s) for s in m["seeds"]),
-                    str(m["preset"]), str(m["device"]), m["epochs"], out, rows, extra)
+                    str(m["preset"]), str(m["device"]), m["epochs"], out, rows, extra, m.get("runs_from"))
     except (ValueError, KeyError, TypeError, NbsError) as err:
         raise MissingFileError(f"{path} is damaged ({err.__class__.__name__}); re-run the experiment to rewrite it") from None
 
 
-def write_report(plan: Plan, benchmark: Benchmark) -> ReportFiles:
-    comparison = compare(plan.experiment, plan.out, plan.seeds, benchmark)
+def write_report(plan: Plan, benchmark: Benchmark, sources: dict[str, list[Path]] | None = None,
+                 runs_from: str | None = None) -> ReportFiles:
+    """REPORT.md (and its tables and figures) in ``plan.out``; ``sources``/``runs_from``: the runs were made
+    elsewhere (a sweep) and matched by config (:func:`.runner.match_runs`), ``runs_from`` naming where."""
+    comparison = compare(plan.experiment, plan.out, plan.seeds, benchmark, sources)
     out = plan.out
     files = ReportFiles(out / REPORT, out / "comparison.csv", out / "seeds.csv")
     check_writable(out, "report folder")
@@ -77,12 +80,13 @@ def write_report(plan: Plan, benchmark: Benchmark) -> ReportFiles:
         except NothingToPlotError as err:
             figure_note = f"No collapse curves: {err}."
     with writing(files.markdown, "report"):
-        write_text_atomic(files.markdown, render(plan, comparison, files, figure_note))
+        write_text_atomic(files.markdown, render(plan, comparison, files, figure_note, runs_from))
     return files
 
 
 # ---- rendering ------------------------------------------------------------------------------
-def render(plan: Plan, comparison: Comparison, files: ReportFiles, figure_note: str = "") -> str:
+def render(plan: Plan, comparison: Comparison, files: ReportFiles, figure_note: str = "",
+           runs_from: str | None = None) -> str:
     exp = plan.experiment
     parts = [f"# Reproduction: {exp.title}", "", f"`{exp.name}` · nbs {__version__}", "",
              _scale_paragraph(plan, comparison), "", f"**What the paper shows.** {exp.what_to_see}", ""]
@@ -99,11 +103,18 @@ def render(plan: Plan, comparison: Comparison, files: ReportFiles, figure_note: 
                   "dashed: the best cell in the benchmark). Bottom: its parameter-free edges.", ""]
     elif figure_note:
         parts += [figure_note, ""]
-    parts += ["### Commands", "", "The whole experiment (re-running it resumes; the report is rewritten):", "",
-              "```", plan.reproduce_command(), "```", "", "Each distinct run on its own:", "", "```"]
+    parts += ["### Commands", ""]
+    if runs_from is not None:
+        parts += [f"These runs were made elsewhere ({runs_from}) and matched to the experiment's rows by their "
+                  "saved config (the same method, preset, epochs and settings; any seed asked for). The same "
+                  "runs through `nbs reproduce` itself:", ""]
+    else:
+        parts += ["The whole experiment (re-running it resumes; the report is rewritten):", ""]
+    parts += ["```", plan.reproduce_command(), "```", "", "Each distinct run on its own:", "", "```"]
     parts += [plan.command(row) for row in exp.runs().values()] + ["```", ""]
     parts += ["Every analysis of these runs (α, gradient correlation, Hessian, ...): "
-              f"`nbs report {shlex.quote(str(plan.out / 'runs'))} --out {shlex.quote(str(plan.out / 'html'))}`.", ""]
+              (f"`nbs report` on the runs' folder ({runs_from})." if runs_from is not None else
+               f"`nbs report {shlex.quote(str(plan.out / 'runs'))} --out {shlex.quote(str(plan.out / 'html'))}`."), ""]
     parts += ["### Readings and notes", ""] + [f"- {n}" for n in _notes(exp, comparison)] + [""]
     return "\n".join(parts)
 

@@ -18,12 +18,13 @@ from typing import Callable
 
 from .. import __version__
 from ..engine.atomic import write_text_atomic
+from ..analysis.loading import find_run_dirs, read_run_config
 from ..engine.config import PRESETS, RunConfig, default_preset, resolve_config, resolve_device
 from ..engine.cost import Estimate, RunPlan, estimate
 from ..engine.executor import run_seeds
 from ..engine.run import RunResult
 from ..destinations import check_writable, ensure_folder, writing
-from ..errors import ConfigError
+from ..errors import ConfigError, NbsError
 from ..methods.registry import get_method
 from .experiments import Experiment, Row
 
@@ -45,6 +46,7 @@ class Plan:
     out: Path
     rows: tuple[str, ...] = ()         # the run rows asked for with --row (empty: all)
     extra: tuple[tuple[str, str], ...] = ()   # --set KEY=VALUE for every run
+    runs_from: str | None = None       # the report was made from runs made elsewhere (--from-runs)
 
     @property
     def paper_scale(self) -> bool:
@@ -157,9 +159,37 @@ def execute(plan: Plan, *, data_root: Path | None = None, benchmark_path: Path |
     return results
 
 
-def write_manifest(plan: Plan) -> None:
-    """What was asked, for the report (and for a human reading the folder)."""
+def match_runs(plan: Plan, root: Path) -> dict[str, list[Path]]:
+    """The run directories under ``root`` (a sweep's folder, say) that are the plan's runs: per run key,
+    those whose saved config is exactly the config the plan resolves for one of its seeds. A run made
+    with any other setting (another preset, a --set the plan lacks) is not matched, so a report never
+    mixes settings without saying so."""
+    wanted = {json.dumps(c.to_dict(), sort_keys=True, default=str): key
+              for key, configs in plan.configs().items() for c in configs}
+    found: dict[str, list[Path]] = {key: [] for key in plan.experiment.runs()}
+    for run_dir in find_run_dirs(root):
+        config = read_run_config(run_dir)
+        if not config:
+            continue
+        try:
+            saved = json.dumps(RunConfig.from_dict(config).to_dict(), sort_keys=True, default=str)
+        except (NbsError, TypeError, ValueError):
+            continue
+        if saved in wanted:
+            found[wanted[saved]].append(run_dir)
+    if not any(found.values()):
+        raise ConfigError(f"no run under {root} has the config of any run of {plan.experiment.name} at preset "
+                          f"{plan.preset}" + (f" with {', '.join(f'{k}={v}' for k, v in plan.extra)}" if plan.extra else "")
+                          + "; pass the --preset, --epochs and --set the runs were made with")
+    return found
+
+
+def write_manifest(plan: Plan, runs_from: str | None = None) -> None:
+    """What was asked, for the report (and for a human reading the folder). The command line is kept
+    without the program's own path (committed reports hold no path of the machine they were made on)."""
     manifest = {"experiment": plan.experiment.name, "seeds": list(plan.seeds), "preset": plan.preset,
                 "device": plan.device, "epochs": plan.epochs, "rows": list(plan.rows), "set": dict(plan.extra), "nbs_version": __version__,
-                "argv": sys.argv, "runs": {key: plan.command(row) for key, row in plan.experiment.runs().items()}}
+                "argv": ["nbs", *sys.argv[1:]], "runs": {key: plan.command(row) for key, row in plan.experiment.runs().items()}}
+    if runs_from is not None:
+        manifest["runs_from"] = runs_from
     write_text_atomic(plan.out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
