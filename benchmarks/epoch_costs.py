@@ -38,9 +38,9 @@ from nasbench_stability.engine.run import Run, build_method  # noqa: E402
 from nasbench_stability.methods.registry import list_methods  # noqa: E402
 
 
-def hessian_row_seconds(method, batch, rows: int) -> float:
+def hessian_row_seconds(method, batch, rows: int, needed: int) -> float:
     """Seconds per α-Hessian row on ``batch``, as engine/hessian.py computes them (weights frozen, the lean
-    double backwards): one forward and first backward shared by the rows, then ``rows`` of them timed."""
+    double backwards): one forward and first backward shared by the ``needed`` rows, then ``rows`` timed."""
     params = list(method.arch_parameters())
     arch = {id(p) for p in params}
     frozen = [p for p in method.parameters() if p.requires_grad and id(p) not in arch]
@@ -60,7 +60,7 @@ def hessian_row_seconds(method, batch, rows: int) -> float:
     finally:
         for p in frozen:
             p.requires_grad_(True)
-    return shared / n + per_row
+    return shared / needed + per_row
 
 
 def prepared(preset: str, method: str, out: Path, benchmark: Benchmark):
@@ -72,9 +72,11 @@ def prepared(preset: str, method: str, out: Path, benchmark: Benchmark):
         return search.method, next(iter(search.eval_stream.epoch(0)))
 
 
-def alpha_entries(method: str) -> int:
+def hessian_rows(method: str) -> int:
+    """Hessian-vector products per batch: one per α entry, less the method's known null directions."""
     cfg = resolve_config(method, preset="smoke", device="cpu", overrides={"channels": "4", "cells_per_stage": "1"})
-    return arch_parameter_count(build_method(cfg, num_classes=10, steps_per_epoch=4))
+    built = build_method(cfg, num_classes=10, steps_per_epoch=4)
+    return arch_parameter_count(built) - len(built.shift_invariant_groups() or [])
 
 
 def main(argv=None) -> int:
@@ -95,20 +97,20 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="nbs-costs-") as tmp:
         for preset in args.presets.split(","):
             for name in names:
-                n = alpha_entries(name)
+                n = hessian_rows(name)
                 row = breakdown(preset, name, args.steps, 1, benchmark, Path(tmp) / name, {"hessian_every": "0"},
                                 plain_hessian=False)
                 epoch_s = sum(row["parts_s"].values())
                 hessian_row_s = 0.0
                 if n:
                     method, batch = prepared(preset, name, Path(tmp) / f"{name}-hessian", benchmark)
-                    hessian_row_s = hessian_row_seconds(method, batch, args.rows)
+                    hessian_row_s = hessian_row_seconds(method, batch, args.rows, n)
                 rows.append({"preset": preset, "device": "cpu", "method": name, "epoch_s": f"{epoch_s:.3f}",
-                             "hessian_row_s": f"{hessian_row_s:.4f}", "alpha_entries": n, "measured": today,
+                             "hessian_row_s": f"{hessian_row_s:.4f}", "hessian_rows": n, "measured": today,
                              "source": f"benchmarks/epoch_costs.py, torch {torch.__version__}, {args.threads} "
                                        f"thread, 2-core CPU machine"})
                 print(f"{preset:6s} {name:18s} {epoch_s:8.2f} s/epoch  {hessian_row_s:7.3f} s per Hessian row "
-                      f"({n} α entries)", flush=True)
+                      f"({n} rows per batch)", flush=True)
     if args.write:   # replaces the rows measured now, keeps every other
         measured = {(r["preset"], r["device"], r["method"]) for r in rows}
         with COSTS_FILE.open(newline="") as f:

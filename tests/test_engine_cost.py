@@ -68,7 +68,7 @@ def test_run_help_names_every_preset_and_what_cpu_small_cuts(nbs):
 def rates(tmp_path, monkeypatch):
     """A rates file of our own: darts-v1 3 s/epoch and 0.5 s per Hessian row on cpu, 2 s on cuda (no rows)."""
     path = tmp_path / "epoch_costs.csv"
-    path.write_text("preset,device,method,epoch_s,hessian_row_s,alpha_entries,measured,source\n"
+    path.write_text("preset,device,method,epoch_s,hessian_row_s,hessian_rows,measured,source\n"
                     "cpu,cpu,darts-v1,3.0,0.5,30,2026-12-05,test\n"
                     "cpu,cpu,single-darts,1.5,0.25,30,2026-12-05,test\n"
                     "paper,cuda,darts-v1,2.0,,30,2026-11-23,test\n")
@@ -149,7 +149,7 @@ def test_every_supernet_method_has_a_measured_rate_at_the_cpu_size():
     for m in SUPERNETS:
         rate = cost.measured_rates()[("cpu", "cpu", m)]
         assert rate.epoch_s > 0 and rate.measured and rate.source
-        assert (rate.hessian_row_s > 0) == (rate.alpha_entries > 0)
+        assert (rate.hessian_row_s > 0) == (rate.hessian_rows > 0)
 
 
 def test_nbs_run_prints_the_cost_line_before_it_starts(nbs, tmp_path, cifar_root, nbs_home):

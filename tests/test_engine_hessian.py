@@ -135,6 +135,33 @@ def test_spectrum_symmetrises_and_is_ascending_float64_and_read_only():
     assert HessianSpectrum(np.array([3.0])).largest == HessianSpectrum([3.0]).smallest == 3.0
 
 
+def test_known_null_directions_give_the_same_hessian_from_fewer_products():
+    """L(α) = f(softmax of each row of α): shifting a row changes nothing, so H·1_row = 0, and the Hessian
+    from the n − k products along the complement equals the one from all n unit vectors."""
+    g = torch.Generator().manual_seed(3)
+    alpha = torch.randn(3, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(12, 12, generator=g, dtype=torch.float64)
+    w = w + w.T
+
+    def loss():
+        p = torch.softmax(alpha, dim=-1).reshape(-1)
+        return p @ w @ p + torch.sin(p).sum()
+
+    groups = [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]]
+    full = hessian_of([loss()], [alpha])
+    reduced = hessian_of([loss()], [alpha], groups)
+    torch.testing.assert_close(reduced, full, rtol=1e-10, atol=1e-12)
+    for group in groups:   # the promise the reduction rests on
+        shift = torch.zeros(12, dtype=torch.float64)
+        shift[group] = 1.0
+        assert (full @ shift).abs().max() < 1e-12
+    # a promise the loss does not keep gives another matrix: the reduction is only as right as the promise
+    broken = hessian_of([loss() + (alpha ** 2).sum()], [alpha], groups)
+    assert not torch.allclose(broken, hessian_of([loss() + (alpha ** 2).sum()], [alpha]), atol=1e-3)
+    with pytest.raises(ValueError, match="disjoint"):
+        hessian_of([loss()], [alpha], [[0, 1], [1, 2]])
+
+
 def test_a_loss_linear_in_the_parameters_has_a_zero_hessian():
     p = torch.zeros(3, dtype=torch.float64, requires_grad=True)
     assert torch.equal(hessian_of([(p * torch.arange(3.0, dtype=torch.float64)).sum()], [p]),

@@ -31,7 +31,7 @@ from ..methods.registry import get_method
 from .status import TERMINAL, read_status
 
 COSTS_FILE = Path(__file__).with_name("epoch_costs.csv")
-FIELDS = ("preset", "device", "method", "epoch_s", "hessian_row_s", "alpha_entries", "measured", "source")
+FIELDS = ("preset", "device", "method", "epoch_s", "hessian_row_s", "hessian_rows", "measured", "source")
 #: presets sized like another: their epochs cost the same
 SAME_SIZE = {"cpu-small": "cpu"}
 
@@ -43,8 +43,8 @@ REFERENCE_METHOD, RATIO_SIZE = "darts-v1", ("cpu", "cpu")
 @dataclass(frozen=True)
 class Rate:
     epoch_s: float
-    hessian_row_s: float | None   # one α entry on one valid batch; None: not measured at this size
-    alpha_entries: int
+    hessian_row_s: float | None   # one Hessian-vector product on one valid batch; None: not measured here
+    hessian_rows: int             # products per batch: α entries less the method's known null directions
     measured: str
     source: str
     scaled: bool = False          # from darts-v1's rate by the methods' ratio at the cpu size
@@ -87,7 +87,7 @@ def measured_rates() -> dict[tuple[str, str, str], Rate]:
     with COSTS_FILE.open(newline="") as f:
         return {(r["preset"], r["device"], r["method"]): Rate(
                     float(r["epoch_s"]), float(r["hessian_row_s"]) if r["hessian_row_s"] else None,
-                    int(r["alpha_entries"]), r["measured"], r["source"])
+                    int(r["hessian_rows"]), r["measured"], r["source"])
                 for r in csv.DictReader(f)}
 
 
@@ -102,7 +102,7 @@ def rate_of(method: str, preset: str, device: str) -> Rate | None:
     ratio = mine.epoch_s / theirs.epoch_s
     row = (None if reference.hessian_row_s is None or mine.hessian_row_s is None or not theirs.hessian_row_s
            else reference.hessian_row_s * mine.hessian_row_s / theirs.hessian_row_s)
-    return Rate(reference.epoch_s * ratio, row, mine.alpha_entries, reference.measured, reference.source, scaled=True)
+    return Rate(reference.epoch_s * ratio, row, mine.hessian_rows, reference.measured, reference.source, scaled=True)
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ def estimate(runs: Iterable[RunPlan], jobs: int = 1, cores: int | None = None) -
     for r in supernet:
         rate = rate_of(r.method, r.preset, r.device)
         left, h = r.epochs - r.epochs_done, r.hessians()
-        hessian_s = (rate.hessian_row_s or 0.0) * rate.alpha_entries * r.hessian_batches
+        hessian_s = (rate.hessian_row_s or 0.0) * rate.hessian_rows * r.hessian_batches
         unmeasured += h if rate.hessian_row_s is None else 0
         per_run.append(left * rate.epoch_s + h * hessian_s)
         epochs, hessians = epochs + left, hessians + h

@@ -146,6 +146,13 @@ class SearchMethod(nn.Module):
     def arch_parameters(self) -> list[torch.Tensor]:
         raise NotImplementedError
 
+    def shift_invariant_groups(self) -> list[list[int]] | None:
+        """Disjoint index groups of the flattened :meth:`arch_parameters` along whose common shift
+        :meth:`arch_loss` is constant, or None (no such promise). The exact Hessian skips those
+        directions (engine/hessian.py); a wrong promise would be a wrong Hessian, so a method only makes
+        it where α reaches the loss through a softmax over each group (tests check it on every method)."""
+        return None
+
     # ---- checkpointing ----------------------------------------------------------------------
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {}

@@ -153,6 +153,18 @@ class DartsFamily(SearchMethod):
     def arch_parameters(self) -> list[torch.Tensor]:
         return [self.alpha]
 
+    def shift_invariant_groups(self) -> list[list[int]] | None:
+        """Each edge's row of α, when α reaches the loss only through the softmax over that edge's ops.
+        A subclass that changes how α reaches the loss (its activation, forward or loss) makes no promise
+        unless it says so itself."""
+        cls = type(self)
+        same_path = all(getattr(cls, name) is getattr(DartsFamily, name)
+                        for name in ("activate", "arch_loss", "arch_parameters", "_forward", "loss_and_logits"))
+        if self.options.activation != "softmax" or not same_path or self.pack_size is not None:
+            return None
+        edges, ops = self.alpha.shape[-2], self.alpha.shape[-1]
+        return [list(range(e * ops, (e + 1) * ops)) for e in range(edges)]
+
     def arch_factors(self) -> list[tuple[str, nn.Parameter, torch.optim.Optimizer]]:
         """(name, parameter, optimizer) of each architecture factor, in update order (A-DARTS adds β)."""
         return [("alpha", self.alpha, self.a_opt)]
