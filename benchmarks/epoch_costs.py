@@ -98,12 +98,12 @@ def main(argv=None) -> int:
         for preset in args.presets.split(","):
             for name in names:
                 n = hessian_rows(name)
-                row = breakdown(preset, name, args.steps, 1, benchmark, Path(tmp) / name, {"hessian_every": "0"},
-                                plain_hessian=False)
+                row = breakdown(preset, name, args.steps, 1, benchmark, Path(tmp) / preset / name,
+                                {"hessian_every": "0"}, plain_hessian=False)
                 epoch_s = sum(row["parts_s"].values())
                 hessian_row_s = 0.0
                 if n:
-                    method, batch = prepared(preset, name, Path(tmp) / f"{name}-hessian", benchmark)
+                    method, batch = prepared(preset, name, Path(tmp) / preset / f"{name}-hessian", benchmark)
                     hessian_row_s = hessian_row_seconds(method, batch, args.rows, n)
                 rows.append({"preset": preset, "device": "cpu", "method": name, "epoch_s": f"{epoch_s:.3f}",
                              "hessian_row_s": f"{hessian_row_s:.4f}", "hessian_rows": n, "measured": today,

@@ -1,5 +1,6 @@
 """The benchmark scripts run end to end: benchmarks/gpu_epoch.py at its CPU smoke size (C=8, N=1, one
-timed step and evaluation batch per row), in a subprocess as a user runs it."""
+timed step and evaluation batch per row), and benchmarks/epoch_breakdown.py at the smoke preset (C=4, one
+Hessian batch), in a subprocess as a user runs them."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,3 +48,21 @@ def test_gpu_epoch_cpu_smoke(tmp_path):
         assert "nbs solo-eager darts-v1 vs xautodl DARTS-V1:" in text
     else:
         assert xautodl["status"] == "n/a", xautodl
+
+
+def test_epoch_breakdown_smoke(tmp_path, nbs_env):
+    out = tmp_path / "breakdown.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "epoch_breakdown.py"), "--presets", "smoke", "--steps", "1",
+         "--repeats", "1", "--set", "channels=4", "--set", "hessian_batches=1", "--json", str(out)],
+        cwd=REPO, env={**nbs_env, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    row, = json.loads(out.read_text())["rows"]
+    parts = row["parts_s"]
+    assert set(parts) == {"steps", "gc steps", "evaluation", "records+lookups", "checkpoint"}
+    assert row["steps_per_epoch"] == 4 and parts["steps"] == pytest.approx(4 * row["step_s"])
+    assert all(v >= 0 for v in parts.values()) and row["hessian_plain_s"] > 0 and row["hessian_lean_s"] > 0
+    assert row["hessian_size"] == 30 and row["spectra_max_abs_difference"] < 1e-5
+    for line in ("darts-v1 at smoke (C=4, N=1, 4 steps/epoch", "epoch without Hessian", "Hessian, PyTorch's",
+                 "Hessian, lean", "Hessian speed-up, PyTorch's / lean:"):
+        assert line in proc.stdout, proc.stdout

@@ -85,7 +85,7 @@ def test_report_writes_page_tables_and_figures(built):
         assert all(p.stat().st_size > 1000 for p in fig.files)
 
 
-def test_page_is_self_contained_and_complete(built):
+def test_page_is_self_contained_and_complete(built, study):  # noqa: F811
     page = parse(built.html)
     assert not page.external, f"external resources: {page.external}"
     assert len(page.images) == len(built.figures)
@@ -102,6 +102,8 @@ def test_page_is_self_contained_and_complete(built):
     text = built.html.read_text(encoding="utf-8")
     assert "nb201_zen.zip" in text and "approximate" in text and "Collapsed:" in text
     assert text.count("<details>") == len(METHODS) * SEEDS and '"hessian_every": 2' in text
+    # no path of the machine: the runs (under a temporary folder) are shown from their folder's name down
+    assert str(study.runs.parent) not in text and f"{study.runs.name}/darts-v1-cifar10-seed0" in text
     for method in METHODS:   # the study's smoke runs cut each method's 50 epochs: the page says so up front
         note = f"Epochs cut: {method}: smoke preset: epochs cut to {EPOCHS}, not the method's own 50"
         assert note in text and note in built.markdown.read_text(encoding="utf-8")

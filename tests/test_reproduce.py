@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -130,6 +131,36 @@ def reproduced(cli, tmp_path_factory) -> Path:
                "--row", "Single-DARTS", "--out", str(out), "--quiet", *TINY_SETS)
     assert proc.returncode == 0 and "wrote" in proc.stdout, proc.stderr
     return out
+
+
+@pytest.mark.slow
+def test_a_report_from_runs_made_elsewhere_matches_them_by_config(reproduced, cli, tmp_path):
+    """--from-runs: the same runs moved into a sweep-like folder give the same numbers; runs of another
+    setting are not taken, and the folder cannot be rewritten as if its runs were its own."""
+    sweep = tmp_path / "my-sweep"
+    shutil.copytree(reproduced / "runs" / "single-darts", sweep / "some=grid-point")
+    (sweep / "other").mkdir()
+    shutil.copytree(reproduced / "runs" / "single-darts" / "single-darts-cifar10-seed0",
+                    sweep / "other" / "stranger")   # the same run again: matched twice would count it twice
+    config = json.loads((sweep / "other" / "stranger" / "config.json").read_text())
+    config["method_options"]["w_lr"] = 0.5                                   # ... but made with another setting
+    (sweep / "other" / "stranger" / "config.json").write_text(json.dumps(config))
+    out = tmp_path / "report"
+    args = ("reproduce", "single-darts-table1", "--preset", "smoke", "--seeds", "2", "--epochs", "2",
+            "--row", "Single-DARTS", "--out", str(out), *TINY_SETS)
+    proc = cli(*args, "--from-runs", str(sweep))
+    assert proc.returncode == 0, proc.stderr
+    mine, theirs = pd.read_csv(out / "comparison.csv"), pd.read_csv(reproduced / "comparison.csv")
+    pd.testing.assert_frame_equal(mine, theirs)
+    report = (out / "REPORT.md").read_text()
+    assert "These runs were made elsewhere (`my-sweep/`, 2 run directories)" in report
+    assert str(tmp_path) not in report and str(tmp_path) not in (out / "experiment.json").read_text()
+    assert json.loads((out / "experiment.json").read_text())["argv"][0] == "nbs"
+    refused = cli("reproduce", "single-darts-table1", "--report-only", "--out", str(out))
+    assert refused.returncode == 2 and "rewrite it with --from-runs DIR" in refused.stderr
+    other = cli("reproduce", "single-darts-table1", "--preset", "smoke", "--seeds", "2", "--epochs", "1",
+                "--row", "Single-DARTS", "--out", str(tmp_path / "none"), "--from-runs", str(sweep), *TINY_SETS)
+    assert other.returncode == 2 and "no run under" in other.stderr and not (tmp_path / "none").exists()
 
 
 @pytest.mark.slow

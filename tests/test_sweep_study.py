@@ -204,4 +204,27 @@ def test_the_example_study_files_expand(name, tmp_path):
     """The study files the README and reports/example name still load and expand (a renamed option fails here)."""
     study = load_study(Path(__file__).parent.parent / "examples" / name)
     runs = expand(study, tmp_path)
-    assert len(runs) == len(study.methods) * len(study.seeds) * len(study.datasets) and not any(tmp_path.iterdir())
+    expected = sum(len(study.method_seeds(m)) for m in study.methods) * len(study.datasets)
+    assert len(runs) == expected and not any(tmp_path.iterdir())
+
+
+def test_a_method_may_have_its_own_seeds_and_units_go_seed_by_seed(tmp_path):
+    study = load_study(write(tmp_path, 'preset = "smoke"\ndevice = "cpu"\nseeds = 3\n[methods.darts-v1]\n'
+                                       '[methods.darts-v2]\nseeds = [7, 0]\n[methods.single-darts]\nseeds = 1\n'))
+    planned = expand(study, tmp_path / "out")
+    assert [(p.config.method, p.config.seed) for p in planned] == [
+        ("darts-v1", 0), ("darts-v1", 1), ("darts-v1", 2), ("darts-v2", 7), ("darts-v2", 0), ("single-darts", 0)]
+    # a study stopped part-way has every method's first seeds, not all seeds of the first method
+    order = [(u.runs[0].config.method, u.runs[0].config.seed) for u in work_units(planned, None)]
+    assert order == [("darts-v1", 0), ("darts-v2", 7), ("single-darts", 0), ("darts-v1", 1), ("darts-v2", 0),
+                     ("darts-v1", 2)]
+    packed = work_units(planned, True)   # a packed grid point stays one unit, whatever the order
+    assert [len(u.runs) for u in packed] == [3, 2, 1]
+
+
+@pytest.mark.parametrize("seeds, needle", [("0", "methods.darts-v2.seeds: a count must be between 1"),
+                                           ("[1, 1]", "methods.darts-v2.seeds: 1 is listed twice"),
+                                           ('"x"', "methods.darts-v2.seeds: expected a count or a non-empty list")])
+def test_a_bad_method_seeds_is_one_line(cli, tmp_path, seeds, needle):
+    study = write(tmp_path, f'preset = "smoke"\ndevice = "cpu"\n[methods.darts-v2]\nseeds = {seeds}\n')
+    assert_one_line(cli("sweep", str(study), "--dry-run"), needle)

@@ -92,6 +92,7 @@ def build_report(paths: PathsLike, out: str | Path, *, benchmark: Benchmark | No
     load_notes += [f"{m}: runs of several presets are pooled as seeds of one method" for m in mixed[mixed > 1].index]
     # tables first: the ranking analysis restores checkpoints and may refuse one; then nothing is written
     tables = _tables(df, runs, benchmark, criteria, rank_cells, rank_batches, data_root, options)
+    roots = [Path(p).expanduser().resolve() for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
     ensure_folder(out / "figures", "report figure folder")
     figures, skipped = render_figures(df, out / "figures", benchmark=benchmark, formats=figure_formats, bands=bands)
     title = title or f"nbs report: {', '.join(sorted(df['method'].astype(str).unique()))}"
@@ -113,10 +114,10 @@ def build_report(paths: PathsLike, out: str | Path, *, benchmark: Benchmark | No
     sections += [
         table_section("seeds", "Per-seed results", [by_key["seeds"]]),
         table_section("benchmark", "Benchmark columns and their provenance", [by_key["benchmark"]],
-                      intro=_benchmark_intro(benchmark)),
-        Section("runs", "Runs and configurations", _runs_body(by_key["runs"], runs, load_notes)),
+                      intro=_benchmark_intro(benchmark, roots)),
+        Section("runs", "Runs and configurations", _runs_body(by_key["runs"], runs, load_notes, roots)),
     ]
-    meta = _meta_line(df, runs, benchmark)
+    meta = _meta_line(df, runs, benchmark, roots)
     cut = cut_schedule_notes(runs)   # first thing a reader sees: a cut schedule hides collapse
     description = "\n\n".join([f"Epochs cut: {note}." for note in cut] + ([description] if description else []))
     html_path, md_path, tex_path = out / "index.html", out / "tables.md", out / "tables.tex"
@@ -240,11 +241,11 @@ def _benchmark_display(df: pd.DataFrame, benchmark: Benchmark | None) -> pd.Data
     return pd.DataFrame(rows)
 
 
-def _benchmark_intro(benchmark: Benchmark | None) -> str:
+def _benchmark_intro(benchmark: Benchmark | None, roots: Sequence[Path] = ()) -> str:
     if benchmark is None:
         return ("No benchmark table was given: the records' benchmark values are shown, but not which are exact. "
                 "Pass --benchmark to add provenance and the optimal row.")
-    return (f"Benchmark table: {_shown_path(benchmark.path)} ({len(benchmark)} cells). Every record stores the "
+    return (f"Benchmark table: {_shown_path(benchmark.path, roots)} ({len(benchmark)} cells). Every record stores the "
             f"benchmark values of the cell derived at that epoch; 'exact' columns equal the official NAS-Bench-201 "
             f"seed means, 'approximate' ones (marked † in the results) come from a different source.")
 
@@ -254,7 +255,7 @@ def _runs_display(runs: pd.DataFrame) -> pd.DataFrame:
     return shown.map(lambda v: "–" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
 
 
-def _runs_body(table: Table, runs: pd.DataFrame, load_notes: list[str]) -> str:
+def _runs_body(table: Table, runs: pd.DataFrame, load_notes: list[str], roots: Sequence[Path] = ()) -> str:
     from .tables import to_html
 
     body = [f'<div class="scroll">{to_html(table)}</div>']
@@ -262,20 +263,20 @@ def _runs_body(table: Table, runs: pd.DataFrame, load_notes: list[str]) -> str:
         body.append('<div class="notes">' + "".join(f"<p>{html.escape(n)}</p>" for n in load_notes) + "</div>")
     for run in runs.itertuples(index=False):
         body.append(f"<details><summary><code>{html.escape(str(run.run))}</code> — "
-                    f"{html.escape(_shown_path(run.run_dir))}</summary>"
+                    f"{html.escape(_shown_path(run.run_dir, roots))}</summary>"
                     f"<pre>{html.escape(json.dumps(run.config, indent=2, default=str), quote=False)}</pre></details>")
     return "\n".join(body)
 
 
 # ---- small helpers ---------------------------------------------------------------------------
-def _meta_line(df: pd.DataFrame, runs: pd.DataFrame, benchmark: Benchmark | None) -> str:
+def _meta_line(df: pd.DataFrame, runs: pd.DataFrame, benchmark: Benchmark | None, roots: Sequence[Path] = ()) -> str:
     methods = sorted(df["method"].astype(str).unique())
     presets = sorted(runs["preset"].dropna().astype(str).unique())
     status = runs["status"].value_counts().to_dict()
     parts = [f"{len(runs)} runs of {len(methods)} methods ({', '.join(methods)})",
              f"preset {', '.join(presets)}",
              "status " + ", ".join(f"{v} {k}" for k, v in sorted(status.items())),
-             f"benchmark {_shown_path(benchmark.path) if benchmark is not None else 'not given'}",
+             f"benchmark {_shown_path(benchmark.path, roots) if benchmark is not None else 'not given'}",
              f"generated {time.strftime('%Y-%m-%d %H:%M %Z')} by nbs {_version()}"]
     return html.escape(" · ".join(parts))
 
@@ -284,15 +285,19 @@ def _int_or_dash(v: float) -> str:
     return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else str(int(v))
 
 
-def _shown_path(path) -> str:
-    """Paths under the working directory are shown relative to it (reports are committed)."""
+def _shown_path(path, roots: Sequence[Path] = ()) -> str:
+    """A path as a committed report may show it, never one of the machine it was made on: relative to the
+    working directory when under it, else to the parent of the run folder it lies in (``sweep/…``), else
+    its name alone."""
     if path is None:
         return "?"
     p = Path(path).resolve()
-    try:
-        return str(p.relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(p)
+    for base in (Path.cwd().resolve(), *(r.parent for r in roots)):
+        try:
+            return str(p.relative_to(base))
+        except ValueError:
+            continue
+    return p.name
 
 
 def _version() -> str:
