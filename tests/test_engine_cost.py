@@ -160,6 +160,7 @@ def test_nbs_run_prints_the_cost_line_before_it_starts(nbs, tmp_path, cifar_root
     lines = nbs(*args).stdout.splitlines()
     first = next(i for i, line in enumerate(lines) if line.startswith("expected wall time"))
     assert "2 runs, 4 epochs (darts-v1" in lines[first]
+    assert lines[first + 1] == "note: smoke preset: epochs cut to 2, not the method's own 50: a look at the pipeline, not a study"
     assert all("finished after" not in line for line in lines[:first])
     again = nbs(*args).stdout
     assert "expected wall time: nothing left to run" in again

@@ -27,6 +27,7 @@ from ..errors import ConfigError
 from ..methods.registry import get_method
 from .config import RunConfig, resolve_config
 from .cost import RunPlan, estimate
+from .presets import cut_schedule
 from .epoch_log import check_log_kind
 from .packed_run import run_packed
 from .run import Run, RunResult, run_dir_for
@@ -82,6 +83,10 @@ def run_seeds(method: str, seeds: list[int], *, dataset: str = "cifar10", epochs
     packed = will_pack(configs, pack, jobs)
     if announce_cost:
         log(estimate([RunPlan.of(c, run_dir_for(out, c)) for c in configs], jobs=1 if packed else jobs).line)
+        cut = None if table_search else cut_schedule(configs[0].preset, configs[0].epochs,
+                                                      get_method(method).default_options().epochs)
+        if cut is not None:
+            log(f"note: {cut}")
     if packed:
         return run_packed([Run(c, out, benchmark=benchmark, data_root=data_root, progress=progress, log=log,
                                cuda_graphs=cuda_graphs, epoch_log=epoch_log) for c in configs])
