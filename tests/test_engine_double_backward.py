@@ -24,12 +24,7 @@ from nasbench_stability.methods.registry import list_methods
 from method_helpers import tiny
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def rand(*shape, seed=0, grad=True):

@@ -4,6 +4,7 @@ rendered in a real headless browser (Debian chromium; skipped with a reason when
 from __future__ import annotations
 
 import base64
+import html
 import importlib.util
 import os
 import re
@@ -106,7 +107,7 @@ def test_page_is_self_contained_and_complete(built, study):  # noqa: F811
     assert str(study.runs.parent) not in text and f"{study.runs.name}/darts-v1-cifar10-seed0" in text
     for method in METHODS:   # the study's smoke runs cut each method's 50 epochs: the page says so up front
         note = f"Epochs cut: {method}: smoke preset: epochs cut to {EPOCHS}, not the method's own 50"
-        assert note in text and note in built.markdown.read_text(encoding="utf-8")
+        assert note in html.unescape(text) and note in built.markdown.read_text(encoding="utf-8")
 
 
 def test_report_tables_agree_with_the_analysis(built, study):  # noqa: F811

@@ -154,8 +154,12 @@ def test_a_report_from_runs_made_elsewhere_matches_them_by_config(reproduced, cl
     pd.testing.assert_frame_equal(mine, theirs)
     report = (out / "REPORT.md").read_text()
     assert "These runs were made elsewhere (`my-sweep/`, 2 run directories)" in report
-    assert str(tmp_path) not in report and str(tmp_path) not in (out / "experiment.json").read_text()
+    # where the runs lie is named, not its path (the --out the user gave is theirs to show)
+    assert str(sweep) not in report and str(sweep) not in (out / "experiment.json").read_text()
     assert json.loads((out / "experiment.json").read_text())["argv"][0] == "nbs"
+    from nasbench_stability.reproduce.runner import _shown_argv
+    assert _shown_argv(["x", "--from-runs", str(sweep), f"--from-runs={sweep}"]) == [
+        "nbs", "x", "--from-runs", "my-sweep", "--from-runs=my-sweep"]
     refused = cli("reproduce", "single-darts-table1", "--report-only", "--out", str(out))
     assert refused.returncode == 2 and "rewrite it with --from-runs DIR" in refused.stderr
     other = cli("reproduce", "single-darts-table1", "--preset", "smoke", "--seeds", "2", "--epochs", "1",
@@ -221,7 +225,15 @@ def test_reproduce_list_names_every_experiment_with_runs_and_cost(cli):
                  "darts-collapse"):
         assert f"{name}: " in proc.stdout
     assert "darts-v2 --set w_weight_decay=0.02" in proc.stdout
-    assert proc.stdout.count("cost (solo, rough): paper on one GPU") == len(EXPERIMENTS)
+    assert proc.stdout.count("  paper on one GPU: expected wall time") == len(EXPERIMENTS)
+    assert proc.stdout.count("on this machine (cpu): expected wall time") == len(EXPERIMENTS)
+    lines = proc.stdout.splitlines()
+    collapse = lines[next(i for i, line in enumerate(lines) if line.startswith("darts-collapse: ")):]
+    gpu = next(line for line in collapse if line.startswith("  paper on one GPU"))
+    # darts-v1's rate is measured on the H100, darts-v2's scaled from it by their CPU ratio; 3 seeds × 50 epochs each
+    assert "≈" in gpu and "6 runs, 300 epochs" in gpu and "darts-v2 scaled from darts-v1's rate" in gpu
+    cpu = next(line for line in collapse if "on this machine (cpu)" in line)
+    assert "≈" in cpu and "6 runs, 300 epochs (darts-v1 24 s, darts-v2 59 s per epoch)" in cpu
 
 
 @pytest.mark.parametrize("args, message", [

@@ -142,7 +142,8 @@ def arch_hessian(method: SearchMethod, batches: Sequence[Batch], *, lean: bool =
         for w in weights:
             w.requires_grad_(False)
         with torch.enable_grad(), (LeanDoubleBackward() if lean else nullcontext()):
-            groups = method.shift_invariant_groups() if lean else None
+            promise = getattr(method, "shift_invariant_groups", None)   # a SearchMethod's; duck-typed models: none
+            groups = promise() if lean and promise is not None else None
             return hessian_of((method.arch_loss(x, y) / len(batches) for x, y in batches), params, groups)
     finally:
         for w in weights:

@@ -113,7 +113,7 @@ def render(plan: Plan, comparison: Comparison, files: ReportFiles, figure_note: 
     parts += ["```", plan.reproduce_command(), "```", "", "Each distinct run on its own:", "", "```"]
     parts += [plan.command(row) for row in exp.runs().values()] + ["```", ""]
     parts += ["Every analysis of these runs (α, gradient correlation, Hessian, ...): "
-              (f"`nbs report` on the runs' folder ({runs_from})." if runs_from is not None else
+              + (f"`nbs report` on the runs' folder ({runs_from})." if runs_from is not None else
                f"`nbs report {shlex.quote(str(plan.out / 'runs'))} --out {shlex.quote(str(plan.out / 'html'))}`."), ""]
     parts += ["### Readings and notes", ""] + [f"- {n}" for n in _notes(exp, comparison)] + [""]
     return "\n".join(parts)

@@ -184,12 +184,26 @@ def match_runs(plan: Plan, root: Path) -> dict[str, list[Path]]:
     return found
 
 
+def _shown_argv(args: list[str]) -> list[str]:
+    """The command line as a committed report may keep it: ``nbs``, and --from-runs' folder by its name."""
+    shown, follows = ["nbs"], False
+    for arg in args:
+        if follows:
+            arg, follows = Path(arg).name, False
+        elif arg == "--from-runs":
+            follows = True
+        elif arg.startswith("--from-runs="):
+            arg = "--from-runs=" + Path(arg.split("=", 1)[1]).name
+        shown.append(arg)
+    return shown
+
+
 def write_manifest(plan: Plan, runs_from: str | None = None) -> None:
     """What was asked, for the report (and for a human reading the folder). The command line is kept
     without the program's own path (committed reports hold no path of the machine they were made on)."""
     manifest = {"experiment": plan.experiment.name, "seeds": list(plan.seeds), "preset": plan.preset,
                 "device": plan.device, "epochs": plan.epochs, "rows": list(plan.rows), "set": dict(plan.extra), "nbs_version": __version__,
-                "argv": ["nbs", *sys.argv[1:]], "runs": {key: plan.command(row) for key, row in plan.experiment.runs().items()}}
+                "argv": _shown_argv(sys.argv[1:]), "runs": {key: plan.command(row) for key, row in plan.experiment.runs().items()}}
     if runs_from is not None:
         manifest["runs_from"] = runs_from
     write_text_atomic(plan.out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
