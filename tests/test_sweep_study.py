@@ -51,9 +51,10 @@ def test_dry_run_prints_the_grid_in_file_order_and_runs_nothing(cli, tmp_path):
     out = tmp_path / "out"
     result = cli("sweep", str(study), "--out", str(out), "--dry-run")
     assert result.returncode == 0, result.stderr
-    header, *lines = result.stdout.strip().splitlines()
+    header, *lines, cost = result.stdout.strip().splitlines()
     # darts-v1: lr × mode × seeds = 2 × 2 × 2; single-darts: its own lr replaces [set]'s axis, × 2 seeds
     assert header == f"grid: 10 runs in 10 work units under {out}"
+    assert cost.startswith("expected wall time ≈ ") and "10 runs, 20 epochs" in cost   # smoke: 2 epochs each
     assert len(lines) == 10 and not out.exists()
     dirs = [Path(line.split()[0]) for line in lines]
     assert len(set(dirs)) == 10
@@ -86,7 +87,7 @@ def test_a_methods_list_and_a_seed_count(cli, tmp_path):
                             'datasets = ["cifar10", "cifar100"]\n')
     result = cli("sweep", str(study), "--out", str(tmp_path / "o"), "--dry-run")
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.strip().splitlines()[1:]
+    lines = result.stdout.strip().splitlines()[1:-1]
     # no setting differs from the defaults: the engine's run directories straight under --out
     assert [line.split()[0] for line in lines] == [
         str(tmp_path / "o" / f"{m}-{d}-seed{s}") for m in ("darts-v1", "single-darts")

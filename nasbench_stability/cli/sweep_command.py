@@ -46,10 +46,14 @@ def sweep(study_file, out, dry_run, executor, address, jobs, cpus_per_task, gpus
     out = out if out is not None else Path("sweeps") / study.name
     planned = expand(study, out)
     if dry_run:
+        from ..engine.cost import RunPlan, estimate
+
         units = work_units(planned, study.pack)
         click.echo(f"{study.name}: {len(planned)} runs in {len(units)} work units under {out}")
         for run in planned:
             click.echo(run.describe())
+        click.echo(estimate([RunPlan.of(r.config, r.run_dir) for r in planned],
+                            jobs=jobs if executor == "local" else 1).line)
         return
     done = 0
 
