@@ -66,3 +66,16 @@ def test_epoch_breakdown_smoke(tmp_path, nbs_env):
     for line in ("darts-v1 at smoke (C=4, N=1, 4 steps/epoch", "epoch without Hessian", "Hessian, PyTorch's",
                  "Hessian, lean", "Hessian speed-up, PyTorch's / lean:"):
         assert line in proc.stdout, proc.stdout
+
+
+def test_cache_reload_runs_on_a_small_dataset(tmp_path):
+    from nasbench_stability.data.synthetic import random_images, write_cifar_python
+
+    arrays = random_images(20, 32, 10)
+    write_cifar_python(tmp_path / "data", "cifar10", arrays, arrays)
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "cache_reload.py"), "--root",
+                           str(tmp_path / "data"), "--repeats", "1"],
+                          cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "CIFAR-10 decode and cache:" in proc.stdout and "target reload < 1 s:" in proc.stdout

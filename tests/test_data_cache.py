@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 
 import numpy as np
 import pytest
@@ -109,8 +108,9 @@ def test_python_archive_preferred_over_image_tree(home, tmp_path):
     assert load_arrays("cifar10", tmp_path, cache=False).format == "cifar10-python"
 
 
-def test_cached_load_is_fast_for_cifar10_sized_data(home, tmp_path, monkeypatch):
-    """A full-size (50k + 10k) cache reloads in under a second."""
+def test_a_cifar10_sized_cache_reloads_without_decoding(home, tmp_path, monkeypatch):
+    """A full-size (50k + 10k) cache is reloaded from the cache, exactly, without decoding again (its speed
+    against a decode is benchmarks/cache_reload.py's to measure)."""
     def big(n):  # cheap to make: pixels are the image index mod 256
         x = np.empty((n, 32, 32, 3), np.uint8)
         x[:] = (np.arange(n) % 256).astype(np.uint8)[:, None, None, None]
@@ -122,10 +122,10 @@ def test_cached_load_is_fast_for_cifar10_sized_data(home, tmp_path, monkeypatch)
     write_image_folder(tmp_path / "data", "cifar10-jpg", random_images(10, 32, 10), random_images(10, 32, 10),
                        CIFAR10_CLASSES)
     load_arrays("cifar10", tmp_path / "data")
-    timings = []
-    for _ in range(2):  # best of two: the machine is shared
-        t = time.perf_counter()
-        got = load_arrays("cifar10", tmp_path / "data")
-        timings.append(time.perf_counter() - t)
+
+    def no_decode(*args, **kwargs):
+        raise AssertionError("a cached dataset was decoded again")
+    monkeypatch.setattr(cache_mod, "decode_dataset", no_decode)
+    got = load_arrays("cifar10", tmp_path / "data")
     assert np.array_equal(got.train.x, big_train.x)  # (assert_array_equal takes seconds here)
-    assert min(timings) < 1.0, timings
+    assert np.array_equal(got.test.y, big_test.y)

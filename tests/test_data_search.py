@@ -6,7 +6,6 @@ shares: the first run decodes the tarball (~10 s on 2 cores), later runs reload 
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -14,6 +13,7 @@ import torch
 
 from nasbench_stability import paths
 from nasbench_stability.data import BatchStream, load_arrays, search_data
+from nasbench_stability.data import cache as cache_mod
 from nasbench_stability.data.synthetic import random_images, write_cifar_python
 from nasbench_stability.errors import ConfigError
 
@@ -57,12 +57,11 @@ def test_search_data_options(tiny_python_cifar):
         search_data("cifar10", root, subset=0)
 
 
-def test_real_cifar10_jpg_tarball():
-    """The shared tarball: 50k/10k, 5,000 per class, CIFAR-10's channel means; cached reload < 1 s."""
+def test_real_cifar10_jpg_tarball(monkeypatch):
+    """The shared tarball: 50k/10k, 5,000 per class, CIFAR-10's channel means; reloaded from the cache
+    (benchmarks/cache_reload.py measures how much faster that is than decoding)."""
     root = shared_datasets()
-    t = time.perf_counter()
     arrays = load_arrays("cifar10", root)
-    first = time.perf_counter() - t
     assert arrays.train.x.shape == (50_000, 32, 32, 3) and arrays.test.x.shape == (10_000, 32, 32, 3)
     assert np.bincount(arrays.train.y).tolist() == [5000] * 10
     assert np.bincount(arrays.test.y).tolist() == [1000] * 10
@@ -70,13 +69,11 @@ def test_real_cifar10_jpg_tarball():
     mean = arrays.train.x.reshape(-1, 3).mean(0) / 255
     np.testing.assert_allclose(mean, [0.4913, 0.4821, 0.4465], atol=0.002)
 
-    timings = []
-    for _ in range(2):  # best of two: the machine is shared
-        t = time.perf_counter()
-        again = load_arrays("cifar10", root)
-        timings.append(time.perf_counter() - t)
-    assert np.array_equal(again.train.y, arrays.train.y)
-    assert min(timings) < 1.0, f"cached load took {timings} (first load {first:.1f} s)"
+    def no_decode(*args, **kwargs):
+        raise AssertionError("a cached dataset was decoded again")
+    monkeypatch.setattr(cache_mod, "decode_dataset", no_decode)
+    again = load_arrays("cifar10", root)
+    assert np.array_equal(again.train.y, arrays.train.y) and np.array_equal(again.test.x[:100], arrays.test.x[:100])
 
 
 def test_real_cifar10_smoke_search_data():
