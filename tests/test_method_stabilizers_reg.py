@@ -57,13 +57,29 @@ def assert_same_state(a, b) -> None:
 # =================================================================================================
 # where the coefficient is 0, each stabilizer is DARTS-V1, bit for bit
 # =================================================================================================
-@pytest.mark.parametrize("method,zero,nonzero,epoch", [
-    ("darts-minus", {"aux_beta0": 0.0}, {}, 1),                                # β = 0 / 0.8
-    ("beta-darts", {}, {"beta_decay_schedule": "constant"}, 0),               # λ = 0 in epoch 0 / 50
-    ("rdarts-dp", {"drop_path_max": 0.0}, {}, 3),                             # p = 0 / 0.15
+# the settings in which each method's base differs from DARTS-V1's xautodl defaults (the authors' code)
+DARTS_CODE = {"step_order": "alpha-w", "w_nesterov": False, "w_weight_decay": 3e-4, "clip_includes_alpha": False}
+
+
+def chen_base(epochs: int):
+    """β-DARTS' base without Beta-Decay: DartsCodeClip on the settings of SDARTS' NB201 script."""
+    from nasbench_stability.engine.run import seed_everything
+    from nasbench_stability.methods.stabilizers.common import ChenNb201Options, DartsCodeClip
+
+    twin = tiny("beta-darts", epochs=epochs)     # its context (sizes, seed), seeded as build_method seeds
+    seed_everything(twin.ctx.seed)
+    return DartsCodeClip(ChenNb201Options(epochs=epochs), twin.ctx)
+
+
+@pytest.mark.parametrize("method,zero,nonzero,epoch,base", [
+    ("darts-minus", {"aux_beta0": 0.0}, {}, 1, lambda: tiny("darts-v1", epochs=5, **DARTS_CODE)),   # β = 0 / 0.8
+    ("beta-darts", {}, {"beta_decay_schedule": "constant"}, 0, lambda: chen_base(5)),               # λ = 0 / 50
+    ("rdarts-dp", {"drop_path_max": 0.0}, {}, 3, lambda: tiny("darts-v1", epochs=5)),               # p = 0 / 0.15
 ], ids=["darts-minus", "beta-darts", "rdarts-dp"])
-def test_at_coefficient_zero_the_step_is_darts_v1s(method, zero, nonzero, epoch, float64):
-    reference = steps(tiny("darts-v1", epochs=5), epoch=epoch)
+def test_at_coefficient_zero_the_step_is_its_bases(method, zero, nonzero, epoch, base, float64):
+    """Each stabilizer at coefficient 0 is, bit for bit, the DARTS it is built on: DARTS-V1 for R-DARTS(DP),
+    DARTS-V1 on DARTS-'s search-code settings for DARTS-, SDARTS' NB201 DARTS for β-DARTS."""
+    reference = steps(base(), epoch=epoch)
     assert_same_state(reference, steps(tiny(method, epochs=5, **zero), epoch=epoch))
     # the same steps with the coefficient not 0 move α elsewhere (the comparison above can fail)
     moved = steps(tiny(method, epochs=5, **nonzero), epoch=epoch)
@@ -403,7 +419,9 @@ def test_darts_es_cli_run_stops_early_and_a_rerun_does_nothing(cli, tmp_path):
 @pytest.mark.parametrize("method", MINE)
 def test_methods_show_prints_sources_and_departures(method):
     text = describe_method(method)
-    assert "departures from the paper:" in text and "darts-v1" in text
+    # what each is built on: DARTS-V1's NB201 reference, or its authors' own search code
+    base = {"darts-minus": "publish no NB201 search script", "beta-darts": "nasbench201/train_search.py"}
+    assert "departures from the paper:" in text and base.get(method, "darts-v1") in text
     own = {"darts-minus": ("aux_beta0 = 1.0", "DARTS- code"), "beta-darts": ("beta_decay_max = 50.0", "β-DARTS code"),
            "rdarts-l2": ("w_weight_decay = 0.0081", "R-DARTS code"), "rdarts-dp": ("drop_path_max = 0.2", "R-DARTS code"),
            "darts-es": ("es_ratio = 0.75", "paper")}[method]

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from nasbench_stability.methods.describe import describe_method
-from nasbench_stability.methods.registry import list_methods
+from nasbench_stability.methods.registry import get_method, list_methods
 
 from method_helpers import ALPHA_FREE, batch, tiny
 
@@ -234,9 +234,11 @@ REFERENCE = {
     "fair-darts": (0.025, 0.9, True, 5e-4, 3e-4, (0.5, 0.999), 1e-3),
     "sdarts-rs": (0.025, 0.9, False, 3e-4, 3e-4, (0.5, 0.999), 1e-3),    # SmoothDARTS nasbench201/train_search.py
     "drnas": (0.025, 0.9, False, 3e-4, 3e-4, (0.5, 0.999), 1e-3),        # DrNAS 201-space/train_search.py, architect.py
+    # Meituan-AutoML/DARTS- src/search/args.py:30-37, train_search.py:64-67, architect.py:17-18
+    "darts-minus": (0.025, 0.9, False, 3e-4, 3e-4, (0.5, 0.999), 1e-3),
+    # Sunshine-Ye/Beta-DARTS nasbench201/train_search.py:34-37, 52-53, 119-123; optimizers/darts/architect.py:18-19
+    "beta-darts": (0.025, 0.9, False, 3e-4, 3e-4, (0.5, 0.999), 1e-3),
     # DARTS-V1's NB201 reference; R-DARTS(L2) raises w's decay to 81e-4 (RobustDARTS' grid 3e-4·3^k)
-    "darts-minus": (0.025, 0.9, True, 5e-4, 3e-4, (0.5, 0.999), 1e-3),
-    "beta-darts": (0.025, 0.9, True, 5e-4, 3e-4, (0.5, 0.999), 1e-3),
     "rdarts-l2": (0.025, 0.9, True, 8.1e-3, 3e-4, (0.5, 0.999), 1e-3),
     "rdarts-dp": (0.025, 0.9, True, 5e-4, 3e-4, (0.5, 0.999), 1e-3),
     "darts-es": (0.025, 0.9, True, 5e-4, 3e-4, (0.5, 0.999), 1e-3),
@@ -349,3 +351,60 @@ def test_bn_mode_never_changes_the_search_only_eval_outputs(method):
     with torch.no_grad():
         x = batch(60)[0]
         assert (on.logits(x) - off.logits(x)).abs().max() > 1e-3   # running vs batch statistics
+
+
+# ---------------------------------------------------------------------------------------------
+# the stabilizers' search settings as their authors' code sets them, read off the file and line each value
+# comes from (a default that drifts from its source fails here, not only where nbs checks itself)
+AUTHORS_SETTINGS = {
+    # Sunshine-Ye/Beta-DARTS nasbench201/train_search.py (the NB201 search script)
+    "beta-darts": {
+        "epochs": 100,                # :40  --epochs 100
+        "batch_size": 64,             # :33  --batch_size 64
+        "w_lr": 0.025,                # :34  --learning_rate 0.025
+        "w_lr_min": 0.001,            # :35  --learning_rate_min 0.001
+        "w_momentum": 0.9,            # :36  --momentum 0.9
+        "w_weight_decay": 3e-4,       # :37  --weight_decay 3e-4
+        "grad_clip": 5.0,             # :49  --grad_clip 5
+        "a_lr": 3e-4,                 # :52  --arch_learning_rate 3e-4
+        "a_weight_decay": 1e-3,       # :53  --arch_weight_decay 1e-3
+        "w_nesterov": False,          # :119-123 torch.optim.SGD(..., momentum=...) without nesterov
+        "step_order": "alpha-w",      # :229 architect.step, then the weight step
+        "clip_includes_alpha": True,  # :248 clip_grad_norm_(model.parameters()); α an nn.Parameter (model.py:158)
+        "a_beta1": 0.5, "a_beta2": 0.999,   # optimizers/darts/architect.py:18-19 Adam betas=(0.5, 0.999)
+        "beta_decay_max": 50.0,       # optimizers/darts/architect.py:81 weights = 0 + 50*epoch/100
+        "track_running_stats": True,  # nasbench201/model.py:128 Network(..., track_running_stats=True)
+    },
+    # Meituan-AutoML/DARTS- src/search (DARTS' search code; no NB201 script is published)
+    "darts-minus": {
+        "epochs": 50,                 # args.py:28  --epochs 50
+        "batch_size": 64,             # args.py:29  --batch_size 64
+        "w_lr": 0.025,                # args.py:30  --learning_rate 0.025
+        "w_lr_min": 0.001,            # args.py:31  --learning_rate_min 0.001
+        "w_momentum": 0.9,            # args.py:32  --momentum 0.9
+        "w_weight_decay": 3e-4,       # args.py:33  --weight_decay 3e-4 (scripts/run_darts_minus.sh WEIGHT_DECAY=0.0003)
+        "grad_clip": 5.0,             # args.py:34  --grad_clip 5
+        "a_lr": 3e-4,                 # args.py:36  --arch_learning_rate 3e-4
+        "a_weight_decay": 1e-3,       # args.py:37  --arch_weight_decay 1e-3
+        "w_nesterov": False,          # train_search.py:64-67 torch.optim.SGD(..., momentum=...) without nesterov
+        "step_order": "alpha-w",      # train_search.py:366 architect.step before the weight step
+        "clip_includes_alpha": False,  # train_search.py:374 clip over model.parameters(); α plain tensors (model_search.py:170-173)
+        "a_beta1": 0.5, "a_beta2": 0.999,   # architect.py:17-18 Adam betas=(0.5, 0.999)
+        "aux_beta0": 1.0,             # args.py:78 --skip_beta 1.0; scripts/run_darts_minus.sh beta=1
+        "aux_decay": "linear",        # scripts/run_darts_minus.sh DECAY_TYPE='linear'
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(AUTHORS_SETTINGS))
+def test_stabilizer_defaults_are_their_authors_code(name):
+    opts = get_method(name).default_options()
+    for key, value in AUTHORS_SETTINGS[name].items():
+        assert getattr(opts, key) == value, f"{name}.{key}: {getattr(opts, key)!r}, the authors' code says {value!r}"
+    # and `nbs methods --show` names the authors' file for each of them
+    text = describe_method(name)
+    code = {"beta-darts": "Sunshine-Ye/Beta-DARTS", "darts-minus": "Meituan-AutoML/DARTS-"}[name]
+    shown = [line for line in text.splitlines() if line.strip().split(" ")[0] in AUTHORS_SETTINGS[name]]
+    assert len(shown) == len(AUTHORS_SETTINGS[name]), text
+    for line in shown:
+        assert code in line, line

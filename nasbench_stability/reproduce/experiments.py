@@ -116,8 +116,8 @@ def _single_darts_table1() -> Experiment:
               Row(ref("ENAS"), method="enas", reading=_NB201_BASELINE),
               Row(ref("CDARTS"), unavailable=NO_CDARTS),
               Row(ref("DARTS-"), method="darts-minus",
-                  reading="DARTS- on NB201 = DARTS-V1's reference settings plus the decaying auxiliary skip (the "
-                          "authors publish no NB201 script; see `nbs methods --show darts-minus`)"),
+                  reading="DARTS- on NB201 with the settings of its authors' search code (α step first, wd 3e-4, "
+                          "no Nesterov; they publish no NB201 script; see `nbs methods --show darts-minus`)"),
               Row(ref("Single-DARTS"), method="single-darts")),
         what_to_see="DARTS collapses to the all-skip cell (54.30 CIFAR-10 test, std 0); Single-DARTS finds "
                     "94.36 / 73.51 / 46.34 with std 0 over 5 seeds.",
@@ -226,7 +226,9 @@ def _stabilizers() -> Experiment:
         rows=(Row(PublishedRef("single-darts", "1", "DARTS"), method="darts-v1", name="DARTS-V1",
                   reading="the collapse they are measured against (NB201's DARTS-V1 row, quoted by Single-DARTS)"),
               Row(PublishedRef("single-darts", "1", "DARTS-"), method="darts-minus",
-                  reading="quoted by Single-DARTS Table 1; " + own.format("darts-minus")),
+                  reading="quoted by Single-DARTS Table 1; the settings of the authors' search code (they publish "
+                          "no NB201 script) as `nbs methods --show darts-minus` lists them, each with its source "
+                          "file"),
               Row(PublishedRef("drnas", "NB201", "DrNAS"), method="drnas",
                   reading=own.format("drnas") + " (without the progressive partial-channel schedule, which its "
                           "main NB201 script does not use)"),

@@ -9,8 +9,13 @@ their variance from growing large. λ grows linearly with the epoch (the same fi
 λ_e = λ_max·e/E for the 0-based epoch e of E.
 
 L_β does not depend on the weights, so it is added to the architecture objective only (as DNAS adds
-its zero-one loss): the weight step, gradient correlation and the α-Hessian (of L_valid alone) are
-DARTS-V1's. In ``single-level`` mode one loss serves both steps, so the recorded train loss includes it.
+its zero-one loss). In ``single-level`` mode one loss serves both steps, so the recorded train loss
+includes it.
+
+The rest is the authors' NB201 script (``nasbench201/train_search.py``), which is SDARTS' (the same
+settings as :class:`.common.ChenNb201Options`, each default below naming its line there): 100 epochs,
+the α step first, SGD without Nesterov, weight decay 3e-4, and the clip over ``model.parameters()``
+after the α step's gradient was zeroed (:class:`.common.DartsCodeClip`).
 """
 
 from __future__ import annotations
@@ -19,19 +24,52 @@ from dataclasses import dataclass
 
 import torch
 
-from ...ranges import NON_NEGATIVE
-from ..gradient.darts_family import DartsOptions
+from ...ranges import BATCH_SIZE, BELOW_ONE, EPOCHS, NON_NEGATIVE, POSITIVE
+from ..gradient.darts_family import STEP_ORDERS
 from ..options import option
 from ..registry import register
+from .common import ChenNb201Options, DartsCodeClip
 from .scheduled import ScheduledCoefficient, linear_in_epochs
 
 _CODE = "β-DARTS code: Sunshine-Ye/Beta-DARTS"
+_SCRIPT = f"{_CODE} nasbench201/train_search.py"
 LAMBDA_SCHEDULES = ("linear", "constant")
 
 
 @dataclass(frozen=True)
-class BetaDartsOptions(DartsOptions):
-    """DARTS-V1's NB201 reference defaults, plus Beta-Decay."""
+class BetaDartsOptions(ChenNb201Options):
+    """The authors' NB201 script's settings, plus Beta-Decay."""
+
+    epochs: int = option(100, f"{_SCRIPT}:40 (--epochs 100)", "search epochs", bounds=EPOCHS)
+    batch_size: int = option(64, f"{_SCRIPT}:33 (--batch_size 64)", "batch size of every stream", bounds=BATCH_SIZE)
+    w_lr: float = option(0.025, f"{_SCRIPT}:34 (--learning_rate 0.025)", "SGD learning rate of the network weights",
+                         bounds=POSITIVE)
+    w_lr_min: float = option(0.001, f"{_SCRIPT}:35 (--learning_rate_min 0.001)",
+                             "cosine annealing floor of the weight learning rate", bounds=NON_NEGATIVE)
+    w_momentum: float = option(0.9, f"{_SCRIPT}:36 (--momentum 0.9)", "SGD momentum", bounds=BELOW_ONE)
+    grad_clip: float = option(5.0, f"{_SCRIPT}:49 (--grad_clip 5)", "gradient-norm clip (0 = off)",
+                              bounds=NON_NEGATIVE)
+    a_lr: float = option(3e-4, f"{_SCRIPT}:52 (--arch_learning_rate 3e-4)", "learning rate of α, fixed",
+                         bounds=POSITIVE)
+    a_weight_decay: float = option(1e-3, f"{_SCRIPT}:53 (--arch_weight_decay 1e-3)", "Adam weight decay (L2) of α",
+                                   bounds=NON_NEGATIVE)
+    a_beta1: float = option(0.5, f"{_CODE} optimizers/darts/architect.py:18-19 (Adam betas=(0.5, 0.999))",
+                            "Adam β1 of α", bounds=BELOW_ONE)
+    a_beta2: float = option(0.999, f"{_CODE} optimizers/darts/architect.py:18-19 (Adam betas=(0.5, 0.999))",
+                            "Adam β2 of α", bounds=BELOW_ONE)
+    track_running_stats: bool = option(True, f"{_CODE} nasbench201/model.py:128 (Network(..., "
+                                       "track_running_stats=True))", "BN running statistics in the searchable cells")
+    step_order: str = option("alpha-w", f"{_SCRIPT}:229 (architect.step, then the weight step)",
+                             "alpha-w: the α step on the valid batch, then the weight step; w-alpha = weight "
+                             "step first", STEP_ORDERS)
+    w_nesterov: bool = option(False, f"{_SCRIPT}:119-123 (torch.optim.SGD with momentum, no nesterov)",
+                              "Nesterov momentum")
+    w_weight_decay: float = option(3e-4, f"{_SCRIPT}:37 (--weight_decay 3e-4)",
+                                   "weight decay of the network weights", bounds=NON_NEGATIVE)
+    clip_includes_alpha: bool = option(True, f"{_SCRIPT}:248 (clip_grad_norm_(model.parameters()), α an "
+                                       "nn.Parameter of nasbench201/model.py:158; the α step's gradient zeroed "
+                                       "at :230-231)", "the clip's total norm also counts α's gradient of the "
+                                       "weight step, ∇α L_train; false = the weights alone")
 
     beta_decay_max: float = option(50.0, f"{_CODE} optimizers/darts/architect.py (_backward_step: "
                                          "weights = 0 + 50*epoch/100)",
@@ -47,7 +85,7 @@ def beta_decay_loss(alpha: torch.Tensor) -> torch.Tensor:
     return torch.logsumexp(alpha, dim=-1).mean(dim=-1)
 
 
-class BetaDarts(ScheduledCoefficient):
+class BetaDarts(ScheduledCoefficient, DartsCodeClip):
     coefficient_column = "beta_decay_lambda"
 
     def coefficient_at(self, epoch: int) -> float:
@@ -68,11 +106,8 @@ register(
           "Architecture Search. CVPR 2022",
     options=BetaDartsOptions,
     departures=(
-        "Built on darts-v1 with its NB201 reference settings (xautodl: weight step first, wd 5e-4, 50 "
-        "epochs); the authors' NB201 script (nasbench201/train_search.py) steps α first with wd 3e-4 for 100 "
-        "epochs.",
-        "λ_e = λ_max·e/E with the run's E epochs; the authors' code divides by a fixed 100 (its script's "
-        "epochs), so at their setting the two agree and a 50-epoch run still ends near λ_max.",
+        "λ_e = λ_max·e/E with the run's E epochs; the authors' code divides by a fixed 100, its script's "
+        "epochs: at the default 100 the two agree, and a run with other --epochs still ends near λ_max.",
         "λ is recorded every epoch (beta_decay_lambda).",
     ),
     factory=BetaDarts,

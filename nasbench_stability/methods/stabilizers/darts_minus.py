@@ -15,6 +15,11 @@ step stays DARTS-V1's (packed seeds, CUDA graphs). The recorded ``op_weights`` a
 softmax(α) alone (the auxiliary skip is not a candidate op); the supernet's valid accuracy and the
 α-Hessian are measured with β, as the authors' ``infer`` is; a discrete cell (ranking analyses) has
 no auxiliary skip.
+
+The authors publish no NB201 search script. Their search code (``src/search``, DARTS' own on the DARTS
+spaces) sets everything else, each default below naming its line there: 50 epochs, the α step first, SGD
+without Nesterov, weight decay 3e-4, and the clip over the weights alone (α are plain tensors, not module
+parameters, so ``clip_grad_norm(model.parameters())`` does not see them).
 """
 
 from __future__ import annotations
@@ -23,21 +28,52 @@ from dataclasses import dataclass
 
 import torch
 
-from ...ranges import NON_NEGATIVE
+from ...ranges import BATCH_SIZE, BELOW_ONE, EPOCHS, NON_NEGATIVE, POSITIVE
 from ...space.ops import NUM_OPS, OP_INDEX
 from ..base import SearchContext
-from ..gradient.darts_family import DartsOptions
+from ..gradient.darts_family import STEP_ORDERS, DartsOptions
 from ..options import option
 from ..registry import register
 from .scheduled import ScheduledCoefficient, linear_in_epochs
 
 _CODE = "DARTS- code: Meituan-AutoML/DARTS-"
+_ARGS = f"{_CODE} src/search/args.py"
+_TRAIN = f"{_CODE} src/search/train_search.py"
 BETA_DECAYS = ("linear", "constant")
 
 
 @dataclass(frozen=True)
 class DartsMinusOptions(DartsOptions):
-    """DARTS-V1's NB201 reference defaults, plus the auxiliary skip."""
+    """The authors' search code's settings (no NB201 script is published), plus the auxiliary skip."""
+
+    epochs: int = option(50, f"{_ARGS}:28 (--epochs 50)", "search epochs", bounds=EPOCHS)
+    batch_size: int = option(64, f"{_ARGS}:29 (--batch_size 64)", "batch size of every stream", bounds=BATCH_SIZE)
+    step_order: str = option("alpha-w", f"{_TRAIN}:366 (architect.step before the weight step)",
+                             "alpha-w: the α step on the valid batch, then the weight step; w-alpha = weight "
+                             "step first", STEP_ORDERS)
+    w_lr: float = option(0.025, f"{_ARGS}:30 (--learning_rate 0.025)", "SGD learning rate of the network weights",
+                         bounds=POSITIVE)
+    w_lr_min: float = option(0.001, f"{_ARGS}:31 (--learning_rate_min 0.001)",
+                             "cosine annealing floor of the weight learning rate", bounds=NON_NEGATIVE)
+    w_momentum: float = option(0.9, f"{_ARGS}:32 (--momentum 0.9)", "SGD momentum", bounds=BELOW_ONE)
+    w_nesterov: bool = option(False, f"{_TRAIN}:64-67 (torch.optim.SGD with momentum, no nesterov)",
+                              "Nesterov momentum")
+    w_weight_decay: float = option(3e-4, f"{_ARGS}:33 (--weight_decay 3e-4; scripts/run_darts_minus.sh "
+                                         "WEIGHT_DECAY=0.0003)", "weight decay of the network weights",
+                                   bounds=NON_NEGATIVE)
+    grad_clip: float = option(5.0, f"{_ARGS}:34 (--grad_clip 5)", "gradient-norm clip (0 = off)",
+                              bounds=NON_NEGATIVE)
+    clip_includes_alpha: bool = option(False, f"{_TRAIN}:374 (clip_grad_norm(model.parameters())) with α plain "
+                                       "tensors of src/search/model_search.py:170-173, not parameters",
+                                       "the clip's total norm also counts α's gradient; false = the weights alone")
+    a_lr: float = option(3e-4, f"{_ARGS}:36 (--arch_learning_rate 3e-4)", "learning rate of α, fixed",
+                         bounds=POSITIVE)
+    a_weight_decay: float = option(1e-3, f"{_ARGS}:37 (--arch_weight_decay 1e-3)", "Adam weight decay (L2) of α",
+                                   bounds=NON_NEGATIVE)
+    a_beta1: float = option(0.5, f"{_CODE} src/search/architect.py:17-18 (Adam betas=(0.5, 0.999))",
+                            "Adam β1 of α", bounds=BELOW_ONE)
+    a_beta2: float = option(0.999, f"{_CODE} src/search/architect.py:17-18 (Adam betas=(0.5, 0.999))",
+                            "Adam β2 of α", bounds=BELOW_ONE)
 
     aux_beta0: float = option(1.0, f"{_CODE} scripts/run_darts_minus.sh (--skip_beta 1); paper: β0 = 1",
                               "β in the first epoch: the coefficient of the auxiliary skip x·β on every edge "
@@ -75,9 +111,9 @@ register(
           "Indicators. ICLR 2021",
     options=DartsMinusOptions,
     departures=(
-        "Built on darts-v1 with its NB201 reference settings (xautodl: weight step first, BN running stats, "
-        "wd 5e-4, 50 epochs); the authors' search code is DARTS' (α step first, wd 3e-4) on the DARTS "
-        "spaces, and their NB201 search script is not published.",
+        "The authors publish no NB201 search script: the settings are those of their search code "
+        "(src/search, DARTS' own, on the DARTS spaces: α step first, no Nesterov, weight decay 3e-4, the clip "
+        "over the weights alone) on NB201's supernet, with NB201's BN mode (running statistics on).",
         "The auxiliary skip is β added to the skip column of the edge weights: identical to adding β·x on "
         "NB201, whose searchable edges all have stride 1 (the authors' reduction-cell variant, a "
         "FactorizedReduce, has no NB201 counterpart).",
