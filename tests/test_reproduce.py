@@ -285,3 +285,16 @@ def test_table_search_rows_run_without_a_preset_beside_the_quoted_numbers(cli, t
     assert "Only table searches ran" in report and "not the paper's setting" not in report
     assert "nbs run --method rea --seeds 3 --out" in report   # no --preset: it does not apply
     assert "| DARTS-V2 (wd=1e-2) | not run this time" in report and "| GDAS | not run this time" in report
+
+
+COMMITTED = Path(__file__).resolve().parents[1] / "reports"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("committed", sorted(p.parent for p in COMMITTED.rglob("REPORT.md")), ids=lambda p: p.name)
+def test_a_committed_reproduction_has_the_columns_the_code_writes_now(committed, reproduced):
+    for name in ("comparison.csv", "seeds.csv"):
+        theirs, mine = pd.read_csv(committed / name), pd.read_csv(reproduced / name)
+        assert list(theirs.columns) == list(mine.columns), f"{committed / name} has other columns than nbs writes now"
+    text = "".join((committed / n).read_text() for n in ("REPORT.md", "experiment.json"))
+    assert "/work/" not in text and "/home/" not in text and "/tmp/" not in text, "a path of the machine"

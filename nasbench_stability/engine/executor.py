@@ -27,9 +27,9 @@ from ..errors import ConfigError
 from ..methods.registry import get_method
 from .config import RunConfig, resolve_config
 from .cost import RunPlan, estimate
-from .presets import cut_schedule
 from .epoch_log import check_log_kind
 from .packed_run import run_packed
+from .presets import cut_schedule
 from .run import Run, RunResult, run_dir_for
 from .table_run import TableRun
 
