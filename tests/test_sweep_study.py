@@ -202,7 +202,7 @@ def test_load_study_types(tmp_path):
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (Path(__file__).parent.parent / "examples").glob("*.toml")))
 def test_the_example_study_files_expand(name, tmp_path):
-    """The study files the README and reports/example name still load and expand (a renamed option fails here)."""
+    """The study files the README and the committed reports name still load and expand (a renamed option fails here)."""
     study = load_study(Path(__file__).parent.parent / "examples" / name)
     runs = expand(study, tmp_path)
     expected = sum(len(study.method_seeds(m)) for m in study.methods) * len(study.datasets)
