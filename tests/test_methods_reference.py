@@ -231,7 +231,8 @@ REFERENCE = {
     # ruocwang/darts-pt nasbench201/train_search.py defaults, SGD without nesterov (search_model.py)
     "darts-pt": (0.025, 0.9, False, 3e-4, 3e-4, (0.5, 0.999), 1e-3),
     "pc-darts": (0.025, 0.9, True, 5e-4, 3e-4, (0.5, 0.999), 1e-3),
-    "fair-darts": (0.025, 0.9, True, 5e-4, 3e-4, (0.5, 0.999), 1e-3),
+    # w: DARTS-V1's NB201 reference; α: xiaomi-automl/FairDARTS fairdarts/train_search.py:46-48, architect.py:15-16
+    "fair-darts": (0.025, 0.9, True, 5e-4, 3e-3, (0.9, 0.999), 1e-3),
     "sdarts-rs": (0.025, 0.9, False, 3e-4, 3e-4, (0.5, 0.999), 1e-3),    # SmoothDARTS nasbench201/train_search.py
     "drnas": (0.025, 0.9, False, 3e-4, 3e-4, (0.5, 0.999), 1e-3),        # DrNAS 201-space/train_search.py, architect.py
     # Meituan-AutoML/DARTS- src/search/args.py:30-37, train_search.py:64-67, architect.py:17-18
@@ -375,6 +376,16 @@ AUTHORS_SETTINGS = {
         "beta_decay_max": 50.0,       # optimizers/darts/architect.py:81 weights = 0 + 50*epoch/100
         "track_running_stats": True,  # nasbench201/model.py:128 Network(..., track_running_stats=True)
     },
+    # xiaomi-automl/FairDARTS fairdarts (its DARTS-space search; α's settings and the method's own)
+    "fair-darts": {
+        "zero_one_weight": 10.0,      # train_search.py:29  --aux_loss_weight 10
+        "op_threshold": 0.85,         # train_search.py:41  --op_threshold 0.85
+        "a_lr": 3e-3,                 # train_search.py:46  --arch_learning_rate 3e-3
+        "a_beta1": 0.9,               # train_search.py:47  --arch_lr_gamma 0.9, the Adam β1 of architect.py:15-16
+        "a_beta2": 0.999,             # architect.py:15-16 betas=(args.arch_lr_gamma, 0.999)
+        "a_weight_decay": 1e-3,       # train_search.py:48  --arch_weight_decay 1e-3
+        "alpha_init_std": 0.0,        # model_search.py:125-126 torch.zeros(k, num_ops)
+    },
     # Meituan-AutoML/DARTS- src/search (DARTS' search code; no NB201 script is published)
     "darts-minus": {
         "epochs": 50,                 # args.py:28  --epochs 50
@@ -403,7 +414,8 @@ def test_stabilizer_defaults_are_their_authors_code(name):
         assert getattr(opts, key) == value, f"{name}.{key}: {getattr(opts, key)!r}, the authors' code says {value!r}"
     # and `nbs methods --show` names the authors' file for each of them
     text = describe_method(name)
-    code = {"beta-darts": "Sunshine-Ye/Beta-DARTS", "darts-minus": "Meituan-AutoML/DARTS-"}[name]
+    code = {"beta-darts": "Sunshine-Ye/Beta-DARTS", "darts-minus": "Meituan-AutoML/DARTS-",
+            "fair-darts": "xiaomi-automl/FairDARTS"}[name]
     shown = [line for line in text.splitlines() if line.strip().split(" ")[0] in AUTHORS_SETTINGS[name]]
     assert len(shown) == len(AUTHORS_SETTINGS[name]), text
     for line in shown:

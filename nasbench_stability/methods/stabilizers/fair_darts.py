@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...ranges import FRACTION, NON_NEGATIVE
+from ...ranges import BELOW_ONE, FRACTION, NON_NEGATIVE, POSITIVE
 from ...space.genotype import Genotype
 from ...space.ops import NUM_EDGES, OP_INDEX
 from ..base import Batch, StepStats
@@ -35,7 +35,8 @@ from ..gradient.gates import candidate_ops, to_nb201, zero_one_loss
 from ..options import NB201, PAPER, option
 from ..registry import register
 
-FAIR_SEARCH = "FairDARTS code: xiaomi-automl/FairDARTS fairdarts/train_search.py"
+FAIR_CODE = "FairDARTS code: xiaomi-automl/FairDARTS"
+FAIR_SEARCH = f"{FAIR_CODE} fairdarts/train_search.py"
 FAIR_GENOTYPES = "FairDARTS code: xiaomi-automl/FairDARTS fairdarts/genotypes.py (PRIMITIVES)"
 DERIVATIONS = ("argmax", "threshold")
 _NONE = OP_INDEX["none"]
@@ -43,17 +44,29 @@ _NONE = OP_INDEX["none"]
 
 @dataclass(frozen=True)
 class FairDartsOptions(DartsOptions):
-    """DARTS-V1's NB201 reference settings with FairDARTS' activation, loss and op set."""
+    """DARTS-V1's NB201 reference settings for the weights, FairDARTS' own for α (optimizer, initialisation),
+    and its activation, loss and op set."""
 
+    a_lr: float = option(3e-3, f"{FAIR_SEARCH}:46 (--arch_learning_rate 3e-3)", "learning rate of α, fixed",
+                         bounds=POSITIVE)
+    a_beta1: float = option(0.9, f"{FAIR_SEARCH}:47 (--arch_lr_gamma 0.9) and fairdarts/architect.py:15-16 (Adam "
+                                 "betas=(args.arch_lr_gamma, 0.999))", "Adam β1 of α", bounds=BELOW_ONE)
+    a_beta2: float = option(0.999, f"{FAIR_CODE} fairdarts/architect.py:15-16 (Adam betas=(args.arch_lr_gamma, "
+                                   "0.999))", "Adam β2 of α", bounds=BELOW_ONE)
+    a_weight_decay: float = option(1e-3, f"{FAIR_SEARCH}:48 (--arch_weight_decay 1e-3)",
+                                   "Adam weight decay (L2) of α", bounds=NON_NEGATIVE)
+    alpha_init_std: float = option(0.0, f"{FAIR_CODE} fairdarts/model_search.py:125-126 (torch.zeros(k, num_ops)): "
+                                   "every gate starts at σ(0) = 0.5", "α initialised as std·N(0, 1)",
+                                   bounds=NON_NEGATIVE)
     activation: str = option("sigmoid", PAPER, "σ(α) per op, independently (no softmax)", ("sigmoid",))
-    zero_one_weight: float = option(10.0, FAIR_SEARCH, "w of the zero-one loss −w·mean((σ(α)−0.5)²) in the α step "
+    zero_one_weight: float = option(10.0, f"{FAIR_SEARCH}:29", "w of the zero-one loss −w·mean((σ(α)−0.5)²) in the α step "
                                     "(--aux_loss_weight 10; 0 = off)", bounds=NON_NEGATIVE)
     include_none: bool = option(False, FAIR_GENOTYPES, "'none' among the candidate ops; FairDARTS' op set has "
                                 "none of it (and a sigmoid gate on it gets no data gradient)")
     derivation: str = option("argmax", NB201, "argmax: every edge its best σ (NB201); threshold: FairDARTS' "
                              "threshold_sparse rule on NB201, an edge whose best σ is below op_threshold "
                              "becomes 'none'", DERIVATIONS)
-    op_threshold: float = option(0.85, FAIR_SEARCH, "σ a chosen op must reach under derivation=threshold "
+    op_threshold: float = option(0.85, f"{FAIR_SEARCH}:41", "σ a chosen op must reach under derivation=threshold "
                                  "(--op_threshold 0.85)", bounds=FRACTION)
 
 
@@ -119,9 +132,10 @@ register(
           "Search. ECCV 2020",
     options=FairDartsOptions,
     departures=(
-        "The authors have no NB201 setting: optimizers, schedule and steps are DARTS-V1's NB201 reference "
-        "(xautodl), not FairDARTS' DARTS-space script (lr 0.005, batch 128, α Adam 3e-3 with betas (0.9, "
-        "0.999), α initialised at 0).",
+        "The authors have no NB201 setting. α's optimizer (Adam 3e-3, betas (0.9, 0.999)) and initialisation "
+        "(0) are FairDARTS' own; the weights' optimizer, schedule and step order are DARTS-V1's NB201 reference "
+        "(xautodl), not those of FairDARTS' DARTS-space script (lr 0.005, batch 128, wd 3e-4, α step first), "
+        "which belong to that space's network.",
         "Derivation: NB201's argmax over σ(α) by default; derivation=threshold applies FairDARTS' "
         "threshold_sparse (σ ≥ 0.85, else the edge is dropped = 'none') without its two-input-edges-per-node "
         "limit, which NB201 cells do not have. Records keep both cells.",
