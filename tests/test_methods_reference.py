@@ -420,3 +420,12 @@ def test_stabilizer_defaults_are_their_authors_code(name):
     assert len(shown) == len(AUTHORS_SETTINGS[name]), text
     for line in shown:
         assert code in line, line
+
+
+def test_single_darts_readings_are_marked_as_readings():
+    """Single-DARTS' α weight decay and α initialisation are not in the paper's NB201 setting: `nbs methods
+    --show` must say they are readings (and why), not pass them off as the paper's."""
+    lines = {line.split()[0]: line for line in describe_method("single-darts").splitlines() if " = " in line}
+    for key in ("a_weight_decay", "alpha_init_std"):
+        assert "a reading" in lines[key] and "§5.1" in lines[key], lines[key]
+    assert "a reading" not in lines["w_lr"] and "paper" in lines["w_lr"]

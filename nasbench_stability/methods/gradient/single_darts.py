@@ -20,6 +20,11 @@ class SingleDartsOptions(DartsOptions):
     a_lr: float = option(3e-4, NB201, "Adam learning rate of α, fixed (value lost in the text)", bounds=POSITIVE)
     clip_includes_alpha: bool = option(False, OURS, "the clip covers the weights alone, so α's step is never "
                                        "scaled by the weights' norm (the authors' code is not available here)")
+    a_weight_decay: float = option(1e-3, f"{NB201} — a reading: the paper's NB201 setting (§5.1.1) does not say; "
+                                   "the only α decay it states is 0, for its ImageNet search (§5.1.2, 'to avoid extra "
+                                   "gradients on zero operations')", "Adam weight decay (L2) of α", bounds=NON_NEGATIVE)
+    alpha_init_std: float = option(1e-3, f"{NB201} — a reading: the paper initialises sigmoid α to a value its text "
+                                   "has lost (§5.1.2)", "α initialised as std·N(0, 1)", bounds=NON_NEGATIVE)
 
 
 register(
@@ -29,6 +34,9 @@ register(
     options=SingleDartsOptions,
     departures=(
         "Weight decay of w and the α learning rate are lost in the paper's text: NB201 reference values (5e-4, 3e-4).",
+        "Readings, not the paper's NB201 setting: α's weight decay 1e-3 (the NB201 reference; the paper states only "
+        "its ImageNet search's 0) and α's initialisation 1e-3·N(0, 1) (the paper's sigmoid initial value is lost "
+        "in its text).",
         "Nesterov momentum, gradient clip 5, the per-epoch cosine schedule and BN running statistics follow the "
         "NB201 reference; the paper does not say.",
         "The two-batch ablation modes (Table 4) take the weight step first, as xautodl's DARTS-V1 "
