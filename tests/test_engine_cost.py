@@ -116,8 +116,14 @@ def test_a_resumed_run_is_charged_only_its_epochs_left_and_an_ended_one_nothing(
     assert RunPlan.of(config, run_dir).epochs_done == 0
 
 
-def test_darts_es_measures_every_epoch(rates):
-    assert plan("darts-es").hessians() == 10 and plan(hessian_every=3).hessians() == 3
+def test_darts_es_is_charged_its_own_measurements(rates):
+    code = RunPlan.of(resolve_config("darts-es", device="cpu", epochs=10))
+    assert code.own_hessian_epochs == (0, 2, 4, 6, 8, 9) and code.hessians() == 6     # every 2 epochs and the last
+    paper = RunPlan.of(resolve_config("darts-es", device="cpu", epochs=10, overrides={"es_rule": "paper"}))
+    assert paper.hessians() == 10
+    both = RunPlan.of(resolve_config("darts-es", device="cpu", epochs=10, overrides={"hessian_every": "3"}))
+    assert both.hessians() == 7           # --hessian-every 3 asks after 0-based 2, 5, 8: only 5 is not the rule's
+    assert plan(hessian_every=3).hessians() == 3
 
 
 def test_no_rate_is_no_number_and_an_unmeasured_method_is_scaled_from_darts_v1(rates):

@@ -318,10 +318,46 @@ def uniform_cell(op: int) -> Genotype:
     return Genotype.from_weights(np.eye(NUM_OPS)[[op] * NUM_EDGES])
 
 
+def test_darts_es_code_rule_is_robustdarts_evlocalavg(float64):
+    """The authors' rule (EVLocalAvg): λ every 2 epochs; local averages of the last 5 measurements labelled with
+    their window's centre (epoch − 4); after epoch t, once t − 4 − 8 ≥ 10, stop when the newest average is more
+    than 1.3× the one 4 measurements earlier, and return the cell of epoch t − 12."""
+    m = tiny("darts-es", epochs=50)
+    assert type(m).own_hessian_epochs(m.options, 50) == list(range(0, 50, 2)) + [49]
+    lambdas = {e: 1.0 for e in range(0, 24, 2)}
+    lambdas[4] = 5.0        # an early spike: the averages jump, but no stop may return a cell before epoch 10
+    for e, lam in lambdas.items():
+        feed(m, [lam], start=e)
+        assert m.stop_reason() is None, e
+    assert math.isnan(m.ratio(20)) and m.ratio(22) == pytest.approx(1.0)   # 22 − 4 − 8 = 10: the first check
+    assert m.local_average(4) == pytest.approx((1 + 1 + 5) / 3)             # three measurements: all of them
+    assert m.local_average(12) == pytest.approx((5 + 1 + 1 + 1 + 1) / 5)     # then the last five (epochs 4..12)
+    feed(m, [9.0], start=5)                    # a measurement the rule did not ask for (hessian_every): ignored
+    assert 5 not in m._epochs and m.stop_reason() is None
+    feed(m, [3.0], start=24)                   # λ̄(24) = (1+1+1+1+3)/5 = 1.4 against λ̄(16) = 1: 1.4 > 1.3
+    reason = m.stop_reason()
+    assert m.ratio(24) == pytest.approx(1.4) and reason is not None and "epoch 25" in reason and "epoch 13's" in reason
+    assert m.cell_epoch == 12 and m.derive() == uniform_cell(12 % NUM_OPS)
+    rec = m.extra_records()
+    assert rec["early_stopped"] and rec["es_cell_epoch"] == 13 and rec["es_lambda_avg"] == pytest.approx(1.4)
+    # one notch below the factor does not stop
+    calm = tiny("darts-es", epochs=50)
+    for e in range(0, 24, 2):
+        feed(calm, [1.0], start=e)
+    feed(calm, [2.5], start=24)                # (4 + 2.5)/5 = 1.3: not more than 1.3
+    assert calm.stop_reason() is None
+    # the history survives a weights_only checkpoint round trip
+    buf = io.BytesIO()
+    torch.save(m.checkpoint_state(), buf)
+    fresh = tiny("darts-es", epochs=50)
+    fresh.load_checkpoint_state(torch.load(io.BytesIO(buf.getvalue()), weights_only=True))
+    assert fresh.stop_reason() == reason and fresh.derive() == uniform_cell(12 % NUM_OPS)
+
+
 def test_darts_es_stops_exactly_when_the_local_averages_say(float64):
-    """k = 2, λ̄ over 2 epochs: λ̄ = 1, 1, 1, 1.05, 1.25, 1.5 for epochs 1..6 (0-based 1..6) gives ratios
+    """The paper's reading (es_rule=paper). k = 2, λ̄ over 2 epochs: λ̄ = 1, 1, 1, 1.05, 1.25, 1.5 for epochs 1..6 (0-based 1..6) gives ratios
     λ̄(t−2)/λ̄(t) = 1, 0.952, 0.8 (epoch index 5, not yet < 0.75), then 1.05/1.5 = 0.7 at index 6."""
-    m = tiny("darts-es", epochs=12, es_window=2, es_average=2, es_ratio=0.75)
+    m = tiny("darts-es", epochs=12, es_rule="paper", es_window=2, es_average=2, es_ratio=0.75)
     lambdas = [1.0, 1.0, 1.0, 1.0, 1.1, 1.4, 1.6]
     for e, lam in enumerate(lambdas[:6]):
         feed(m, [lam], start=e)
@@ -343,16 +379,16 @@ def test_darts_es_stops_exactly_when_the_local_averages_say(float64):
     # the whole history survives a weights_only checkpoint round trip
     buf = io.BytesIO()
     torch.save(m.checkpoint_state(), buf)
-    fresh = tiny("darts-es", epochs=12, es_window=2, es_average=2, es_ratio=0.75)
+    fresh = tiny("darts-es", epochs=12, es_rule="paper", es_window=2, es_average=2, es_ratio=0.75)
     fresh.load_checkpoint_state(torch.load(io.BytesIO(buf.getvalue()), weights_only=True))
     assert fresh.stop_reason() == reason and fresh.derive() == uniform_cell(4)
 
 
 def test_darts_es_does_not_stop_in_the_last_epoch_or_on_non_positive_curvature(float64):
-    last = tiny("darts-es", epochs=3, es_window=1, es_average=1)
+    last = tiny("darts-es", epochs=3, es_rule="paper", es_window=1, es_average=1)
     feed(last, [1.0, 1.0, 9.0])                 # the rule holds at the last epoch only
     assert last.stop_reason() is None and last.derive() == uniform_cell(2)
-    flat = tiny("darts-es", epochs=9, es_window=1, es_average=1)
+    flat = tiny("darts-es", epochs=9, es_rule="paper", es_window=1, es_average=1)
     feed(flat, [-2.0, -1.0, 0.0, -0.5])         # λ̄(t) ≤ 0: no growth to speak of
     assert flat.stop_reason() is None
     feed(flat, [0.1], start=4)                  # from −0.5 to 0.1: ratio −5 < 0.75
@@ -393,7 +429,8 @@ def test_darts_es_cli_run_stops_early_and_a_rerun_does_nothing(cli, tmp_path):
     """k = 1, λ̄ = λ and a ratio bound of 100: the rule fires after epoch 2 of 3 (it cannot at epoch 1,
     which has no epoch k before it)."""
     args = ("run", "--method", "darts-es", "--out", str(tmp_path), "--device", "cpu", *METHOD_RUN_ARGS,
-            "--epochs", "3", "--set", "es_window=1", "--set", "es_average=1", "--set", "es_ratio=100",
+            "--epochs", "3", "--set", "es_rule=paper", "--set", "es_window=1", "--set", "es_average=1",
+            "--set", "es_ratio=100",
             "--set", "hessian_batches=1")   # an exact 30×30 Hessian costs ~30 double backwards per batch
     out = cli(*args)
     assert out.returncode == 0, out.stdout + out.stderr

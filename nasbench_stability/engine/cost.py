@@ -61,6 +61,7 @@ class RunPlan:
     epochs_done: int = 0
     hessian_every: int = 0
     hessian_batches: int = 2
+    own_hessian_epochs: tuple[int, ...] = ()   # the method's own measurements (DARTS-ES), 0-based
 
     @classmethod
     def of(cls, config, run_dir: Path | None = None) -> "RunPlan":
@@ -70,16 +71,16 @@ class RunPlan:
             status, problem = read_status(run_dir)
             if not problem and status:
                 done = config.epochs if status["state"] in TERMINAL else min(status["epochs_done"], config.epochs)
+        info = get_method(config.method)
+        own = () if info.table_search else tuple(info.factory.own_hessian_epochs(config.options(), config.epochs))
         return cls(config.method, config.preset, config.device, config.epochs, done, config.hessian_every,
-                   config.hessian_batches)
+                   config.hessian_batches, own)
 
     def hessians(self) -> int:
-        """α-Hessian measurements in the epochs left: every ``hessian_every``-th, or every epoch for a
-        method that measures it itself (DARTS-ES)."""
-        left = range(self.epochs_done, self.epochs)
-        if get_method(self.method).needs_hessian:
-            return len(left)
-        return sum(1 for e in left if self.hessian_every and (e + 1) % self.hessian_every == 0)
+        """α-Hessian measurements in the epochs left: every ``hessian_every``-th, and the method's own."""
+        own = set(self.own_hessian_epochs)
+        return sum(1 for e in range(self.epochs_done, self.epochs)
+                   if e in own or (self.hessian_every and (e + 1) % self.hessian_every == 0))
 
 
 @lru_cache(maxsize=1)

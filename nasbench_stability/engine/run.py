@@ -492,7 +492,8 @@ class SeedSearch:
     def spectrum(self, epoch: int, diverged: bool) -> HessianSpectrum | None:
         cfg = self.run.config
         asked = cfg.hessian_every and (epoch + 1) % cfg.hessian_every == 0
-        if diverged or not (asked or self.method.needs_hessian):
+        own = epoch in type(self.method).own_hessian_epochs(self.method.options, cfg.epochs)
+        if diverged or not (asked or own):
             return None
         spectrum = arch_hessian_spectrum(self.method, self.hessian_batches)
         self.method.observe_hessian(epoch, spectrum)

@@ -99,13 +99,21 @@ class SearchMethod(nn.Module):
         reads the valid loader after the shared weights' epoch). Called in training mode with gradients on: a method sets ``eval()`` and
         ``torch.no_grad()`` where it needs them; the engine puts it back in training mode afterwards."""
 
-    #: whether the method reads the α-Hessian spectrum after every epoch (:meth:`observe_hessian`); the
-    #: engine then measures it every epoch, on the run's fixed valid batches, whatever ``hessian_every`` says
+    #: whether the method reads the α-Hessian spectrum itself (:meth:`observe_hessian`); the engine then
+    #: measures it after each epoch of :meth:`own_hessian_epochs`, on the run's fixed valid batches, whatever
+    #: ``hessian_every`` says
     needs_hessian: bool = False
+
+    @classmethod
+    def own_hessian_epochs(cls, options: Any, epochs: int) -> list[int]:
+        """The 0-based epochs after which the method reads the α-Hessian (none; DARTS-ES: its measurement
+        interval). A class method: the cost line counts them from a config, before anything is built."""
+        return list(range(epochs)) if cls.needs_hessian else []
 
     def observe_hessian(self, epoch: int, spectrum: Any) -> None:
         """The spectrum of ∇²_α L_valid the engine measured after ``epoch``'s steps and selection, before its
-        record (a :class:`~..engine.hessian.HessianSpectrum`; DARTS-ES decides whether to stop here)."""
+        record (a :class:`~..engine.hessian.HessianSpectrum`; DARTS-ES decides whether to stop here). Called
+        for every measurement, the user's ``hessian_every`` ones included."""
 
     def stop_reason(self) -> str | None:
         """Why the search ends before its last epoch, or None to go on. Checked after each epoch's record and
