@@ -293,3 +293,28 @@ def test_nbs_run_records_the_projection_epoch_by_epoch(cli, tmp_path):
     assert np.isfinite(removed).all() and df.bench_cifar10_test_200.notna().all()
     # removing 'none' (never computed) leaves the score as it is
     np.testing.assert_array_equal(removed[:, 0], np.asarray(last.proj_base_acc))
+
+
+# ---- the fix-α variant (the authors' blank / blank-proj methods) -------------------------------------
+def test_fix_alpha_never_steps_alpha_nor_touches_the_valid_batch_and_still_projects():
+    fixed = tiny("darts-pt-fix-alpha", epochs=7, tune_epochs=1)
+    trained = tiny("darts-pt", epochs=7, tune_epochs=1)
+    start = fixed.alpha.detach().clone()
+    assert torch.equal(start, trained.alpha.detach())                  # the same initialisation, same seed
+    bn = {k: v.clone() for k, v in fixed.state_dict().items() if "running" in k}
+    weights = [p.detach().clone() for p in fixed.w_params]
+    # one step whose valid batch is poison: the fixed variant must not even run it through the network
+    nan_valid = (torch.full((8, 3, 8, 8), float("nan")), torch.zeros(8, dtype=torch.long))
+    stats = fixed.step({"train": batch(0, 8, 8), "valid": nan_valid}, 0, 0, measure_gc=True)
+    assert torch.equal(fixed.alpha.detach(), start)
+    assert all(torch.isfinite(p).all() for p in fixed.w_params)
+    assert any(not torch.equal(p, q) for p, q in zip(fixed.w_params, weights))    # the weights did train
+    assert torch.isnan(stats.op_grad).all() and stats.gc_inner is None
+    # BN statistics moved by the train batch alone: as a weight step with no α step before it
+    moved = {k: v for k, v in fixed.state_dict().items() if "running" in k}
+    assert any(not torch.equal(moved[k], bn[k]) for k in bn)
+    run_epochs(fixed, 7, start=1)
+    run_epochs(trained, 7)
+    assert torch.equal(fixed.alpha.detach(), start) and not torch.equal(trained.alpha.detach(), start)
+    assert fixed.projection.count == NUM_EDGES                        # six decisions, all on the fixed-α supernet
+    assert list(fixed.derive().op_indices()) == list(fixed.projection.decided)

@@ -230,6 +230,7 @@ REFERENCE = {
     "factorized-act": (0.05, 0.9, True, 5e-4, 6e-4, (0.5, 0.999), 1e-3),
     # ruocwang/darts-pt nasbench201/train_search.py defaults, SGD without nesterov (search_model.py)
     "darts-pt": (0.025, 0.9, False, 3e-4, 3e-4, (0.5, 0.999), 1e-3),
+    "darts-pt-fix-alpha": (0.025, 0.9, False, 3e-4, 3e-4, (0.5, 0.999), 1e-3),   # the same script, --method blank
     "pc-darts": (0.025, 0.9, True, 5e-4, 3e-4, (0.5, 0.999), 1e-3),
     # w: DARTS-V1's NB201 reference; α: xiaomi-automl/FairDARTS fairdarts/train_search.py:46-48, architect.py:15-16
     "fair-darts": (0.025, 0.9, True, 5e-4, 3e-3, (0.9, 0.999), 1e-3),
@@ -386,6 +387,13 @@ AUTHORS_SETTINGS = {
         "a_weight_decay": 1e-3,       # train_search.py:48  --arch_weight_decay 1e-3
         "alpha_init_std": 0.0,        # model_search.py:125-126 torch.zeros(k, num_ops)
     },
+    # ruocwang/darts-pt nasbench201: the fix-α variant (exp_scripts/blank-201.sh, blank-proj-201.sh: --method blank)
+    "darts-pt-fix-alpha": {
+        "train_alpha": False,         # architect_ig.py:24-25, 38-39 method 'blank': "do not update alpha"
+        "epochs": 125,                # train_search.py --epochs 100 + projection 5 × --proj_intv 5
+        "proj_crit": "acc",           # blank-proj-201.sh --proj_crit acc
+        "edge_order": "random",       # blank-proj-201.sh --edge_decision random
+    },
     # Meituan-AutoML/DARTS- src/search (DARTS' search code; no NB201 script is published)
     "darts-minus": {
         "epochs": 50,                 # args.py:28  --epochs 50
@@ -415,7 +423,7 @@ def test_stabilizer_defaults_are_their_authors_code(name):
     # and `nbs methods --show` names the authors' file for each of them
     text = describe_method(name)
     code = {"beta-darts": "Sunshine-Ye/Beta-DARTS", "darts-minus": "Meituan-AutoML/DARTS-",
-            "fair-darts": "xiaomi-automl/FairDARTS"}[name]
+            "fair-darts": "xiaomi-automl/FairDARTS", "darts-pt-fix-alpha": "ruocwang/darts-pt"}[name]
     shown = [line for line in text.splitlines() if line.strip().split(" ")[0] in AUTHORS_SETTINGS[name]]
     assert len(shown) == len(AUTHORS_SETTINGS[name]), text
     for line in shown:

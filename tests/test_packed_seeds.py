@@ -37,7 +37,7 @@ from packed_helpers import (K, OP_WEIGHTS_ATOL, SEEDS, SMALL, STATE_RTOL, assert
 PACKABLE = {"darts-v1", "darts-v2", "single-darts", "mergenas-v1", "mergenas-v2", "pc-darts", "fair-darts",
             "darts-minus", "beta-darts", "rdarts-l2", "darts-es"}
 SOLO_ONLY = {"edas", "edas-inv", "alpha-max", "dnas", "factorized-act", "factorized-kernel", "nonfactorized-act",
-             "darts-pt", "gdas", "sdarts-rs", "sdarts-adv", "drnas", "rdarts-dp", "rsps", "setn",
+             "darts-pt", "darts-pt-fix-alpha", "gdas", "sdarts-rs", "sdarts-adv", "drnas", "rdarts-dp", "rsps", "setn",
              "enas"}
 REGISTRY_PACKABLE = [m.name for m in list_methods() if m.packable]
 # packable methods whose step is DartsFamily's own code with other option values (R-DARTS(L2): a weight

@@ -112,6 +112,9 @@ class DartsPtOptions(DartsOptions):
                                    bounds=NON_NEGATIVE)
     derive_none: bool = option(True, _CODE + "cell_operations.py (NAS_BENCH_201 includes none)", "'none' is a "
                                "candidate of the argmax and of the projection; false leaves it out of both")
+    train_alpha: bool = option(True, _CODE + "architect_ig.py:20-21, 34-35 (methods darts / darts-proj: the "
+                               "first-order α step; exp_scripts/darts-201.sh, darts-proj-201.sh)", "false: α is never "
+                               "stepped and keeps its initialisation (the authors' blank / blank-proj methods)")
 
     def __post_init__(self) -> None:
         if self.supernet_epochs < 1:
@@ -202,6 +205,18 @@ class DartsPt(DartsFamily):
         self.select_batches = options.proj_batches or ctx.steps_per_epoch
         self.projection = ProjectionState.start(edge_order(options.edge_order, ctx.seed))
         self._refresh()
+
+    # ---- fixed α (the authors' blank method) ---------------------------------------------------
+    def step(self, batches, epoch: int, step: int, measure_gc: bool):
+        # without an α step there is no forward on the valid batch to compare the weights' gradient with
+        return super().step(batches, epoch, step, measure_gc and self.options.train_alpha)
+
+    def _arch_phase(self, train: Batch, arch: Batch, with_weight_grads: bool):
+        if self.options.train_alpha:
+            return super()._arch_phase(train, arch, with_weight_grads)
+        # architect_ig.py step(), method 'blank': "do not update alpha" — no forward, no gradient, no step
+        # (a forward would also move the BN running statistics, which the authors' run does not)
+        return {"alpha": torch.full_like(self.alpha, float("nan"))}, {}
 
     # ---- the schedule -----------------------------------------------------------------------
     @property
@@ -317,8 +332,24 @@ _DEPARTURES = (
     "piece such an option would call.",
 )
 
+@dataclass(frozen=True)
+class DartsPtFixAlphaOptions(DartsPtOptions):
+    """The authors' fix-α variant: the same supernet and projection, α never trained."""
+
+    train_alpha: bool = option(False, _CODE + "architect_ig.py:24-25, 38-39 (method blank: 'do not update alpha'; "
+                               "exp_scripts/blank-201.sh --method blank, blank-proj-201.sh)", "false: α is never "
+                               "stepped and keeps its initialisation 1e-3·N(0, 1), so the projection picks on a "
+                               "supernet trained with near-uniform weights; true = darts-pt")
+
+
+_PAPER = ("Wang, Cheng, Chen, Tang, Hsieh. Rethinking Architecture Selection in Differentiable NAS. ICLR 2021 "
+          "(code: ruocwang/darts-pt)")
+
 register("darts-pt", summary="DARTS supernet, then each edge's op picked by perturbation (the op whose removal "
                              "lowers valid accuracy most), tuning between decisions",
-         paper="Wang, Cheng, Chen, Tang, Hsieh. Rethinking Architecture Selection in Differentiable NAS. ICLR 2021 "
-               "(code: ruocwang/darts-pt)",
-         options=DartsPtOptions, departures=_DEPARTURES)(DartsPt)
+         paper=_PAPER, options=DartsPtOptions, departures=_DEPARTURES)(DartsPt)
+register("darts-pt-fix-alpha", summary="DARTS-PT's fix-α variant: the supernet trained with α fixed at its "
+                                       "initialisation (never stepped), then the same perturbation projection",
+         paper=_PAPER, options=DartsPtFixAlphaOptions,
+         departures=_DEPARTURES + ("op_grad and gradient correlation are not recorded (NaN): without an α step "
+                                   "there is no valid-batch forward to take them from.",))(DartsPt)
