@@ -3,10 +3,10 @@
 Ours, for a run row, is the final derived cell of each seed (its last recorded epoch) scored by the
 benchmark column behind the printed column (:func:`analysis.bench_columns.benchmark_column`), as mean ±
 sample std (ddof=1) over the seeds, with min and max and the 95% interval of our mean
-(:mod:`analysis.intervals`: t-based from 5 seeds, a fixed-seed bootstrap below). "Published inside our
-interval" asks whether the printed mean lies in that interval widened by 0.01 (the papers print two
-decimals) — for a row whose seeds all found one cell, whether the paper found that cell too. One seed
-has no interval, so no answer.
+(:mod:`analysis.intervals`: t-based from 5 seeds, a fixed-seed bootstrap below). The verdict
+(:mod:`analysis.agreement`) weighs the paper's spread where it prints mean ± std over n runs (Welch's t
+and an equivalence test from both summaries); where it prints one number, it asks whether that number
+lies in our interval widened by 0.01 (the papers print two decimals). One seed gets no verdict.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..analysis.agreement import verdict
 from ..analysis.bench_columns import benchmark_column, record_column
 from ..analysis.collapse import collapse_per_run
 from ..analysis.intervals import DEFAULT_RULE, mean_interval
@@ -26,8 +27,6 @@ from ..analysis.tables import final_cell_since, final_records
 from ..bench.table import Benchmark
 from .experiments import Experiment, Row
 from .published import published_cell
-
-ROUNDING = 0.01
 
 
 @dataclass
@@ -92,9 +91,8 @@ def _line(row: Row, dataset: str, split: str, column: str, values: np.ndarray, p
     std = float(values.std(ddof=1)) if n > 1 else math.nan
     lo, hi = (float(values.min()), float(values.max())) if n else (math.nan, math.nan)
     ci = mean_interval(values, DEFAULT_RULE)
-    inside = None
-    if pub is not None and math.isfinite(ci.low):
-        inside = bool(ci.low - ROUNDING <= pub.mean <= ci.high + ROUNDING)
+    v = verdict(mean, std, n, ci.low, ci.high, pub.mean, pub.std, pub.seeds) if pub is not None and row.kind == "run" \
+        else None
     spec = next((c for c in benchmark.columns if c.name == column), None)
     return {
         "row": row.label, "kind": row.kind, "dataset": dataset, "split": split, "column": column,
@@ -106,7 +104,10 @@ def _line(row: Row, dataset: str, split: str, column: str, values: np.ndarray, p
         "published_display": pub.display() if pub is not None else "",
         "published_note": pub.note if pub is not None else "",
         "difference": mean - pub.mean if pub is not None and n else math.nan,
-        "published_inside_interval": inside,
+        "published_seeds": pub.seeds if pub is not None and pub.seeds is not None else math.nan,
+        "verdict_test": v.test if v else "", "p_differ": v.p_differ if v else math.nan,
+        "p_equivalent": v.p_equivalent if v else math.nan,
+        "published_inside_interval": v.inside if v else None, "verdict": v.text if v else "",
         "unavailable": row.unavailable,
     }
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import __version__
+from ..analysis.agreement import describe as describe_verdict
 from ..analysis.bench_columns import APPROX_MARK, DATASET_LABELS
 from ..analysis.collapse import CollapseCriteria, collapse_display, collapse_summary
 from ..analysis.schedule import cut_schedule_notes
@@ -31,7 +32,7 @@ from ..plots.collapse import plot_collapse
 from ..plots.common import NothingToPlotError
 from ..plots.style import save_figure
 from ..report.tables import Table, to_markdown
-from .compare import ROUNDING, Comparison, compare
+from .compare import Comparison, compare
 from .experiments import Experiment, get_experiment
 from .runner import MANIFEST, Plan, is_table_search
 
@@ -179,20 +180,16 @@ def _comparison_table(exp: Experiment, comparison: Comparison) -> Table:
         s = pd.Series(line._asdict())
         if s["kind"] == "unavailable":
             continue
-        inside = s["published_inside_interval"]
         rows.append({
             "row": s["row"], "column": _column_label(s["dataset"], s["split"], s["exact"]),
             "ours": _ours_text(s), "published": s["published_display"] or "–",
             "ours − published": f"{s['difference']:+.2f}" if math.isfinite(s["difference"]) else "",
-            "published inside our 95% interval": ("" if inside is None or s["kind"] == "benchmark"
-                                                  else "yes" if inside else "no"),
+            "verdict": s["verdict"] if isinstance(s["verdict"], str) else "",
         })
-    frame = pd.DataFrame(rows, columns=["row", "column", "ours", "published", "ours − published",
-                                        "published inside our 95% interval"])
+    frame = pd.DataFrame(rows, columns=["row", "column", "ours", "published", "ours − published", "verdict"])
     notes = (f"ours: the final derived cell of each seed scored in the benchmark (200-epoch training), mean ± sample "
-             f"std over seeds [95% interval of the mean], (n, min–max). {DEFAULT_RULE.describe()} published inside "
-             f"our 95% interval: the printed mean lies in that interval ± {ROUNDING} (the papers' rounding); one "
-             f"seed has no interval, so no answer. {APPROX_MARK}: the benchmark column is approximate, "
+             f"std over seeds [95% interval of the mean], (n, min–max). {DEFAULT_RULE.describe()} {describe_verdict()} One "
+             f"seed gets no verdict. {APPROX_MARK}: the benchmark column is approximate, "
              f"not the official 3-seed mean (see `nbs bench build`). Published per-trial rows show their trials in "
              f"brackets.",)
     return Table("comparison", "Ours beside the published numbers", frame.set_index("row"), notes)
