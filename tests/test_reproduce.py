@@ -85,6 +85,22 @@ def test_entries_the_papers_print_twice_agree():
         assert single == {value("1", "Single-DARTS", "", ds)}
 
 
+def test_what_the_papers_do_not_print_is_marked_and_attributions_say_who_printed_them():
+    # Single-DARTS Table 5's DARTS lr=0.025 CIFAR-100 cell is lost in the text: the number is ours
+    inferred = published_cell(PublishedRef("single-darts", "5", "DARTS", "lr=0.025"), "cifar100", "test")
+    assert inferred.inferred and inferred.display() == "15.61 ± 0.00 (inferred, not printed)"
+    printed = published_cell(PublishedRef("single-darts", "5", "DARTS", "lr=0.025"), "cifar10", "test")
+    assert not printed.inferred and printed.display() == "54.30 ± 0.00"
+    # MergeNAS' baseline rows match no NB201 print: they are MergeNAS' numbers, not NB201's
+    df = load_published()
+    merge = df[(df["paper"] == "mergenas") & df["row"].isin(["RS", "REA", "REINFORCE", "BOHB", "ENAS", "RSPS"])]
+    assert len(merge) and merge["note"].str.startswith("as MergeNAS prints them").all()
+    assert not df["note"].str.contains("quoted by MergeNAS from NB201").any()
+    # a mean ± std without n gets the interval check, never a Welch test with an invented n
+    gdas = published_cell(PublishedRef("single-darts", "1", "GDAS"), "cifar10", "test")
+    assert gdas.std == 0.13 and gdas.seeds is None and "no n" in gdas.note
+
+
 # ---- the experiments -----------------------------------------------------------------------------
 def test_every_experiment_row_has_published_numbers_and_every_run_resolves():
     for exp in EXPERIMENTS.values():

@@ -29,6 +29,7 @@ PAPERS = {"single-darts": "Single-DARTS (Hou et al., paper 001)",
 KINDS = ("mean_std", "trial", "mean", "value")
 DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
 SPLITS = ("valid", "test")
+INFERRED = "inferred, not printed"  # how a note marks a number the paper does not print
 _COLUMNS = ["paper", "table", "row", "setting", "dataset", "split", "kind", "trial", "value", "std", "seeds", "note"]
 
 
@@ -87,13 +88,18 @@ class PublishedCell:
     note: str
     std_computed: bool = False
 
+    @property
+    def inferred(self) -> bool:
+        """The number is ours, read from the paper's other cells, not printed (its note says why)."""
+        return self.note.startswith(INFERRED)
+
     def display(self) -> str:
         text = f"{self.mean:.2f}"
         if self.std is not None:
             text += f" ± {self.std:.2f}"
         if self.trials:
             text += " (" + ", ".join(f"{t:.2f}" for t in self.trials) + ")"
-        return text
+        return text + (f" ({INFERRED})" if self.inferred else "")
 
 
 def published_cell(ref: PublishedRef, dataset: str, split: str) -> PublishedCell | None:
