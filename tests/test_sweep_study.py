@@ -3,6 +3,7 @@ directory each run gets, and every mistake in a file as one line naming the file
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -205,8 +206,22 @@ def test_the_example_study_files_expand(name, tmp_path):
     """The study files the README and the committed reports name still load and expand (a renamed option fails here)."""
     study = load_study(Path(__file__).parent.parent / "examples" / name)
     runs = expand(study, tmp_path)
-    expected = sum(len(study.method_seeds(m)) for m in study.methods) * len(study.datasets)
+    points = {m.name: math.prod(len(values) for _, values in study.method_grid(m)) for m in study.methods}
+    expected = sum(len(study.method_seeds(m)) * points[m.name] for m in study.methods) * len(study.datasets)
     assert len(runs) == expected and not any(tmp_path.iterdir())
+
+
+def test_the_rdarts_grid_is_the_authors_script_s():
+    """automl/RobustDARTS scripts/start_search.sh: weight decay 3e-4·3^k for k = 0..4 (its awk loop's five values);
+    drop path 0, 0.2, 0.4 and the paper's 0.6; a single run's defaults are points of the grid."""
+    from nasbench_stability.methods.registry import get_method
+    study = load_study(Path(__file__).parent.parent / "examples" / "study-rdarts-grid.toml")
+    grids = {m.name: dict(study.method_grid(m)) for m in study.methods}
+    wd = [float(v) for v in grids["rdarts-l2"]["w_weight_decay"]]
+    assert wd == pytest.approx([3e-4 * 3 ** k for k in range(5)])
+    assert [float(v) for v in grids["rdarts-dp"]["drop_path_max"]] == [0.0, 0.2, 0.4, 0.6]
+    assert get_method("rdarts-l2").default_options().w_weight_decay in wd
+    assert get_method("rdarts-dp").default_options().drop_path_max in [0.0, 0.2, 0.4, 0.6]
 
 
 def test_a_method_may_have_its_own_seeds_and_units_go_seed_by_seed(tmp_path):

@@ -3,16 +3,17 @@ regularization of the inner (weight) problem, which the paper shows keeps the do
 ∇²_α L_valid low and the derived cell from collapsing.
 
 * ``rdarts-l2``: a raised weight decay on w. The paper runs its L2 factor over the grid
-  3e-4·3^k (automl/RobustDARTS ``scripts/start_search.sh``: 3e-4, 9e-4, 27e-4, 81e-4) and keeps the
-  best; nbs fixes 81e-4, the value the β-DARTS authors' NB201 script names for R-DARTS
-  (Sunshine-Ye/Beta-DARTS ``nasbench201/train_search.py``: ``# DARTS: 3e-4  RDARTS: 81e-4``), the
-  strongest of the grid and the one closest to the 1e-2 that MergeNAS (paper 000, citing R-DARTS) runs
-  DARTS with on NB201. Set others with ``--set w_weight_decay=``.
+  3e-4·3^k (automl/RobustDARTS ``scripts/start_search.sh``, whose awk loop gives k = 0..4: 3e-4, 9e-4,
+  27e-4, 81e-4, 243e-4) and keeps the best; one nbs run takes 81e-4, the value the β-DARTS authors' NB201
+  script names for R-DARTS (Sunshine-Ye/Beta-DARTS ``nasbench201/train_search.py``: ``# DARTS: 3e-4
+  RDARTS: 81e-4``), the grid point closest to the 1e-2 that MergeNAS (paper 000, citing R-DARTS) runs
+  DARTS with on NB201. The whole grid: ``examples/study-rdarts-grid.toml`` (``nbs sweep``).
 * ``rdarts-dp``: ScheduledDropPath on the mixed edges during the search (:mod:`...space.drop_path_cell`),
   the drop probability rising once per epoch as p_e = p_max·e/(E − 1) (RobustDARTS
   ``src/search/train_search.py``: ``args.drop_path_prob * epoch / (args.epochs - 1)``), in the weight
   step and the α step alike (the model is in training mode for both there). The paper's grid is
-  p_max ∈ {0, 0.2, 0.4, 0.6}; nbs takes 0.2, its code's default (``--drop_path_prob 0.2``), because on
+  p_max ∈ {0, 0.2, 0.4, 0.6} (``start_search.sh``'s awk loop ``j<=0.6; j+=0.2`` stops at 0.4 in floating
+  point; the study file keeps the paper's 0.6); one nbs run takes 0.2, its code's default (``--drop_path_prob 0.2``), because on
   NB201 the unit dropped is harsher than on the DARTS cells the grid was made for: a cell's output is
   node 3 alone, the sum of 3 edges, and the 15 searchable cells are chained without a bypass, so a
   sample loses a whole cell with probability p³ and some cell of 15 with 1 − (1 − p³)^15: 11% at the
@@ -41,13 +42,14 @@ _PAPER = ("Zela, Elsken, Saikia, Marrakchi, Brox, Hutter. Understanding and Robu
 _BASE = ("Built on darts-v1 with its NB201 reference settings (first order, weight step first, BN running stats); "
          "R-DARTS' searches ran second-order DARTS (RobustDARTS scripts/DARTS_search.sh --unrolled) on the DARTS "
          "spaces S1-S4: --set order=2 for that.")
-_GRID = ("R-DARTS runs a grid of regularization strengths and keeps the best architecture; nbs runs one "
-         "strength per run (the grid is a --set away).")
+_GRID = ("R-DARTS runs a grid of regularization strengths and keeps the best architecture; one nbs run uses one "
+         "strength (the default below); the authors' grid is examples/study-rdarts-grid.toml for nbs sweep (keep the "
+         "best by the benchmark's validation column, never test).")
 
 
 @dataclass(frozen=True)
 class RDartsL2Options(DartsOptions):
-    w_weight_decay: float = option(8.1e-3, f"{_CODE} scripts/start_search.sh (grid 3e-4·3^k); Beta-DARTS "
+    w_weight_decay: float = option(8.1e-3, f"{_CODE} scripts/start_search.sh (grid 3e-4·3^k, k = 0..4); Beta-DARTS "
                                            "nasbench201/train_search.py ('RDARTS: 81e-4')",
                                    "weight decay of the network weights, raised from DARTS' 3e-4 (NB201: 5e-4)",
                                    bounds=NON_NEGATIVE)
@@ -60,8 +62,8 @@ register("rdarts-l2", summary="R-DARTS(L2): DARTS-V1 with the weight decay of w 
 
 @dataclass(frozen=True)
 class RDartsDPOptions(DartsOptions):
-    drop_path_max: float = option(0.2, f"{_CODE} src/search/args.py (--drop_path_prob 0.2; grid 0-0.6 in "
-                                       "scripts/start_search.sh)",
+    drop_path_max: float = option(0.2, f"{_CODE} src/search/args.py (--drop_path_prob 0.2; grid 0-0.4 in "
+                                       "scripts/start_search.sh, 0-0.6 in the paper)",
                                   "ScheduledDropPath: probability of dropping a mixed edge's output per sample in "
                                   "the last epoch, rising as p_max·e/(E − 1) over the 0-based epochs e (0 = "
                                   "DARTS-V1)", bounds=BELOW_ONE)
