@@ -221,7 +221,7 @@ def _darts_collapse() -> Experiment:
 def _stabilizers() -> Experiment:
     own = "the authors' NB201 settings as `nbs methods --show {}` lists them, each with its source file"
     return Experiment(
-        "stabilizers-nb201", "Stabilizers on NB201: DARTS-, DrNAS and β-DARTS beside the DARTS they stabilize",
+        "stabilizers-nb201", "Stabilizers on NB201: DARTS-, DrNAS, β-DARTS and PC-DARTS beside the DARTS they stabilize",
         seeds=3, columns=ALL_COLUMNS,
         rows=(Row(PublishedRef("single-darts", "1", "DARTS"), method="darts-v1", name="DARTS-V1",
                   reading="the collapse they are measured against (NB201's DARTS-V1 row, quoted by Single-DARTS)"),
@@ -233,13 +233,17 @@ def _stabilizers() -> Experiment:
                   reading=own.format("drnas") + " (without the progressive partial-channel schedule, which its "
                           "main NB201 script does not use)"),
               Row(PublishedRef("beta-darts", "NB201", "β-DARTS"), method="beta-darts",
-                  reading=own.format("beta-darts"))),
+                  reading=own.format("beta-darts")),
+              Row(PublishedRef("drnas", "NB201", "PC-DARTS"), method="pc-darts",
+                  reading="as DrNAS prints it, from its 201-space code; nbs runs that code's settings as `nbs "
+                          "methods --show pc-darts` lists them (K = 4 is a reading: the K behind the printed row "
+                          "is not stated)")),
         what_to_see="DARTS-V1 collapses to the all-skip cell (54.30); DrNAS and β-DARTS each publish the best "
-                    "cell (94.36, std 0) and DARTS- 93.80 ± 0.40: the stabilized searches should stay off the "
+                    "cell (94.36, std 0), DARTS- 93.80 ± 0.40 and PC-DARTS 93.41 ± 0.30 (DrNAS' run): the stabilized searches should stay off the "
                     "parameter-free cells at every epoch.",
         readings=("The stabilizers' own papers print their NB201 rows; only their means are bundled where this "
-                  "project could not read the printed spread (the CIFAR-10 test std is 0.00 for DrNAS and "
-                  "β-DARTS as ../shared/docs/baselines.md quotes them).",),
+                  "project could not read the printed spread (DrNAS' test columns and PC-DARTS' come from DrNAS' "
+                  "README table; β-DARTS' CIFAR-10 test std 0.00 as ../shared/docs/baselines.md quotes it).",),
     )
 
 

@@ -1,9 +1,22 @@
-"""PC-DARTS (Xu et al., ICLR 2020): partial channel connections and edge normalization on DARTS-V1.
+"""PC-DARTS (Xu et al., ICLR 2020) on NB201, as DrNAS' ``201-space`` code runs it: partial channels K on DARTS.
 
-* Partial channels (``partial_channels`` = K, 4 in PC-DARTS' ``MixedOp``): each edge sends the first C/K
-  channels of its input through the mixed op; the other channels bypass it; the two are concatenated
-  and channel-shuffled with K groups (:mod:`...space.partial_channel_cell`, shared with DNAS).
-* Edge normalization (``edge_normalization``): one more parameter β per edge; the edges entering a node
+PC-DARTS' authors publish no NB201 code. The only NB201 PC-DARTS is DrNAS' (xiangning-chen/DrNAS
+``201-space/train_search.py --method darts --k K``), the source of the PC-DARTS row its README prints
+(CIFAR-10 test 93.41 ± 0.30, the number later papers quote). Its defaults are that script's, each
+naming its file and line there, and they are SDARTS'/DrNAS' NB201 settings (:class:`.common.ChenNb201Options`):
+100 epochs, the α step first, SGD 0.025 → 0.001 without Nesterov, weight decay 3e-4, batch 64, clip 5 over
+``model.parameters()`` (α included, its α-step gradient zeroed: :class:`.common.DartsCodeClip`), α Adam 3e-4
+(0.5, 0.999) with weight decay 1e-3, no warm-up, BN with running statistics and no affine. This departs from
+PC-DARTS' own DARTS-space code (α steps only after a 15-epoch warm-up, batch 256, lr 0.1, α lr 6e-4, edge
+normalization), which has no NB201 counterpart.
+
+* Partial channels (``partial_channels`` = K): each edge sends the first C/K channels of its input through
+  the mixed op; the other channels bypass it; the two are concatenated and channel-shuffled with K groups
+  (DrNAS ``201-space/search_cells.py`` ``MixedOp``, PC-DARTS' own; :mod:`...space.partial_channel_cell`,
+  shared with DNAS). DrNAS' script takes K from ``--k`` (default 1, plain DARTS); which K its PC-DARTS row
+  used is not written down: 4 (PC-DARTS' K) is our reading, see the option.
+* Edge normalization (``edge_normalization``, off: DrNAS' cell sums the edges' outputs unweighted and its α
+  is edges × ops only). On, it is PC-DARTS' own: one more parameter β per edge; the edges entering a node
   are weighted by a softmax of their β over that node's edges, which multiplies the whole edge output
   (op part and bypass, as PC-DARTS' ``Cell.forward``: ``weights2[j] · MixedOp_j(h_j)``). β is trained with
   α by the same Adam step on the same loss: here it is α's sixth column, so Adam — elementwise — treats
@@ -13,11 +26,12 @@
   β̂_e times the edge's output.
 
 On NB201 every edge stays in the cell, so β̂ does not change the derived cell (PC-DARTS uses it to pick
-two input edges per node in DARTS' space): the cell is argmax softmax(α) per edge. Records: ``op_weights``
-= softmax(α) over the ops (rows sum to 1, as DARTS'), ``edge_weights`` = β̂, ``op_grad`` = ∂L/∂α and
-``edge_grad`` = ∂L/∂β.
+two input edges per node in DARTS' space): the cell is argmax softmax(α) per edge, 'none' included (DrNAS'
+``genotype``). Records: ``op_weights`` = softmax(α) over the ops (rows sum to 1, as DARTS'), ``op_grad`` =
+∂L/∂α; with edge normalization also ``edge_weights`` = β̂ and ``edge_grad`` = ∂L/∂β.
 
-With ``partial_channels=1`` and ``edge_normalization=false`` this is DARTS-V1, step for step.
+With ``partial_channels=1`` (and no edge normalization) this is DARTS as DrNAS' script runs it
+(``--method darts --k 1``): step for step β-DARTS at λ = 0.
 """
 
 from __future__ import annotations
@@ -29,17 +43,23 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...ranges import COUNT, NON_NEGATIVE
+from ...ranges import BATCH_SIZE, BELOW_ONE, COUNT, EPOCHS, NON_NEGATIVE, POSITIVE
 from ...space.ops import EDGES, NUM_EDGES, NUM_NODES, NUM_OPS
 from ...space.supernet import Supernet
 from ..base import Batch, StepStats
-from ..gradient.darts_family import DartsFamily, DartsOptions
+from ..gradient.darts_family import ACTIVATIONS, ARCH_OPTIMIZERS, LR_SCHEDULES, MODES, STEP_ORDERS
 from ..gradient.partial_channels import partial_channel_supernet
-from ..options import PAPER, XAUTODL_V1, option
+from ..options import OURS, option
 from ..registry import register
+from .common import ChenNb201Options, DartsCodeClip
 
 PC_CODE = "PC-DARTS code: yuhuixu1993/PC-DARTS model_search.py"
-PC_SEARCH = "PC-DARTS code: yuhuixu1993/PC-DARTS train_search.py"
+# DrNAS' NB201 code (xiangning-chen/DrNAS, HEAD f2caa4d): the only NB201 PC-DARTS, `--method darts --k K`
+DRNAS_CODE = "DrNAS code: xiangning-chen/DrNAS"
+_SCRIPT = f"{DRNAS_CODE} 201-space/train_search.py"
+_MODEL = f"{DRNAS_CODE} 201-space/search_model.py"
+_CELLS = f"{DRNAS_CODE} 201-space/search_cells.py"
+_ARCH = f"{DRNAS_CODE} architect.py"
 # the edges entering each node (1, 2, 3), in arch-string order: consecutive runs of edges
 NODE_EDGES: tuple[tuple[int, ...], ...] = tuple(tuple(e for e, (_, t) in enumerate(EDGES) if t == node)
                                                 for node in range(1, NUM_NODES))
@@ -47,18 +67,80 @@ assert [e for edges in NODE_EDGES for e in edges] == list(range(NUM_EDGES))
 
 
 @dataclass(frozen=True)
-class PcDartsOptions(DartsOptions):
-    """DARTS-V1's NB201 reference settings plus PC-DARTS' two switches."""
+class PcDartsOptions(ChenNb201Options):
+    """DrNAS' NB201 PC-DARTS (201-space/train_search.py --method darts --k K), each default naming its line;
+    PC-DARTS' two switches."""
 
-    partial_channels: int = option(4, PC_CODE, "K: the ops of an edge see the first C/K channels of its input, the "
-                                   "rest bypass them, then channel shuffle with K groups (MixedOp, self.k = 4); "
-                                   "1 = all channels", bounds=COUNT)
-    edge_normalization: bool = option(True, PAPER, "β per edge, softmax over the edges entering each node, "
-                                      "multiplies the edge output; trained with α (false: no β, plain DARTS "
-                                      "weighting)")
-    warmup_epochs: int = option(0, XAUTODL_V1, "first epochs with weight steps only (α and β frozen). 0: DARTS-V1 "
-                                "steps α from the first epoch; PC-DARTS' DARTS-space script waits 15 of its 50 "
-                                "(train_search.py `if epoch>=15`)", bounds=NON_NEGATIVE)
+    epochs: int = option(100, f"{_SCRIPT}:41 (--epochs 100)", "search epochs", bounds=EPOCHS)
+    batch_size: int = option(64, f"{_SCRIPT}:34 (--batch_size 64)", "batch size of every stream", bounds=BATCH_SIZE)
+    mode: str = option("bilevel", f"{_SCRIPT}:182-190, 260 (weights on the first half of CIFAR-10 train, α on "
+                                  "a batch of the second)", "optimization mode", MODES)
+    activation: str = option("softmax", f"{_SCRIPT}:147-149 (--method darts: species='softmax')", "activation on α",
+                             ACTIVATIONS)
+    order: int = option(1, f"{_SCRIPT}:50 (--unrolled off)", "1 = first-order α gradient, 2 = unrolled second order",
+                        (1, 2))
+    step_order: str = option("alpha-w", f"{_SCRIPT}:265 (architect.step, then the weight step at :269-274)",
+                             "alpha-w: the α step on the valid batch, then the weight step; w-alpha = weight "
+                             "step first", STEP_ORDERS)
+    w_lr: float = option(0.025, f"{_SCRIPT}:35 (--learning_rate 0.025)", "SGD learning rate of the network weights",
+                         bounds=POSITIVE)
+    w_lr_min: float = option(0.001, f"{_SCRIPT}:36 (--learning_rate_min 0.001)",
+                             "cosine annealing floor of the weight learning rate", bounds=NON_NEGATIVE)
+    lr_schedule: str = option("per-epoch", f"{_SCRIPT}:192-193, 198, 237 (CosineAnnealingLR over the epochs, "
+                              "stepped once per epoch)", "cosine annealing of the weight lr: per-epoch = lr(e) = "
+                              "min + (lr - min)(1 + cos(π e/E))/2, changed once per epoch; per-step = the same "
+                              "curve with e advanced every step", LR_SCHEDULES)
+    w_momentum: float = option(0.9, f"{_SCRIPT}:37 (--momentum 0.9)", "SGD momentum", bounds=BELOW_ONE)
+    w_nesterov: bool = option(False, f"{_SCRIPT}:153-157 (torch.optim.SGD with momentum, no nesterov)",
+                              "Nesterov momentum")
+    w_weight_decay: float = option(3e-4, f"{_SCRIPT}:38 (--weight_decay 3e-4)",
+                                   "weight decay of the network weights", bounds=NON_NEGATIVE)
+    grad_clip: float = option(5.0, f"{_SCRIPT}:48 (--grad_clip 5)", "gradient-norm clip (0 = off)",
+                              bounds=NON_NEGATIVE)
+    clip_includes_alpha: bool = option(True, f"{_SCRIPT}:273 (clip_grad_norm_(model.parameters()), α an "
+                                       "nn.Parameter of 201-space/search_model.py:50; the α step's gradient "
+                                       "zeroed at :267)", "the clip's total norm also counts α's gradient of the "
+                                       "weight step, ∇α L_train; false = the weights alone")
+    track_running_stats: bool = option(True, f"{_MODEL}:18 (TinyNetwork(..., affine=False, "
+                                       "track_running_stats=True)), passed to the cells at :39",
+                                       "BN running statistics in the searchable cells")
+    a_optimizer: str = option("adam", f"{_ARCH}:21 (torch.optim.Adam)", "optimizer of α: adam (a_beta1, a_beta2) "
+                              "or sgd (momentum a_momentum, fixed lr; Single-DARTS' ablations, Tables 4 and 5)",
+                              ARCH_OPTIMIZERS)
+    a_lr: float = option(3e-4, f"{_SCRIPT}:51 (--arch_learning_rate 3e-4)", "learning rate of α, fixed",
+                         bounds=POSITIVE)
+    a_beta1: float = option(0.5, f"{_ARCH}:21-22 (Adam betas=(0.5, 0.999))", "Adam β1 of α", bounds=BELOW_ONE)
+    a_beta2: float = option(0.999, f"{_ARCH}:21-22 (Adam betas=(0.5, 0.999))", "Adam β2 of α", bounds=BELOW_ONE)
+    a_weight_decay: float = option(1e-3, f"{_ARCH}:17-22 (--reg_type l2: Adam weight_decay = --reg_scale 1e-3 of "
+                                   "201-space/train_search.py:57-60; its --arch_weight_decay 1e-3 at :52 is not "
+                                   "read)", "Adam weight decay (L2) of α", bounds=NON_NEGATIVE)
+    alpha_init_std: float = option(1e-3, f"{_MODEL}:50 (1e-3*torch.randn(num_edge, len(search_space)))",
+                                   "α initialised as std·N(0, 1)", bounds=NON_NEGATIVE)
+    unrolled_eps: float = option(0.01, f"{_ARCH}:89-90 (_hessian_vector_product r=1e-2, R = r/‖v‖)",
+                                 "finite-difference ε numerator for order 2 (DARTS: 0.01/‖∇w'L‖)",
+                                 bounds=POSITIVE)
+    derive_none: bool = option(True, f"{_MODEL}:104-116 (genotype: argmax over all ops)",
+                               "'none' takes part in the argmax derivation; false leaves it out (as PC-DARTS' "
+                               "DARTS-space genotype does)")
+
+    partial_channels: int = option(4, f"{OURS} — a reading: {_SCRIPT}:55 takes K from --k (default 1, plain "
+                                   "DARTS); the K of its PC-DARTS row is not written in the repository",
+                                   "K: the ops of an edge see the first C/K channels of its input, the rest bypass "
+                                   "them, then channel shuffle with K groups (201-space/search_cells.py:157-166 "
+                                   f"MixedOp); 1 = all channels. 4 is PC-DARTS' own K ({PC_CODE} "
+                                   "MixedOp, self.k = 4), the default of DrNAS' partial-channel cell "
+                                   "(search_cells.py:136, k=4) and the starting K of its progressive script "
+                                   "(train_search_progressive.py:53, --k 4); K = 1 would be DARTS, a row of its own",
+                                   bounds=COUNT)
+    edge_normalization: bool = option(False, f"{_CELLS}:168-177 (a node sums its edges' MixedOp outputs "
+                                      "unweighted; α of 201-space/search_model.py:50 is edges × ops, no β)",
+                                      "PC-DARTS' own edge normalization (its DARTS-space code and paper): β per "
+                                      "edge, softmax over the edges entering each node, multiplies the edge output; "
+                                      "trained with α (false: no β, DrNAS' NB201 PC-DARTS)")
+    warmup_epochs: int = option(0, f"{_SCRIPT}:264 (`# if epoch >= 15:` commented out: α steps from the first "
+                                "epoch)", "first epochs with weight steps only (α and β frozen). PC-DARTS' "
+                                "DARTS-space script waits 15 of its 50 (train_search.py `if epoch>=15`)",
+                                bounds=NON_NEGATIVE)
 
 
 def edge_normalization(beta: torch.Tensor) -> torch.Tensor:
@@ -68,7 +150,7 @@ def edge_normalization(beta: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts, dim=-1)
 
 
-class PcDarts(DartsFamily):
+class PcDarts(DartsCodeClip):
     def build_supernet(self) -> Supernet:
         return partial_channel_supernet("pc-darts", self.ctx.shape, self.options.partial_channels,
                                         self.options.track_running_stats)
@@ -118,20 +200,29 @@ class PcDarts(DartsFamily):
 
 register(
     "pc-darts",
-    summary="PC-DARTS: ops on 1/K of the channels (K=4) + channel shuffle, edge normalization β; DARTS-V1 steps",
+    summary="PC-DARTS: ops on 1/K of the channels (K=4) + channel shuffle; DrNAS' NB201 PC-DARTS (α step first, "
+            "100 epochs, no edge normalization: edge_normalization=true adds β)",
     paper="Xu, Xie, Zhang, Chen, Qi, Tian, Xiong. PC-DARTS: Partial Channel Connections for Memory-Efficient "
           "Architecture Search. ICLR 2020",
     options=PcDartsOptions,
     departures=(
-        "The authors have no NB201 setting: everything but the two switches is DARTS-V1's NB201 reference "
-        "(xautodl: weight step first, SGD 0.025 with Nesterov, wd 5e-4, batch 64, α Adam 3e-4, 50 epochs), not "
-        "PC-DARTS' DARTS-space script (α step first, batch 256, lr 0.1, α lr 6e-4, 15 warm-up epochs: "
-        "warmup_epochs=15 sets the last).",
-        "On NB201 every edge is kept, so β does not take part in the derivation (PC-DARTS weights α by β to "
-        "pick 2 input edges per node); the cell is argmax softmax(α) per edge, 'none' included (NB201 "
-        "reference; PC-DARTS' DARTS-space genotype leaves 'none' out: derive_none=false).",
-        "β lives in α's sixth column (one Adam over both, as PC-DARTS' single arch optimizer); the Hessian "
-        "indicator is over α and β (36 entries).",
+        "PC-DARTS' authors publish no NB201 code: the settings are DrNAS' NB201 PC-DARTS (xiangning-chen/DrNAS "
+        "201-space/train_search.py --method darts --k K, the source of the quoted CIFAR-10 test 93.41 ± 0.30): "
+        "α step first, SGD 0.025 without Nesterov, wd 3e-4, batch 64, α Adam 3e-4, 100 epochs, no warm-up, no "
+        "edge normalization. Not PC-DARTS' DARTS-space script (batch 256, lr 0.1, α lr 6e-4, 15 warm-up "
+        "epochs: warmup_epochs=15 sets the last, edge_normalization=true its β).",
+        "K = 4 is a reading: DrNAS' script takes K from --k (default 1 = DARTS) and nothing in its repository "
+        "records the K of its PC-DARTS row; 4 is PC-DARTS' own.",
+        "The valid batch of each α step comes from nbs' shuffled valid stream (DrNAS: a random batch per step, "
+        "`next(iter(valid_queue))`).",
+        "The bypassed channels are multiplied by the edge's total op weight Σ_o softmax(α_e)_o, 1 up to "
+        "rounding (DrNAS and PC-DARTS concatenate them unweighted); with edge normalization by β̂_e, i.e. "
+        "PC-DARTS' weighting of the whole edge output.",
+        "With edge normalization β does not take part in the derivation (PC-DARTS weights α by β to pick 2 "
+        "input edges per node; NB201 keeps every edge): the cell is argmax softmax(α) per edge, 'none' "
+        "included (DrNAS' genotype; PC-DARTS' DARTS-space genotype leaves 'none' out: derive_none=false).",
+        "With edge normalization β lives in α's sixth column (one Adam over both, as PC-DARTS' single arch "
+        "optimizer); the Hessian indicator is then over α and β (36 entries).",
         "No max-pool on the bypass: NB201's searchable cells never reduce (PC-DARTS pools it in reduction cells).",
     ),
     factory=PcDarts,
