@@ -63,7 +63,7 @@ def test_printed_averages_are_the_means_of_the_printed_trials():
     trials = df[df["kind"] == "trial"]
     for (row,), group in trials.groupby(["row"]):
         printed = df[(df["row"] == row) & (df["kind"] == "mean") & (df["dataset"] == "cifar10")]["value"]
-        assert len(printed) == 1 and len(group) == 3
+        assert len(printed) == 1 and len(group) in (2, 3)   # MergeNAS prints three trials, the darts-pt author two
         assert group["value"].mean() == pytest.approx(float(printed.iloc[0]), abs=0.006), row
     cell = published_cell(PublishedRef("mergenas", "2", "MergeNAS-V2 (wd=1e-2)"), "cifar10", "test")
     assert cell.trials == (90.65, 90.65, 94.36) and cell.std_computed

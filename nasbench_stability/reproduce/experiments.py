@@ -221,7 +221,7 @@ def _darts_collapse() -> Experiment:
 def _stabilizers() -> Experiment:
     own = "the authors' NB201 settings as `nbs methods --show {}` lists them, each with its source file"
     return Experiment(
-        "stabilizers-nb201", "Stabilizers on NB201: DARTS-, DrNAS, β-DARTS and PC-DARTS beside the DARTS they stabilize",
+        "stabilizers-nb201", "Stabilizers on NB201: DARTS-, DrNAS, β-DARTS, DARTS-PT and PC-DARTS beside the DARTS they stabilize",
         seeds=3, columns=ALL_COLUMNS,
         rows=(Row(PublishedRef("single-darts", "1", "DARTS"), method="darts-v1", name="DARTS-V1",
                   reading="the collapse they are measured against (NB201's DARTS-V1 row, quoted by Single-DARTS)"),
@@ -234,6 +234,9 @@ def _stabilizers() -> Experiment:
                           "main NB201 script does not use)"),
               Row(PublishedRef("beta-darts", "NB201", "β-DARTS"), method="beta-darts",
                   reading=own.format("beta-darts")),
+              Row(PublishedRef("darts-pt", "issue-6", "DARTS-PT (α trained)"), method="darts-pt",
+                  reading="the α-trained variant as `nbs methods --show darts-pt` lists it, against the author's own "
+                          "rerun of it (two seeds, ruocwang/darts-pt issue 6), not the ~93.8 quoted elsewhere"),
               Row(PublishedRef("drnas", "NB201", "PC-DARTS"), method="pc-darts",
                   reading="as DrNAS prints it, from its 201-space code; nbs runs that code's settings as `nbs "
                           "methods --show pc-darts` lists them (K = 4 is a reading: the K behind the printed row "

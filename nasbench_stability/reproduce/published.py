@@ -25,7 +25,8 @@ from ..errors import NbsError
 PAPERS = {"single-darts": "Single-DARTS (Hou et al., paper 001)",
           "mergenas": "MergeNAS (Wang et al., IJCAI 2020, paper 000)",
           "drnas": "DrNAS (Chen et al., ICLR 2021)",
-          "beta-darts": "β-DARTS (Ye et al., CVPR 2022)"}
+          "beta-darts": "β-DARTS (Ye et al., CVPR 2022)",
+          "darts-pt": "DARTS-PT (Wang et al., ICLR 2021): the author's rerun in ruocwang/darts-pt"}
 KINDS = ("mean_std", "trial", "mean", "value")
 DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
 SPLITS = ("valid", "test")
@@ -68,7 +69,8 @@ class PublishedRef:
     @property
     def citation(self) -> str:
         # the seeds' tables are numbered; a stabilizer's row is named by what it is ("NB201")
-        where = f"Table {self.table}" if self.table.isdigit() else f"its {self.table} table"
+        where = (f"Table {self.table}" if self.table.isdigit() else self.table.replace("-", " #")
+                 if self.table.startswith("issue-") else f"its {self.table} table")
         return f"{PAPERS[self.paper]}, {where}"
 
 

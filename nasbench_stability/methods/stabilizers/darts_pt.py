@@ -311,6 +311,9 @@ class DartsPt(DartsFamily):
 
 
 _DEPARTURES = (
+    "Which published number to compare with: the authors' own rerun of the α-trained variant (darts-201.sh + "
+    "darts-proj-201.sh, seeds 0 and 1) gave 88.21 and 88.18 CIFAR-10 test (ruocwang/darts-pt issue 6, by the "
+    "author); a ~93.8 figure quoted for DARTS-PT on NB201 is not this variant's.",
     "Schedule: the first decision at the end of the last supernet epoch, then one every tune_epochs, the sixth at "
     "the end of the last epoch. The authors decide at the start of tuning epochs 0, 5, 10, 15, 20 and 24 of 25: "
     "their sixth comes after 4 epochs of tuning and is followed by one more epoch, which cannot change the cell "
