@@ -17,7 +17,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from nasbench_stability.analysis import collapse_events, load_runs, results_table, survival_summary
+from nasbench_stability.analysis import collapse_events, early_warning, load_runs, results_table, survival_summary
 from nasbench_stability.cli.analysis_commands import plot, report
 from nasbench_stability.cli.main import NbsGroup
 from nasbench_stability.report import build_report
@@ -77,10 +77,12 @@ def parse(path: Path) -> PageParser:
     return parser
 
 
-def test_report_writes_page_tables_and_figures(built):
+def test_report_writes_page_tables_and_figures(built, study):  # noqa: F811
     assert built.html.name == "index.html" and built.markdown.exists() and built.latex.exists()
     kinds = [f.key for f in built.figures]
-    assert kinds == ["collapse", "survival", "alphas", "gradcorr", "opgrads", "hessian"]
+    # the early-warning figure (in its own section) needs a collapsing and a control run; smoke runs may lack either
+    warned = early_warning(load_runs(study.runs)).ok
+    assert kinds == ["collapse", "survival", "alphas", "gradcorr", "opgrads", "hessian"] + ["warning"] * warned
     for fig in built.figures:
         assert [p.suffix for p in fig.files] == [".png", ".pdf"]
         assert all(p.stat().st_size > 1000 for p in fig.files)
@@ -95,7 +97,7 @@ def test_page_is_self_contained_and_complete(built, study):  # noqa: F811
         assert base64.b64decode(src.split(",", 1)[1])[:4] == b"\x89PNG"
     expected = {"table-results", "table-collapse", "table-collapse-runs", "table-seeds", "table-benchmark",
                 "table-runs", "table-pairwise-cifar10", "table-pairwise-cifar100", "table-pairwise-ImageNet16-120",
-                "table-survival", "table-logrank"}
+                "table-survival", "table-logrank", "table-warning"}
     assert expected <= set(page.tables)
     assert len(page.tables["table-seeds"]) == 1 + len(METHODS) * SEEDS
     runs_header = page.tables["table-runs"][0]

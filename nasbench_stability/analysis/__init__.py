@@ -6,6 +6,7 @@
     table.display()                              # "mean ± std [95% interval]" strings, with an "optimal" row
     pairwise_tests(df)                           # method vs method: difference, interval, Holm-corrected p
     survival_summary(collapse_events(df))        # Kaplan–Meier of "not yet collapsed", median epochs to collapse
+    early_warning(df).ranking(k=5)               # which signal warns of collapse 5 epochs ahead (AUC, lead times)
 
 Names are imported lazily (PEP 562): importing one module does not pull in pandas, scipy and
 the rest of the analysis stack. The α-Hessian spectrum is measured during the search, by
@@ -39,6 +40,10 @@ _EXPORTS: dict[str, str] = {
     "PairwiseOptions": "pairwise", "pairwise_tests": "pairwise", "pairwise_display": "pairwise", "holm": "pairwise",
     "collapse_events": "survival", "kaplan_meier": "survival", "survival_summary": "survival",
     "logrank_tests": "survival", "median_epochs_to_collapse": "survival",
+    # early warning of collapse: which signal predicts it, how many epochs ahead
+    "early_warning": "warning", "EarlyWarning": "warning", "WarningOptions": "warning", "INDICATORS": "warning",
+    "Indicator": "warning", "indicator_series": "warning", "indicator_values": "warning",
+    "warning_display": "warning",
     # schedules cut below the method's own
     "cut_schedule_notes": "schedule",
     # ranking

@@ -75,8 +75,8 @@ def report(run_dirs, out, benchmark, title, description, formats, rank_cells, ra
 @click.option("--seed", type=int, default=None, help="alphas/layers/factors: plot this seed instead of the mean.")
 @_BAND
 def plot(kind, run_dirs, out, benchmark, seed, bands) -> None:
-    """Draw one figure of RUN_DIRS: KIND is collapse, survival, alphas, layers, factors, gradcorr, opgrads,
-    hessian or trajectory."""
+    """Draw one figure of RUN_DIRS: KIND is collapse, survival, warning, alphas, layers, factors, gradcorr,
+    opgrads, hessian or trajectory."""
     from ..errors import quote
     from ..plots import PLOTS, UnknownPlotError, plot_runs
 

@@ -23,6 +23,7 @@ from .common import BANDS, NothingToPlotError, check_band
 from .gradients import plot_gradient_correlation, plot_hessian, plot_op_gradients
 from .survival import plot_survival
 from .trajectory import plot_best_so_far
+from .warning import plot_warning
 from .style import PlotFormatError, method_color, method_palette, save_figure
 
 
@@ -56,6 +57,8 @@ PLOTS: dict[str, PlotKind] = {p.name: p for p in (
              lambda df, bench, seed, bands: plot_hessian(df, bands=bands)),
     PlotKind("survival", "Kaplan–Meier curves of runs not yet collapsed vs epoch (log-rank p for two methods)",
              lambda df, bench, seed, bands: plot_survival(df, bands=bands)),
+    PlotKind("warning", "early warning of collapse: AUC per indicator vs epochs ahead, indicators aligned on the "
+             "collapse", lambda df, bench, seed, bands: plot_warning(df, bands=bands)),
 )}
 
 
@@ -89,5 +92,5 @@ def plot_runs(kind: str, paths, out: str | Path, *, benchmark: Benchmark | None 
 __all__ = [
     "PLOTS", "PlotKind", "UnknownPlotError", "NothingToPlotError", "PlotFormatError", "make_plot", "plot_runs",
     "plot_collapse", "plot_alphas", "plot_layer_heatmap", "plot_factors", "plot_gradient_correlation",
-    "plot_op_gradients", "plot_hessian", "plot_best_so_far", "plot_survival", "BANDS", "save_figure", "method_color", "method_palette",
+    "plot_op_gradients", "plot_hessian", "plot_best_so_far", "plot_survival", "plot_warning", "BANDS", "save_figure", "method_color", "method_palette",
 ]

@@ -32,14 +32,15 @@ from ..analysis.pairwise import WELCH, PairwiseOptions, dataset_title, pairwise_
 from ..analysis.survival import (collapse_events, logrank_display, logrank_tests, survival_display, survival_notes,
                                  survival_summary)
 from ..analysis.tables import per_seed_display, per_seed_table, results_table
+from ..analysis.warning import EarlyWarning, early_warning, lead_display, stop_display, warning_display, warning_notes
 from ..bench.columns import METRIC_COLUMNS, ColumnSpec
 from ..bench.table import Benchmark
 from ..destinations import check_writable, ensure_folder, writing
 from ..engine.atomic import write_text_atomic
 from ..errors import ConfigError
 from ..plots.common import check_band
-from .figures import ReportFigure, render_figures
-from .page import Section, figures_section, render_page, table_section
+from .figures import ReportFigure, render_figures, render_warning_figure
+from .page import Section, figure_html, figures_section, render_page, table_section
 from .tables import Table, to_latex, to_markdown
 
 RUN_TABLE_COLUMNS = {
@@ -91,10 +92,14 @@ def build_report(paths: PathsLike, out: str | Path, *, benchmark: Benchmark | No
     mixed = runs.groupby("method")["preset"].nunique()
     load_notes += [f"{m}: runs of several presets are pooled as seeds of one method" for m in mixed[mixed > 1].index]
     # tables first: the ranking analysis restores checkpoints and may refuse one; then nothing is written
-    tables = _tables(df, runs, benchmark, criteria, rank_cells, rank_batches, data_root, options)
+    epoch_df = supernet_records(df)
+    warning = early_warning(epoch_df, criteria) if not epoch_df.empty else None
+    tables = _tables(df, runs, benchmark, criteria, rank_cells, rank_batches, data_root, options, warning)
     roots = [Path(p).expanduser().resolve() for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
     ensure_folder(out / "figures", "report figure folder")
     figures, skipped = render_figures(df, out / "figures", benchmark=benchmark, formats=figure_formats, bands=bands)
+    warning_figure, warning_skipped = (render_warning_figure(warning, out / "figures", formats=figure_formats,
+                                                             bands=bands) if warning is not None else (None, ""))
     title = title or f"nbs report: {', '.join(sorted(df['method'].astype(str).unique()))}"
 
     by_key = {t.key: t for t in tables}
@@ -106,6 +111,9 @@ def build_report(paths: PathsLike, out: str | Path, *, benchmark: Benchmark | No
     statistics = [t for t in tables if t.key.startswith(("pairwise-", "survival", "logrank"))]
     if statistics:
         sections.append(table_section("statistics", "Statistics across seeds", statistics, intro=STATISTICS_INTRO))
+    if "warning" in by_key:
+        sections.append(_warning_section([t for t in tables if t.key.startswith("warning")], warning_figure,
+                                         warning_skipped))
     sections += [
         figures_section(figures, skipped),
     ]
@@ -130,12 +138,14 @@ def build_report(paths: PathsLike, out: str | Path, *, benchmark: Benchmark | No
     for path, text in texts.items():  # each replaced in one rename: never a half-written page
         with writing(path, "report file"):
             write_text_atomic(path, text)
-    return ReportFiles(out, html_path, md_path, tex_path, tuple(figures), tuple(tables), load_warnings)
+    all_figures = tuple(figures) + ((warning_figure,) if warning_figure is not None else ())
+    return ReportFiles(out, html_path, md_path, tex_path, all_figures, tuple(tables), load_warnings)
 
 
 # ---- tables ----------------------------------------------------------------------------------
 def _tables(df: pd.DataFrame, runs: pd.DataFrame, benchmark: Benchmark | None, criteria: CollapseCriteria,
-            rank_cells: int, rank_batches: int, data_root, options: PairwiseOptions) -> list[Table]:
+            rank_cells: int, rank_batches: int, data_root, options: PairwiseOptions,
+            warning: EarlyWarning | None = None) -> list[Table]:
     results = results_table(df, benchmark)
     columns = result_columns(benchmark.columns if benchmark is not None else None)
     tables = [
@@ -156,6 +166,8 @@ def _tables(df: pd.DataFrame, runs: pd.DataFrame, benchmark: Benchmark | None, c
             Table("collapse-runs", "Collapse statistics per run", _collapse_runs_display(epoch_df, criteria)),
         ]
     tables += _statistics_tables(df, epoch_df, criteria, options)
+    if warning is not None:
+        tables += _warning_tables(warning)
     if rank_cells > 0:
         tables.append(_ranking_table(df, rank_cells, rank_batches, data_root, benchmark))
     tables += [
@@ -192,6 +204,35 @@ def _statistics_tables(df: pd.DataFrame, epoch_df: pd.DataFrame, criteria: Colla
             tables.append(Table("logrank", "Collapse as survival: log-rank tests between methods",
                                 logrank_display(logrank_tests(events, options.min_seeds)), notes[2:]))
     return tables
+
+
+WARNING_INTRO = ("Which recorded signal warns that a run will collapse, how many epochs ahead, and how reliably? Each "
+                 "indicator is read only from the records up to the epoch it is read at; runs that never collapsed "
+                 "are the controls. An indicator whose signal these runs did not record is listed as such.")
+
+
+def _warning_tables(warning: EarlyWarning) -> list[Table]:
+    """The ranking at the report's k (always, with the reason when the runs are too few), then, when the analysis
+    ran, the lead times and the early stop."""
+    k, notes = warning.options.report_k, warning_notes(warning)
+    tables = [Table("warning", f"Early warning: indicators ranked by AUC {k} epochs before the collapse",
+                    warning_display(warning), notes)]
+    if warning.ok:
+        far = f"{warning.options.false_alarm_rate:.0%}"
+        tables += [
+            Table("warning-leads", f"Early warning: alarms at ≤ {far} false alarms on controls, and lead times",
+                  lead_display(warning), (notes[2],)),
+            Table("warning-stop", "Early warning: test accuracy (%) of the cell an early stop on the alarm returns",
+                  stop_display(warning), (notes[3],)),
+        ]
+    return tables
+
+
+def _warning_section(tables: list[Table], figure: ReportFigure | None, skipped: str) -> Section:
+    section = table_section("warning", "Early warning", tables, intro=WARNING_INTRO)
+    extra = figure_html(figure) if figure is not None else (
+        f'<div class="notes"><p>Not shown — {html.escape(skipped)}</p></div>' if skipped else "")
+    return Section(section.key, section.title, section.body + extra)
 
 
 def _collapse_runs_display(df: pd.DataFrame, criteria: CollapseCriteria) -> pd.DataFrame:

@@ -13,8 +13,9 @@ from typing import Sequence
 
 import pandas as pd
 
+from ..analysis.warning import EarlyWarning
 from ..bench.table import Benchmark
-from ..plots import NothingToPlotError, make_plot, save_figure
+from ..plots import NothingToPlotError, make_plot, plot_warning, save_figure
 
 # (plot kind, title, caption) in report order; {spread} says what the curves' bands are.
 REPORT_FIGURES: tuple[tuple[str, str, str], ...] = (
@@ -51,6 +52,15 @@ REPORT_FIGURES: tuple[tuple[str, str, str], ...] = (
      "exact spectrum show their power-iteration estimate as the largest eigenvalue."),
 )
 
+# Drawn in the report's "Early warning" section, from the analysis the section's tables show (not make_plot:
+# that would analyse the runs again, with the default criteria).
+WARNING_FIGURE: tuple[str, str, str] = (
+    "warning", "Early warning of collapse",
+    "Top: AUC of each indicator, read k epochs before each collapse, against controls read at the same epoch "
+    "(0.5: chance; shaded: 95% bootstrap interval over runs; the grey line marks the k of the table). Below: each "
+    "recorded indicator against epochs from the collapse, collapsing runs vs controls (each control aligned on the "
+    "collapse epochs of the runs it is compared with), {spread} taken over runs.")
+
 SPREAD_WORDS = {"ci": "mean over seeds with the 95% interval of the mean (t-based from 5 seeds, bootstrap below)",
                 "std": "mean ± std over seeds"}
 
@@ -75,7 +85,7 @@ def render_figures(df: pd.DataFrame, out_dir: Path, *, benchmark: Benchmark | No
                    kinds: Sequence[str] | None = None, bands: str = "ci") -> tuple[list[ReportFigure], list[str]]:
     """Draw and save every report figure the records support, curves over seeds with ``bands`` (ci | std);
     returns (figures, skipped notes)."""
-    formats = ["png"] + [f for f in formats if f != "png"]   # the page embeds the PNG
+    formats = _formats(formats)
     figures, skipped = [], []
     for kind, title, caption in REPORT_FIGURES:
         if kinds is not None and kind not in kinds:
@@ -89,3 +99,19 @@ def render_figures(df: pd.DataFrame, out_dir: Path, *, benchmark: Benchmark | No
         files = tuple(save_figure(fig, out_dir / f"{kind}.{fmt}") for fmt in formats)
         figures.append(ReportFigure(kind, title, caption.format(spread=SPREAD_WORDS[bands]), files))
     return figures, skipped
+
+
+def render_warning_figure(result: EarlyWarning, out_dir: Path, *, formats: Sequence[str] = ("png", "pdf"),
+                          bands: str = "ci") -> tuple[ReportFigure | None, str]:
+    """The early-warning figure of ``result``, saved; (None, why) when the analysis has nothing to draw."""
+    kind, title, caption = WARNING_FIGURE
+    try:
+        fig = plot_warning(result, bands=bands)
+    except NothingToPlotError as err:
+        return None, f"{title}: {err}"
+    files = tuple(save_figure(fig, out_dir / f"{kind}.{fmt}") for fmt in _formats(formats))
+    return ReportFigure(kind, title, caption.format(spread=SPREAD_WORDS[bands]), files), ""
+
+
+def _formats(formats: Sequence[str]) -> list[str]:
+    return ["png"] + [f for f in formats if f != "png"]   # the page embeds the PNG

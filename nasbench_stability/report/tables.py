@@ -58,6 +58,8 @@ _LATEX_CHARS = {
     ">": r"\textgreater{}",
 }
 _LATEX_UNICODE = {
+    # λ̄ (λ with a combining macron) before λ: the regex takes the first alternative that matches
+    "λ̄": r"$\bar{\lambda}$", "λ": r"$\lambda$", "∂": r"$\partial$", "θ": r"$\theta$",
     "±": r"$\pm$", "†": r"$^\dagger$", "−": r"$-$", "–": "--", "—": "---", "≥": r"$\geq$", "≤": r"$\leq$",
     "→": r"$\to$", "×": r"$\times$", "α": r"$\alpha$", "β": r"$\beta$", "γ": r"$\gamma$", "ψ": r"$\psi$",
     "τ": r"$\tau$", "ρ": r"$\rho$", "∇": r"$\nabla$", "²": r"$^2$", "…": r"\ldots{}", "σ": r"$\sigma$",
