@@ -20,7 +20,8 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
-# A CPU-sized search on real CIFAR-10 (../shared/datasets); the benchmark table is built once from ../shared/nb201.
+# A CPU-sized search on real CIFAR-10 (../shared/datasets); the benchmark table is built once from ../shared/nb201
+# (the ../shared beside this checkout, found from the package, never from the working folder) into data/.
 smoke: venv
 	$(NBS) bench build --if-missing
 	$(NBS) run --method single-darts --seeds 1 --preset smoke --out runs/

@@ -24,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .. import paths
 from ..destinations import check_writable, ensure_folder, writing
 from ..errors import MissingFileError, NbsError
 from ..space.genotype import Genotype
@@ -139,7 +140,8 @@ def build_and_write(
         source_dir = locate.default_source_dir()
     if source_dir is None and nb201_pth is None and nats_path is None:
         raise MissingFileError(
-            "no NAS-Bench-201 data found: pass a source folder (shared/nb201) or an official .pth / NATS-Bench path"
+            "no NAS-Bench-201 data found: pass a source folder (shared/nb201) or an official .pth / NATS-Bench path, "
+            f"or set {paths.SHARED_ENV} to the reference-data folder"
         )
     df = build_table(source_dir, nb201_pth=nb201_pth, nats_path=nats_path, progress=progress)
     return write_table(df, target)
@@ -153,8 +155,10 @@ def ensure_table(path: str | os.PathLike | None = None, log=print) -> Path:
     if target.exists() or path is not None:
         return target
     if locate.default_source_dir() is None:
+        # only trusted places are looked in (paths.shared_dir): not ../shared of the working folder
         raise MissingFileError(f"no benchmark table at {target}, and no NAS-Bench-201 source to build it from: "
-                               "run `nbs bench build --source DIR` (or --nb201-pth / --nats)")
+                               f"run `nbs bench build --source DIR` (or --nb201-pth / --nats), or set "
+                               f"{paths.SHARED_ENV} to the reference-data folder")
     log(f"no benchmark table at {target}: building it once from {locate.default_source_dir()}")
     try:
         return build_and_write(target)

@@ -24,7 +24,8 @@ def table_path(path: str | os.PathLike | None = None) -> Path:
 
 
 def default_source_dir() -> Path | None:
-    """``shared/nb201`` when the reference-data folder is present, else None."""
+    """``nb201/`` of the trusted reference-data folder (``$NBS_SHARED``, else the checkout's own
+    ``../shared``; never one found from the working directory: :func:`..paths.shared_dir`), else None."""
     shared = paths.shared_dir()
     if shared is None or not (shared / "nb201").is_dir():
         return None

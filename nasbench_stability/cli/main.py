@@ -145,7 +145,8 @@ def bench() -> None:
 
 @bench.command("build")
 @click.option("--source", type=click.Path(path_type=Path), default=None,
-              help="Folder with nats_bench.csv, mini-bench pickle, NASLib zip (default: ../shared/nb201).")
+              help="Folder with nats_bench.csv, mini-bench pickle, NASLib zip (default: nb201/ in $NBS_SHARED, "
+                   "else in the ../shared beside this checkout).")
 @click.option("--nb201-pth", type=click.Path(path_type=Path), default=None, help="Official NAS-Bench-201 .pth.")
 @click.option("--nats", "nats_path", type=click.Path(path_type=Path), default=None, help="NATS-Bench topology data.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Table path (default: the search order).")
