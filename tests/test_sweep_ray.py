@@ -215,3 +215,22 @@ def test_a_killed_ray_worker_is_resumed_by_rerunning_the_sweep(cli, ray_cluster,
     after = record_path(run, 1).stat()
     assert (after.st_ino, after.st_mtime_ns) == killed["first"]
     assert_same_records(out, local_sweep)
+
+
+def test_a_relative_out_means_the_users_folder_on_the_ray_workers(cli, ray_cluster, tmp_path, monkeypatch):
+    """--out relative to the folder the sweep is started in, not to a Ray worker's own folder (on another node,
+    another machine's): the driver makes it absolute. A table search (no dataset, under a second) keeps this light."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rs.toml").write_text('methods = ["rs"]\nseeds = 2\n[set]\nmax_queries = 10\n')
+    rel = f"relout-{os.getpid()}-{tmp_path.name}"   # a name nothing else has: what a wrong worker folder gets
+    try:
+        result = cli("sweep", "rs.toml", "--executor", "ray", "--address", ray_cluster, "--out", rel, "--quiet")
+        assert not (REPO / rel).exists()   # the workers' folder (the cluster's), where the runs used to land
+    finally:
+        shutil.rmtree(REPO / rel, ignore_errors=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 runs: 2 finished" in result.stdout, result.stdout
+    for seed in (0, 1):
+        run = tmp_path / rel / "max_queries=10" / f"rs-cifar10-seed{seed}"
+        assert read_status(run)[0].get("state") == "finished", run
+        assert f"{run}: finished" in result.stdout   # the progress lines name where the runs are

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from conftest import Outcome
 from nasbench_stability.errors import ConfigError
-from nasbench_stability.sweep.expand import MAX_FOLDER, _folder, expand, work_units
+from nasbench_stability.sweep.expand import MAX_FOLDER, _folder, expand, unit_count, work_units
 from nasbench_stability.sweep.ray_executor import RAY_MISSING
-from nasbench_stability.sweep.study import load_study
+from nasbench_stability.sweep.study import MAX_RUNS, load_study
 
 GRID_STUDY = """
 name = "grid"
@@ -100,7 +101,27 @@ def test_default_out_is_named_after_the_study(cli, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write(tmp_path, 'methods = ["darts-v1"]\npreset = "smoke"\ndevice = "cpu"\n', "my-study.toml")
     result = cli("sweep", "my-study.toml", "--dry-run")
-    assert result.stdout.splitlines()[1].split()[0] == str(Path("sweeps/my-study/darts-v1-cifar10-seed0"))
+    # made absolute in the driver (where the user is), as every run directory a worker is given
+    assert result.stdout.splitlines()[1].split()[0] == str(Path.cwd() / "sweeps/my-study/darts-v1-cifar10-seed0")
+
+
+def test_every_path_a_worker_gets_is_absolute(tmp_path, monkeypatch, bench_path, cifar_root, nbs_home):
+    """--out, the table, the dataset and NBS_HOME, given relative to the user's folder, reach the work units
+    and their environment as absolute paths: a Ray task on another node resolves nothing in its own folder."""
+    from nasbench_stability.sweep.runner import prepare_environment
+
+    monkeypatch.chdir(tmp_path)
+    for name, target in (("table.parquet", bench_path), ("cifar", cifar_root), ("home", nbs_home)):
+        (tmp_path / name).symlink_to(target)
+    monkeypatch.setenv("NBS_HOME", "home")
+    study = load_study(write(tmp_path, GRID_STUDY))
+    planned = expand(study, Path("rel/out"))
+    assert {p.out.parent if p.settings else p.out for p in planned} == {tmp_path / "rel" / "out"}
+    assert all(p.run_dir.is_absolute() for p in planned)
+    assert all(r.out.is_absolute() for u in work_units(planned, True) for r in u.runs)
+    env = prepare_environment(study, planned, Path("table.parquet"), Path("cifar"), quiet=True)
+    assert env.benchmark_path.is_absolute() and env.nbs_home.is_absolute()
+    assert env.data_root("cifar10") is not None and env.data_root("cifar10").is_absolute()
 
 
 def test_long_or_unsafe_settings_get_a_short_unique_folder():
@@ -138,6 +159,8 @@ BAD_STUDIES = [
      "set.batch_size: batch_size=64 is larger than data_subset=16 (examples per half): an epoch would have no "
      "full batch (for darts-v1)"),
     ('methods = "darts-v1"\n', "methods: expected a list of names"),
+    # pack = true asks every method to pack: one that cannot is named with the file and key
+    ('methods = ["darts-v1", "rs"]\npack = true\n', "pack: rs does not pack: a table search"),
     ('methods = ["darts-v1"]\nseeds = 2\nseeds = 3\n', "is not valid TOML"),
     ('methods = ["darts-v1"\n', "is not valid TOML"),
 ]
@@ -244,3 +267,126 @@ def test_a_method_may_have_its_own_seeds_and_units_go_seed_by_seed(tmp_path):
 def test_a_bad_method_seeds_is_one_line(cli, tmp_path, seeds, needle):
     study = write(tmp_path, f'preset = "smoke"\ndevice = "cpu"\n[methods.darts-v2]\nseeds = {seeds}\n')
     assert_one_line(cli("sweep", str(study), "--dry-run"), needle)
+
+
+# ---- bounded grids --------------------------------------------------------------------------------
+def _axis(n: int, step: float) -> str:
+    return "[" + ", ".join(repr(round((i + 1) * step, 6)) for i in range(n)) + "]"
+
+
+def test_a_grid_past_the_cap_is_refused_with_its_size_before_it_is_expanded(cli, tmp_path, monkeypatch):
+    # three axes of 100 values: a million runs (minutes and GBs to expand before the cap)
+    study = write(tmp_path, f'preset = "smoke"\ndevice = "cpu"\n[set]\nw_lr = {_axis(100, 0.001)}\n'
+                            f'a_lr = {_axis(100, 0.0001)}\nw_momentum = {_axis(100, 0.005)}\n[methods.darts-v1]\n')
+    import nasbench_stability.sweep.study as study_module
+
+    def no_config(*args, **kw):
+        raise AssertionError("a config was resolved: the grid was being expanded")
+
+    monkeypatch.setattr(study_module, "resolve_config", no_config)
+    result = cli("sweep", str(study), "--dry-run")
+    assert_one_line(result, str(study), "methods.darts-v1: the study expands to 1,000,000 runs, more than the "
+                    f"{MAX_RUNS:,} a study may have", "100 × 100 × 100 grid points × 1 seed × 1 dataset")
+    assert result.stdout == ""
+
+
+def test_the_cap_counts_seeds_datasets_and_every_method(tmp_path):
+    at_cap = load_study(write(tmp_path, f'methods = ["darts-v1"]\nseeds = {MAX_RUNS}\n'))
+    assert at_cap.run_count() == MAX_RUNS
+    with pytest.raises(ConfigError, match=f"expands to {2 * MAX_RUNS:,} runs"):
+        load_study(write(tmp_path, f'methods = ["darts-v1"]\nseeds = {MAX_RUNS}\ndatasets = ["cifar10", "cifar100"]\n'))
+    with pytest.raises(ConfigError, match=f"expands to {MAX_RUNS + 1:,} runs.*darts-v1: 1 grid points × {MAX_RUNS} "):
+        load_study(write(tmp_path, f'seeds = {MAX_RUNS}\n[methods.darts-v1]\n[methods.darts-v2]\nseeds = 1\n'))
+
+
+def test_dry_run_streams_its_lines(cli, tmp_path, monkeypatch):
+    """Each line is printed as its run is expanded, not after the whole grid: when the first line is written
+    only a few configs have been resolved (the counts in the header come from the axes)."""
+    import nasbench_stability.sweep.expand as expand_module
+
+    resolved = []
+    seen_at_first_line = []
+    real_config, real_describe = expand_module._config, expand_module.PlannedRun.describe
+
+    def counting_config(*args):
+        resolved.append(args)
+        return real_config(*args)
+
+    def noting_describe(self):
+        if not seen_at_first_line:
+            seen_at_first_line.append(len(resolved))
+        return real_describe(self)
+
+    monkeypatch.setattr(expand_module, "_config", counting_config)
+    monkeypatch.setattr(expand_module.PlannedRun, "describe", noting_describe)
+    study = write(tmp_path, f'preset = "smoke"\ndevice = "cpu"\nseeds = 4\n[set]\nw_lr = {_axis(20, 0.001)}\n'
+                            f'a_lr = {_axis(10, 0.0001)}\n[methods.darts-v1]\n')
+    result = cli("sweep", str(study), "--out", str(tmp_path / "o"), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    header, *lines, cost = result.stdout.strip().splitlines()
+    assert header == f"study: 800 runs in 800 work units under {tmp_path / 'o'}" and len(lines) == 800
+    assert "800 runs" in cost
+    assert seen_at_first_line and seen_at_first_line[0] <= 3, seen_at_first_line   # not 1,001: all of them
+    assert len(resolved) == 1 + 200 + 800   # the unit count, each grid point's defaults, each run
+
+
+def test_unit_count_matches_the_work_units(tmp_path):
+    study = load_study(write(tmp_path, GRID_STUDY))
+    assert unit_count(study) == len(work_units(expand(study, tmp_path), study.pack)) == 10
+    packed = load_study(write(tmp_path, GRID_STUDY.replace("seeds = [3, 1]", "seeds = [3, 1]\npack = true")))
+    assert unit_count(packed) == len(work_units(expand(packed, tmp_path), packed.pack)) == 5
+
+
+# ---- the destination --------------------------------------------------------------------------------
+def test_an_unwritable_out_is_one_line_before_any_data_is_prepared(tmp_path):
+    """/proc takes no files: one line and exit 2 before the table is built or a dataset decoded (the table
+    and dataset named here do not exist, NBS_HOME is empty: each would be another message, or work)."""
+    from click.testing import CliRunner
+
+    from nasbench_stability.cli.main import main
+
+    study = write(tmp_path, 'preset = "smoke"\ndevice = "cpu"\nmethods = ["darts-v1"]\n'
+                            '[set]\ndata_subset = 16\nbatch_size = 8\n')
+    home = tmp_path / "home"
+    env = {"NBS_HOME": str(home), "NBS_BENCHMARK": str(tmp_path / "no-table.parquet"),
+           "NBS_DATA": str(tmp_path / "no-data")}
+    result = CliRunner().invoke(main, ["sweep", str(study), "--out", "/proc/nbs-sweep-test"], env=env)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert_one_line(Outcome(result.exit_code, result.stdout, result.stderr),
+                    "cannot write --out folder /proc/nbs-sweep-test")
+    assert not home.exists() and not (tmp_path / "no-table.parquet").exists()
+
+
+def test_a_read_only_out_is_one_line_and_nothing_is_written(nbs_env, tmp_path):
+    from files_helpers import nbs_call, read_only, snapshot
+
+    study = write(tmp_path, 'preset = "smoke"\ndevice = "cpu"\nmethods = ["darts-v1"]\n'
+                            '[set]\ndata_subset = 16\nbatch_size = 8\n')
+    ro = tmp_path / "ro"
+    (ro / "earlier").mkdir(parents=True)
+    (ro / "earlier" / "kept.txt").write_text("an earlier result")
+    before = snapshot(ro)
+    with read_only(ro) as prefix:
+        proc = nbs_call(nbs_env, "sweep", study, "--out", ro / "out", prefix=prefix)
+    assert_one_line(proc, f"cannot write --out folder {ro / 'out'} (in {ro})")
+    assert "expected wall time" not in proc.stdout   # refused before the cost line, the table and the data
+    assert snapshot(ro) == before and not (ro / "out").exists()
+
+
+def test_the_rerun_advice_is_the_command_as_given_quoted():
+    """`re-run ...` after failures: the study file and each option given, in a shell-safe form; defaults stay
+    out, --dry-run too (it runs nothing), both forms of an on/off flag come back as given."""
+    import shlex
+
+    from nasbench_stability.cli.sweep_command import _rerun_command, sweep
+
+    args = ["my study.toml", "--no-cuda-graphs", "--out", "it's here", "--jobs", "2", "--log", "tensorboard",
+            "--quiet", "--data-root", "/data/cifar $HOME"]
+    ctx = sweep.make_context("sweep", list(args))
+    line = _rerun_command(ctx)
+    assert shlex.split(line) == ["nbs", "sweep", "my study.toml", "--out", "it's here", "--jobs", "2",
+                                 "--data-root", "/data/cifar $HOME", "--no-cuda-graphs", "--log", "tensorboard",
+                                 "--quiet"]
+    assert "'$HOME'" not in line and "'/data/cifar $HOME'" in line   # quoted, not expanded by a shell
+    assert _rerun_command(sweep.make_context("sweep", ["s.toml", "--cuda-graphs"])) == "nbs sweep s.toml --cuda-graphs"
+    assert _rerun_command(sweep.make_context("sweep", ["s.toml"])) == "nbs sweep s.toml"

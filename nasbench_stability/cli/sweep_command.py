@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -37,24 +39,26 @@ def sweep(study_file, out, dry_run, executor, address, jobs, cpus_per_task, gpus
           benchmark, cuda_graphs, epoch_log, quiet) -> None:
     """Run every run of a study file: methods × option grids × datasets × seeds. Re-running skips the
     finished runs and resumes the others."""
-    from ..sweep.expand import expand, work_units
+    from ..sweep.expand import expand, iter_planned, unit_count
     from ..sweep.runner import run_sweep
     from ..sweep.study import load_study
 
     runner = _executor(executor, address, jobs, cpus_per_task, gpus_per_task, max_retries)
-    study = load_study(study_file)
-    out = out if out is not None else Path("sweeps") / study.name
-    planned = expand(study, out)
+    study = load_study(study_file)   # a grid past MAX_RUNS is refused here, from its axes' lengths
+    # absolute here, in the driver: a Ray task on another node would put a relative --out in its own folder
+    out = Path(os.path.abspath(out if out is not None else Path("sweeps") / study.name))
     if dry_run:
         from ..engine.cost import RunPlan, estimate
 
-        units = work_units(planned, study.pack)
-        click.echo(f"{study.name}: {len(planned)} runs in {len(units)} work units under {out}")
-        for run in planned:
+        # the counts come from the axes, and each line as its run is expanded: a large grid streams
+        click.echo(f"{study.name}: {study.run_count()} runs in {unit_count(study)} work units under {out}")
+        plans = []
+        for run in iter_planned(study, out):
             click.echo(run.describe())
-        click.echo(estimate([RunPlan.of(r.config, r.run_dir) for r in planned],
-                            jobs=jobs if executor == "local" else 1).line)
+            plans.append(RunPlan.of(run.config, run.run_dir))
+        click.echo(estimate(plans, jobs=jobs if executor == "local" else 1).line)
         return
+    planned = expand(study, out)
     done = 0
 
     def progress(unit, outcomes) -> None:
@@ -65,11 +69,36 @@ def sweep(study_file, out, dry_run, executor, address, jobs, cpus_per_task, gpus
             click.echo(line, err=o.state in ("failed", "diverged"))
 
     summary = run_sweep(study, planned, runner, benchmark_path=benchmark, data_root=data_root,
-                        cuda_graphs=cuda_graphs, quiet=quiet, epoch_log=epoch_log, log=click.echo, on_done=progress)
+                        cuda_graphs=cuda_graphs, quiet=quiet, epoch_log=epoch_log, log=click.echo, on_done=progress,
+                        out=out)
     click.echo(f"{study.name}: {summary.line()}")
     if summary.failed:
-        click.echo(f"nbs: some runs failed; re-run `nbs sweep {study_file} --out {out}` to resume them", err=True)
+        if summary.retryable:
+            click.echo(f"nbs: some runs failed; re-run `{_rerun_command(click.get_current_context())}` to resume "
+                       f"them", err=True)
+        else:   # the same failures again on a re-run: say so instead of advising one
+            click.echo("nbs: some runs failed for a reason a re-run meets again (above); fix that first",
+                       err=True)
         sys.exit(3)
+
+
+def _rerun_command(ctx: click.Context) -> str:
+    """The command the user gave, as a shell line (shlex-quoted): the study file and every option given
+    on the command line, in the command's order (--dry-run aside: it ran nothing)."""
+    words = ["nbs", "sweep"]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if isinstance(param, click.Argument):
+            words.append(str(value))
+        elif (ctx.get_parameter_source(param.name) == click.core.ParameterSource.COMMANDLINE
+              and param.name != "dry_run"):
+            if param.is_flag and param.secondary_opts:   # --cuda-graphs/--no-cuda-graphs
+                words.append(param.opts[0] if value else param.secondary_opts[0])
+            elif param.is_flag:
+                words.append(param.opts[0])
+            else:
+                words += [param.opts[0], str(value)]
+    return shlex.join(words)
 
 
 def _executor(kind: str, address: str | None, jobs: int, cpus: float, gpus: float | None, retries: int):

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from ..engine.config import RunConfig
 from ..engine.executor import will_pack
@@ -58,10 +60,17 @@ class WorkUnit:
 
 
 def expand(study: Study, out: Path) -> list[PlannedRun]:
-    """Every run of ``study`` under ``out``, in a fixed order: methods and axes in file order, then
-    datasets, then seeds. ConfigError (naming the file and the grid point) for a combination that
-    does not go together."""
-    planned: list[PlannedRun] = []
+    """Every run of ``study`` under ``out`` (made absolute), in a fixed order: methods and axes in file
+    order, then datasets, then seeds. ConfigError (naming the file and the grid point) for a combination
+    that does not go together, or two grid points that are the same run."""
+    return list(iter_planned(study, out))
+
+
+def iter_planned(study: Study, out: Path) -> Iterator[PlannedRun]:
+    """:func:`expand`, one run at a time (--dry-run prints each as it comes). ``out`` is made absolute
+    here, in the driver: a worker elsewhere (a Ray node) would resolve a relative one in its own folder."""
+    out = Path(os.path.abspath(out))
+    seen: dict[Path, PlannedRun] = {}
     for method in study.methods:
         axes = study.method_grid(method)
         for values in itertools.product(*(v for _, v in axes)):
@@ -72,10 +81,23 @@ def expand(study: Study, out: Path) -> list[PlannedRun]:
                 for seed in seeds:
                     config = _config(study, method.name, dataset, seed, point, point)
                     settings = _changed(base, config)
-                    planned.append(PlannedRun(config, Path(out) / _folder(settings) if settings else Path(out),
-                                              settings))
-    _refuse_shared_dirs(study, planned)
-    return planned
+                    run = PlannedRun(config, out / _folder(settings) if settings else out, settings)
+                    _refuse_shared_dir(study, seen, run)
+                    yield run
+
+
+def unit_count(study: Study) -> int:
+    """How many work units :func:`work_units` makes of the study's runs, without expanding it: whether
+    seeds pack depends on the method, the device, ``pack`` and the number of seeds only (the same at every
+    grid point), so one config per method answers for all its grid points."""
+    total = 0
+    for method in study.methods:
+        seeds = study.method_seeds(method)
+        first = {key: values[0] for key, values in study.method_grid(method)}
+        config = _config(study, method.name, study.datasets[0], seeds[0], first, first)
+        per_point = 1 if will_pack([config] * len(seeds), study.pack) else len(seeds)
+        total += study.grid_points(method) * len(study.datasets) * per_point
+    return total
 
 
 def work_units(planned: list[PlannedRun], pack: bool | None) -> list[WorkUnit]:
@@ -128,13 +150,11 @@ def _folder(settings: tuple[tuple[str, str], ...]) -> str:
     return f"{safe}-{digest}"
 
 
-def _refuse_shared_dirs(study: Study, planned: list[PlannedRun]) -> None:
+def _refuse_shared_dir(study: Study, seen: dict[Path, PlannedRun], run: PlannedRun) -> None:
     """Two grid points that resolve to the same run (a value spelled twice, 0.1 and 0.10) would race
     for one directory: refuse the study instead."""
-    seen: dict[Path, PlannedRun] = {}
-    for run in planned:
-        other = seen.setdefault(run.run_dir, run)
-        if other is not run:
-            settings = ", ".join(f"{k}={v}" for k, v in run.settings) or "the defaults"
-            raise ConfigError(f"{study.path}: two grid points are the same run {run.run_dir} ({settings}): "
-                              f"a value is listed twice, spelled two ways; list it once")
+    other = seen.setdefault(run.run_dir, run)
+    if other is not run:
+        settings = ", ".join(f"{k}={v}" for k, v in run.settings) or "the defaults"
+        raise ConfigError(f"{study.path}: two grid points are the same run {run.run_dir} ({settings}): "
+                          f"a value is listed twice, spelled two ways; list it once")

@@ -9,6 +9,7 @@ finished by running it again.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from ..bench.build import ensure_table
 from ..data.cache import load_arrays
 from ..data.catalog import dataset_spec
 from ..data.locate import locate_dataset
-from ..destinations import check_folder_path
+from ..destinations import check_folder_path, check_writable
 from ..engine.cost import RunPlan, estimate
 from ..engine.epoch_log import check_log_kind
 from ..engine.status import TERMINAL, read_status
@@ -44,6 +45,12 @@ class SweepSummary:
     def failed(self) -> bool:
         return self.counts[FAILED] > 0
 
+    @property
+    def retryable(self) -> bool:
+        """Whether re-running the sweep may finish a failed run (not if each failed for a reason that a
+        re-run meets again, such as a directory holding another run's config)."""
+        return any(o.state == FAILED and o.retry for o in self.outcomes)
+
     def line(self) -> str:
         c = self.counts
         return (f"{len(self.outcomes)} runs: {c['finished']} finished, {c['skipped']} skipped (ended before), "
@@ -52,22 +59,24 @@ class SweepSummary:
 
 def run_sweep(study: Study, planned: list[PlannedRun], executor: Executor, *, benchmark_path: Path | None = None,
               data_root: Path | None = None, cuda_graphs: bool = True, quiet: bool = False, epoch_log: str = "none",
-              log: Callable[[str], None] = print, on_done: OnDone | None = None) -> SweepSummary:
+              log: Callable[[str], None] = print, on_done: OnDone | None = None,
+              out: Path | None = None) -> SweepSummary:
     """Run ``planned`` (from :func:`expand.expand`) with ``executor``; the outcome of every run."""
     start = time.perf_counter()
+    units = work_units(planned, study.pack)
+    ended = {i for i, unit in enumerate(units) if _ended(unit)}
+    writes = [r for i, unit in enumerate(units) if i not in ended for r in unit.runs]
     env = prepare_environment(study, planned, benchmark_path, data_root, cuda_graphs=cuda_graphs, quiet=quiet,
-                              epoch_log=epoch_log, log=log)
+                              epoch_log=epoch_log, log=log, writes=writes, out=out)
     jobs = getattr(executor, "jobs", None)   # None: a Ray cluster, whose size is its own
     cost = estimate([RunPlan.of(r.config, r.run_dir) for r in planned], jobs=jobs or 1).line
     log(cost if jobs is not None else cost.replace("one at a time", "if run one at a time (the Ray cluster's "
                                                    "workers divide it)"))
-    units = work_units(planned, study.pack)
     on_done = on_done or (lambda unit, outcomes: None)
     results: dict[int, list[RunOutcome]] = {}
-    for i, unit in enumerate(units):
-        if _ended(unit):   # answered here from its status (and records): no worker to start, no cluster
-            results[i] = run_unit(unit, env)
-            on_done(unit, results[i])
+    for i in sorted(ended):   # answered here from its status (and records): no worker to start, no cluster
+        results[i] = run_unit(units[i], env)
+        on_done(units[i], results[i])
     rest = [i for i in range(len(units)) if i not in results]
     if rest:
         results.update(zip(rest, executor.run([units[i] for i in rest], env, on_done)))
@@ -81,11 +90,21 @@ def _ended(unit: WorkUnit) -> bool:
 
 def prepare_environment(study: Study, planned: list[PlannedRun], benchmark_path: Path | None,
                         data_root: Path | None, *, cuda_graphs: bool = True, quiet: bool = False,
-                        epoch_log: str = "none", log: Callable[[str], None] = print) -> RunEnvironment:
-    """Everything the runs read, checked and made absolute before any run starts (errors: one line)."""
+                        epoch_log: str = "none", log: Callable[[str], None] = print,
+                        writes: list[PlannedRun] | None = None, out: Path | None = None) -> RunEnvironment:
+    """Everything the runs read, checked and made absolute before any run starts (errors: one line).
+    ``writes``: the runs that will write (default: all); those that ended before only read their
+    directory, which may be read-only by now. ``out``: the --out folder they are in, checked first."""
     check_log_kind(epoch_log)   # a missing logging library fails before any slow work
-    for out in {r.out for r in planned}:
-        check_folder_path(out, "--out folder")   # a file in the way fails before any slow work
+    writing = {r.out for r in (planned if writes is None else writes)}
+    for folder in sorted({r.out for r in planned} - writing):
+        check_folder_path(folder, "--out folder")   # a file in the way fails before any slow work
+    # --out itself first (the folder the user named), then each settings folder in it
+    root = [Path(out) if out is not None else Path(os.path.commonpath(writing))] if writing else []
+    for folder in root + sorted(writing):
+        # as `nbs run`: a read-only place, /proc, a file in the way is one line before the table is built
+        # or a dataset decoded (and not one failure per run after them); creates nothing
+        check_writable(folder, "--out folder")
     table = ensure_table(benchmark_path, log=log).resolve()
     load_benchmark(table)   # a missing or damaged table: one line now, not one per run (and cached)
     datasets = {r.config.dataset for r in planned if not get_method(r.config.method).table_search}

@@ -29,6 +29,7 @@ combinations are checked when the grid is expanded (:mod:`.expand`).
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,11 @@ from ..methods.registry import get_method
 
 #: --seeds K makes K configs per grid point up front; more is a typo (as `nbs run --seeds`)
 MAX_SEEDS = 10_000
+#: the most runs one study may expand to (methods × grid points × datasets × seeds). Every run is a
+#: resolved config in memory and a line of --dry-run (about 1 ms each: 10,000 take seconds, a million
+#: took minutes and GBs), and 10,000 runs are days of work even at the smoke preset; a larger grid is
+#: a typo, or several studies. Checked from the axes' lengths, before anything is expanded.
+MAX_RUNS = 10_000
 TOP_KEYS = ("name", "preset", "device", "epochs", "seeds", "datasets", "pack", "set", "methods")
 
 Grid = tuple[tuple[str, tuple[str, ...]], ...]   # (key, values as `--set` strings), in file order
@@ -75,6 +81,17 @@ class Study:
 
     def method_seeds(self, method: MethodGrid) -> tuple[int, ...]:
         return method.seeds if method.seeds is not None else self.seeds
+
+    def grid_points(self, method: MethodGrid) -> int:
+        """How many grid points ``method`` has: the product of its axes' lengths (nothing expanded)."""
+        return math.prod(len(values) for _, values in self.method_grid(method))
+
+    def method_runs(self, method: MethodGrid) -> int:
+        return self.grid_points(method) * len(self.datasets) * len(self.method_seeds(method))
+
+    def run_count(self) -> int:
+        """How many runs the study expands to, from the axes' lengths alone."""
+        return sum(self.method_runs(m) for m in self.methods)
 
 
 def load_study(path: Path) -> Study:
@@ -111,8 +128,34 @@ class _StudyReader:
             datasets=self._strings("datasets", ("cifar10",)), preset=self._optional("preset", str),
             device=self._optional("device", str) or "auto", epochs=self._epochs(),
             pack=self._optional("pack", bool), grid=self._grid("set", self.raw.get("set", {})))
+        self._check_size(study)   # before any config is resolved: a huge grid is refused at once
+        self._check_pack(study)
         self._check_values(study)
         return study
+
+    def _check_size(self, study: Study) -> None:
+        runs = study.run_count()
+        if runs <= MAX_RUNS:
+            return
+        biggest = max(study.methods, key=study.method_runs)
+        axes = " × ".join(str(len(v)) for _, v in study.method_grid(biggest)) or "1"
+        seeds, datasets = len(study.method_seeds(biggest)), len(study.datasets)
+        raise self.fail(f"methods.{biggest.name}",
+                        f"the study expands to {runs:,} runs, more than the {MAX_RUNS:,} a study may have "
+                        f"({biggest.name}: {axes} grid points × {seeds} seed{'s' * (seeds != 1)} × {datasets} "
+                        f"dataset{'s' * (datasets != 1)} = {study.method_runs(biggest):,} runs); thin an axis or "
+                        f"split the study into several files")
+
+    def _check_pack(self, study: Study) -> None:
+        """``pack = true`` asks every method to pack: one that cannot is this file's mistake (the engine's
+        own message names the `nbs run --pack` option, not the file and key)."""
+        if not study.pack:
+            return
+        for method in study.methods:
+            info = get_method(method.name)
+            if not info.packable:
+                raise self.fail("pack", f"{info.name} does not pack: {info.solo_reason}; leave pack out (the "
+                                        f"default packs the methods that can, on CUDA) or set pack = false")
 
     # ---- scalars ----------------------------------------------------------------------------------
     def _optional(self, key: str, kind: type) -> Any:

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Callable
 
 from ..bench.sources import one_line
-from ..errors import NbsError
+from ..destinations import WriteError
+from ..errors import ConfigError, NbsError
 from .expand import WorkUnit
 
 #: states of a run's outcome; "already-*" runs were skipped (ended before this sweep)
@@ -27,6 +28,7 @@ class RunOutcome:
     state: str                  # finished | diverged | already-finished | already-diverged | failed
     epochs_done: int | None     # None when the run failed before saying
     message: str
+    retry: bool = True          # a failure that re-running the sweep may get past (see can_retry)
 
     @property
     def skipped(self) -> bool:
@@ -73,7 +75,7 @@ def run_unit(unit: WorkUnit, env: RunEnvironment) -> list[RunOutcome]:
             results = [execute_config(configs[0], out, benchmark=benchmark, data_root=root, progress=False,
                                       log=log, cuda_graphs=env.cuda_graphs, epoch_log=env.epoch_log)]
     except Exception as err:  # noqa: BLE001 — reported per run; the other units go on
-        return failed(unit, describe_error(err))
+        return failed(unit, describe_error(err), retry=can_retry(err))
     finally:
         torch.set_num_threads(threads)
     return [RunOutcome(r.run_dir, r.state, r.epochs_done, _message(r)) for r in results]
@@ -100,6 +102,19 @@ def describe_error(err: BaseException) -> str:
     return " ".join(str(err).split()) if isinstance(err, NbsError) else one_line(err)
 
 
-def failed(unit: WorkUnit, why: str) -> list[RunOutcome]:
-    """Every run of ``unit`` as failed (its worker died or raised): a re-run of the sweep resumes them."""
-    return [RunOutcome(r.run_dir, FAILED, None, why.removeprefix(f"{r.run_dir} ")) for r in unit.runs]
+def can_retry(err: BaseException) -> bool:
+    """Whether re-running the sweep may get past ``err``: not for an nbs error about the run itself (a
+    directory holding another run's config, options that do not go together, a damaged checkpoint),
+    which fails the same way every time until the user acts; yes for a run another process holds (it
+    will be free), a destination that could not be written (space freed, a mount back) and anything
+    unexpected (a killed worker, out of memory)."""
+    if isinstance(err, WriteError) or not isinstance(err, NbsError):
+        return True
+    # the engine's lock message (engine/run_lock.py) is the one ConfigError that time cures
+    return isinstance(err, ConfigError) and str(err).endswith("is being run by another process")
+
+
+def failed(unit: WorkUnit, why: str, retry: bool = True) -> list[RunOutcome]:
+    """Every run of ``unit`` as failed (its worker died or raised): a re-run of the sweep resumes them
+    (``retry``), unless the failure is one that a re-run meets again."""
+    return [RunOutcome(r.run_dir, FAILED, None, why.removeprefix(f"{r.run_dir} "), retry) for r in unit.runs]
