@@ -81,3 +81,23 @@ def test_only_table_searches_give_a_report_without_collapse_and_no_collapse_plot
     files = build_report(only, tmp_path / "report", benchmark=bench, figure_formats=("png",))
     assert "collapse" not in {t.key for t in files.tables}
     assert [f.key for f in files.figures if f.key in ("collapse", "trajectory")] == ["trajectory"]
+
+
+def test_rank_cells_leaves_table_searches_out_with_a_note(mixed, study, tmp_path):
+    """A table search has no supernet checkpoint: it used to abort the whole report."""
+    root, bench, _ = mixed
+    folder = tmp_path / "runs"
+    supernet = study.run_dirs()[0]
+    for run in (supernet, root / "rs-cifar10-seed0", root / "rea-cifar10-seed0"):
+        shutil.copytree(run, folder / run.name)
+    files = build_report(folder, tmp_path / "report", benchmark=bench, figure_formats=("png",), rank_cells=2,
+                         rank_batches=1, data_root=study.data_root)
+    ranking = next(t for t in files.tables if t.key == "ranking")
+    assert list(ranking.frame["run"]) == [supernet.name]
+    assert "Left out: 2 run(s) of rea, rs, which search the benchmark table and train no supernet." in ranking.footnotes
+    only = tmp_path / "only"
+    shutil.copytree(root / "rs-cifar10-seed0", only / "rs-cifar10-seed0")
+    files = build_report(only, tmp_path / "report-only-rs", benchmark=bench, figure_formats=("png",), rank_cells=2)
+    ranking = next(t for t in files.tables if t.key == "ranking")
+    assert ranking.frame.empty and "Kendall τ" in ranking.frame.columns
+    assert any("Left out: 1 run(s) of rs" in note for note in ranking.footnotes)

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from files_helpers import RUN_ARGS, RUN_NAME, copy_run, nbs_call, snapshot
+from nasbench_stability.analysis.loading import load_runs
 from nasbench_stability.engine.records import read_records
 from test_engine_runs import assert_one_line_error, comparable
 
@@ -121,3 +122,47 @@ def test_report_and_plot_name_damaged_files_on_stderr(nbs_env, reference_run, tm
     assert "epoch-0002.parquet" in page and "damaged" in page
     assert (tmp_path / "collapse.png").stat().st_size > 0
     assert snapshot(rd) == before  # reading never writes to a run
+
+
+def _rewrite_records(run_dir: Path, column: str, value) -> None:
+    """Every record of the run with ``column`` set to ``value`` (a file that is readable, of the wrong kind)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for f in sorted((run_dir / "records").glob("epoch-*.parquet")):
+        table = pq.read_table(f).to_pydict()
+        table[column] = [value]
+        pq.write_table(pa.Table.from_pydict(table), f)
+
+
+WRONG_KINDS = {"seed-text": ("seed", "one", "seed 'one' (a str) where nbs writes a whole number"),
+               "seed-digits": ("seed", "0", "seed '0' (a str)"),
+               "alpha-text": ("op_weights", "[0.2, 0.2, 0.2, 0.2, 0.2]", "op_weights '[0.2, 0.2"),
+               "epoch-seconds-inf": ("epoch_seconds", float("inf"), "epoch_seconds inf"),
+               "wall-seconds-negative": ("wall_seconds", -5.0, "wall_seconds -5.0")}
+
+
+@pytest.mark.parametrize("column,value,says", WRONG_KINDS.values(), ids=WRONG_KINDS)
+def test_a_run_whose_records_hold_the_wrong_kind_is_left_out_of_report_and_plot_in_one_line(
+        cli, reference_run, tmp_path, column, value, says):
+    """One such run used to break `nbs report` and `nbs plot alphas` for every run beside it."""
+    runs = tmp_path / "runs"
+    copy_run(reference_run, runs / "sound")
+    bad = copy_run(reference_run, runs / "edited") / RUN_NAME
+    _rewrite_records(bad, column, value)
+    before = snapshot(runs)
+
+    report = cli("report", str(runs), "--out", str(tmp_path / "report"), "--format", "png")
+    plot = cli("plot", "alphas", str(runs), "--out", str(tmp_path / "alphas.png"))
+    for proc in (report, plot):
+        assert proc.returncode == 0, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("nbs: warning: record "), proc.stderr
+        assert f"{bad / 'records'}/epoch-0001.parquet holds {says}" in lines[0]
+        assert lines[0].endswith(f"{bad} is left out")
+    assert (tmp_path / "alphas.png").stat().st_size > 0
+    assert "is left out" in (tmp_path / "report" / "index.html").read_text()   # the page lists it too
+    with pytest.warns(UserWarning, match="is left out"):
+        df = load_runs(runs)
+    assert set(df["run_dir"]) == {str((runs / "sound" / RUN_NAME).resolve())}
+    assert snapshot(runs) == before  # reading never writes to a run

@@ -295,6 +295,102 @@ def test_report_only_refuses_another_experiments_folder(reproduced, cli):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("change", [["--epochs", "3"], ["--epochs", "2", "--set", "w_lr=0.5"],
+                                    ["--epochs", "2", "--preset", "cpu"]], ids=["epochs", "set", "preset"])
+def test_a_refused_rerun_changes_nothing_and_report_only_still_describes_the_runs(reproduced, cli, tmp_path, change):
+    """Re-running into the folder with another setting is refused by the runs' configs; the manifest that
+    --report-only reports from must still say what the runs were made with, not what was refused."""
+    out = tmp_path / "t1"
+    shutil.copytree(reproduced, out)
+    manifest = (out / "experiment.json").read_bytes()
+    proc = cli("reproduce", "single-darts-table1", "--preset", "smoke", "--seeds", "2", "--row", "Single-DARTS",
+               "--out", str(out), "--quiet", *TINY_SETS, *change)
+    assert_one_line_error(proc, "holds a run with a different config")
+    assert (out / "experiment.json").read_bytes() == manifest
+    assert cli("reproduce", "single-darts-table1", "--report-only", "--out", str(out)).returncode == 0
+    report = (out / "REPORT.md").read_text()
+    assert "--epochs 2" in report and "--epochs 3" not in report and "w_lr" not in report
+    assert "preset `smoke`" in report and "--preset cpu" not in report
+
+
+def test_a_refusal_before_the_first_run_writes_no_experiment_folder(cli, tmp_path):
+    """A missing dataset is found before the manifest is written (it was written first, then refused)."""
+    out = tmp_path / "out"
+    proc = cli("reproduce", "darts-collapse", "--preset", "smoke", "--seeds", "1", "--out", str(out),
+               "--data-root", str(tmp_path / "no-such-data"))
+    assert_one_line_error(proc, "not found")
+    assert not out.exists()
+
+
+GOOD_MANIFEST = {"experiment": "darts-collapse", "seeds": [0, 1], "preset": "smoke", "device": "cpu", "epochs": 2,
+                 "rows": [], "set": {"data_subset": "16", "batch_size": "8"}}
+
+
+@pytest.mark.parametrize("manifest, says", [
+    ([GOOD_MANIFEST], "an array where a JSON object belongs"),
+    (None, "null where a JSON object belongs"),
+    ({**GOOD_MANIFEST, "epochs": "abc"}, "epochs 'abc' is neither null nor a whole number"),
+    ({**GOOD_MANIFEST, "epochs": True}, "epochs True"),
+    ({**GOOD_MANIFEST, "epochs": 10**9}, "epochs 1000000000"),
+    ({**GOOD_MANIFEST, "seeds": [-1]}, "seeds [-1] are not 0..K-1"),
+    ({**GOOD_MANIFEST, "seeds": "01"}, "seeds '01' are not 0..K-1"),
+    ({**GOOD_MANIFEST, "seeds": []}, "seeds [] are not 0..K-1"),
+    ({**GOOD_MANIFEST, "preset": "huge"}, "preset 'huge' is not one of"),
+    ({**GOOD_MANIFEST, "preset": 3}, "preset 3 is not one of"),
+    ({**GOOD_MANIFEST, "device": "tpu"}, "device 'tpu' is not cpu or cuda"),
+    ({**GOOD_MANIFEST, "rows": "DARTS-V1"}, "rows 'DARTS-V1' is not a list"),
+    ({**GOOD_MANIFEST, "rows": ["GDAS"]}, "darts-collapse has no run row 'GDAS'"),
+    ({**GOOD_MANIFEST, "set": ["data_subset=16"]}, "is not an object of KEY: VALUE"),
+    ({**GOOD_MANIFEST, "set": {"no_such_option": "1"}}, "unknown --set key 'no_such_option'"),
+    ({**GOOD_MANIFEST, "experiment": 7}, "experiment 7 is not a name"),
+    ({**GOOD_MANIFEST, "runs_from": 7}, "runs_from 7"),
+    ({k: v for k, v in GOOD_MANIFEST.items() if k not in ("seeds", "set")}, "no 'seeds', 'set'"),
+])
+def test_report_only_refuses_a_wrong_typed_manifest_in_one_line(cli, tmp_path, manifest, says):
+    """Each of these used to give a traceback or a report (and commands) that say nothing true of the runs."""
+    (tmp_path / "experiment.json").write_text(json.dumps(manifest))
+    proc = cli("reproduce", "darts-collapse", "--report-only", "--out", str(tmp_path))
+    assert_one_line_error(proc, "experiment.json is damaged", says, "re-run the experiment")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["experiment.json"]
+
+
+def test_report_only_of_runs_made_on_a_gpu_works_on_any_machine(cli, tmp_path):
+    """The manifest's device is the one the runs were made on: rewriting the report needs no such device."""
+    (tmp_path / "experiment.json").write_text(json.dumps({**GOOD_MANIFEST, "device": "cuda:1"}))
+    proc = cli("reproduce", "darts-collapse", "--report-only", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    report = (tmp_path / "REPORT.md").read_text()
+    assert "--device cuda:1" in report and "| DARTS-V1 | CIFAR-10 test | not run yet |" in report
+
+
+def _final_record(run_dir: Path) -> Path:
+    return max((run_dir / "records").glob("epoch-*.parquet"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage, says", [(lambda p: p.write_bytes(b"half a file"), "is damaged (not a Parquet file"),
+                                          (Path.unlink, "is missing")], ids=["damaged", "missing"])
+def test_a_damaged_final_record_is_named_in_the_report_not_compared_at_an_earlier_epoch(reproduced, cli, tmp_path,
+                                                                                         damage, says):
+    out = tmp_path / "t1"
+    shutil.copytree(reproduced, out)
+    runs = out / "runs" / "single-darts"
+    final = _final_record(runs / "single-darts-cifar10-seed1")
+    damage(final)
+    proc = cli("reproduce", "single-darts-table1", "--report-only", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    report = (out / "REPORT.md").read_text()
+    shown = final.relative_to(out).as_posix()
+    assert "**Left out of ours**: 1 seed run(s) whose final record is damaged or missing" in report
+    assert f"Single-DARTS seed 1: `{shown}` {says}" in report and str(final) not in report
+    # ours is seed 0 alone: seed 1's epoch-1 cell is not its search's result
+    seed0 = pd.read_parquet(_final_record(runs / "single-darts-cifar10-seed0")).iloc[0]
+    line = pd.read_csv(out / "comparison.csv").set_index(["row", "column"]).loc[("Single-DARTS", "cifar10_test_200")]
+    assert line["n"] == 1 and line["mean"] == pytest.approx(seed0["bench_cifar10_test_200"])
+    assert list(pd.read_csv(out / "seeds.csv")["seed"]) == [0]
+
+
+@pytest.mark.slow
 def test_table_search_rows_run_without_a_preset_beside_the_quoted_numbers(cli, tmp_path, bench):
     out = tmp_path / "t2"
     proc = cli("reproduce", "mergenas-table2", "--row", "RS", "--row", "REA", "--seeds", "3", "--preset", "smoke",

@@ -100,6 +100,46 @@ def test_a_damaged_last_record_shows_the_cell_before_it_with_a_warning(cli, stud
     assert out.stderr.count("\n") == 1 and f"damaged record {record_path(run_dir, last)}" in out.stderr
 
 
+@pytest.mark.parametrize("column,value", [("wall_seconds", float("inf")), ("epoch_seconds", float("inf")),
+                                          ("wall_seconds", -1.0), ("seed", "one")])
+def test_a_last_record_of_the_wrong_kind_is_passed_over_with_one_warning(cli, study, tmp_path, column, value):
+    """An infinite time per epoch made the text table fail (a time left cannot be infinite days and hours)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    template = study.run_dirs()[0]
+    run_dir = copy_run(template, tmp_path) / template.name
+    last = max(int(p.stem.split("-")[1]) for p in (run_dir / "records").glob("epoch-*.parquet"))
+    record = pq.read_table(record_path(run_dir, last)).to_pydict()
+    record[column] = [value]
+    pq.write_table(pa.Table.from_pydict(record), record_path(run_dir, last))
+    before = pd.read_parquet(record_path(run_dir, last - 1)).iloc[0]
+    for args in ([], ["--json"]):
+        out = _status(cli, tmp_path, *args)
+        assert out.stderr.count("\n") == 1 and f"record {record_path(run_dir, last)} holds {column} " in out.stderr
+        assert "the status shows an older epoch's cell" in out.stderr
+    (row,) = json.loads(out.stdout)
+    assert (row["state"], row["epochs_done"], row["genotype"]) == ("finished", last, before["genotype"])
+    assert row["seconds_per_epoch"] == pytest.approx(before["wall_seconds"] / before["epoch"])
+
+
+def test_a_table_search_shows_the_records_its_own_budget_writes(cli, tmp_path):
+    """A query budget below the checkpoints writes one record per query: 5 of them, not the default 20."""
+    for queries, out in (("5", "small"), ("100", "default")):
+        done = cli("run", "--method", "rs", "--out", str(tmp_path / out), "--quiet", "--set", f"max_queries={queries}")
+        assert done.returncode == 0, done.stderr
+    small = _json_rows(cli, tmp_path / "small")["rs-cifar10-seed0"]
+    assert (small["state"], small["epochs_done"], small["epochs"]) == ("finished", 5, 5)
+    assert " finished  5/5 " in _status(cli, tmp_path / "small").stdout
+    # killed before its records were written: its options say how many it will write
+    run_dir = tmp_path / "small" / "rs-cifar10-seed0"
+    _killed_after(run_dir, 0)
+    small = _json_rows(cli, tmp_path / "small")["rs-cifar10-seed0"]
+    assert (small["state"], small["epochs_done"], small["epochs"]) == ("stale lock", 0, 5)
+    default = _json_rows(cli, tmp_path / "default")["rs-cifar10-seed0"]
+    assert (default["epochs_done"], default["epochs"]) == (20, 20)
+
+
 def test_runs_in_several_folders_are_told_apart_by_their_folder(cli, study, tmp_path):
     """A sweep puts grid points in settings folders: the same method, dataset and seed twice needs the folder."""
     template = study.run_dirs()[0]

@@ -116,3 +116,34 @@ def test_log_tensorboard_without_the_package_is_one_line_before_any_work(cli, tm
     assert not (tmp_path / "runs").exists()
     out = cli("run", "--method", "darts-v1", "--out", str(tmp_path / "runs"), *METHOD_RUN_ARGS, "--log", "wandb")
     assert out.returncode == 2 and "'wandb' is not one of" in out.stderr
+
+
+def test_a_file_where_the_log_folder_belongs_is_one_line_before_any_seed_runs(cli, tmp_path):
+    """It was found at the first epoch's log: a long traceback, and a run left 'running' with no process."""
+    blocked = tmp_path / "darts-v1-cifar10-seed1"
+    blocked.mkdir()
+    (blocked / "tensorboard").write_text("a user's file\n")
+    out = cli("run", "--method", "darts-v1", "--seeds", "2", "--out", str(tmp_path), *METHOD_RUN_ARGS,
+              "--log", "tensorboard")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert f"--log tensorboard folder {blocked / 'tensorboard'} is a file, not a folder" in out.stderr
+    # seed 0 did not run first, and seed 1's folder holds only the user's file: no status, config or lock
+    assert sorted(p.name for p in tmp_path.iterdir()) == [blocked.name]
+    assert [p.name for p in blocked.iterdir()] == ["tensorboard"]
+    assert (blocked / "tensorboard").read_text() == "a user's file\n"
+
+
+def test_a_run_started_directly_checks_its_log_folder_before_writing(bench_path, tmp_path):
+    """The check is the run's own too (a sweep's worker starts runs without `nbs run`'s checks)."""
+    from nasbench_stability.bench.table import Benchmark
+    from nasbench_stability.destinations import WriteError
+    from nasbench_stability.engine.config import resolve_config
+    from nasbench_stability.engine.run import Run
+
+    config = resolve_config("darts-v1", preset="smoke", device="cpu")
+    run_dir = tmp_path / config.run_name
+    run_dir.mkdir()
+    (run_dir / "tensorboard").write_text("a user's file\n")
+    with pytest.raises(WriteError, match="is a file, not a folder"):
+        Run(config, tmp_path, benchmark=Benchmark.load(bench_path), progress=False, epoch_log="tensorboard").execute()
+    assert [p.name for p in run_dir.iterdir()] == ["tensorboard"]

@@ -7,7 +7,9 @@ writes to a run directory, so it is safe to point at runs that are still being w
 
 A damaged record (unreadable, or not the epoch its name says) or a gap in a run's epochs is never
 dropped silently: each is a one-line warning naming the file, which ``nbs report`` and ``nbs plot``
-print on stderr (and the report lists). A damaged ``status.json`` reads as state ``damaged``.
+print on stderr (and the report lists). A run whose records hold a value of the wrong kind (a text
+seed, a text α, an infinite time) is left out whole, named the same way. A damaged ``status.json``
+reads as state ``damaged``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any, Iterable, Union
 
 import pandas as pd
 
-from ..engine.records import DamagedRecordError, read_record, record_files
+from ..engine.records import DamagedRecordError, read_record, record_files, record_kind_problem
 from ..engine.status import status_problem
 from ..errors import MissingFileError, NbsError
 
@@ -164,6 +166,14 @@ def load_runs(paths: PathsLike) -> pd.DataFrame:
         records = read_run_records(Path(run.run_dir))
         if records.empty:
             warnings.warn(f"{run.run_dir} has no epoch records yet; left out", stacklevel=2)
+            continue
+        wrong = record_kind_problem(records)
+        if wrong is not None:
+            # one such run would break every table and figure of the runs beside it (a text seed does not
+            # sort with numbers, a text α does not reshape): the run goes, named, as a damaged file does
+            position, problem = wrong
+            path = record_files(run.run_dir).get(records["epoch"].iloc[position], Path(run.run_dir) / RECORDS_DIR)
+            warnings.warn(f"record {path} holds {problem}: {run.run_dir} is left out", stacklevel=2)
             continue
         for col in RUN_COLUMNS:
             if col not in records:

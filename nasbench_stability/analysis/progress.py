@@ -14,7 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from ..engine.records import DamagedRecordError, read_record, record_files
+from ..engine.records import (DamagedRecordError, planned_table_records, read_record, record_files,
+                              record_kind_problem)
 from ..engine.run_lock import run_lock_held
 from ..engine.status import TERMINAL, read_status
 from .bench_columns import DEFAULT_TEST_COLUMN, record_column
@@ -22,6 +23,7 @@ from .loading import PathsLike, find_run_dirs, read_run_config
 
 #: states besides status.json's own (running, finished, diverged)
 STALE, DAMAGED, UNKNOWN = "stale lock", "damaged status", "unknown"
+TABLE_PRESET = "table"   # a table search's config preset (engine.config.TABLE_PRESET, which imports torch)
 TEST_COLUMN = record_column(DEFAULT_TEST_COLUMN)   # the derived cell's CIFAR-10 test accuracy (200 epochs)
 
 COLUMNS = ("method", "dataset", "seed", "state", "epochs_done", "epochs", "genotype", "test_acc",
@@ -46,6 +48,8 @@ def progress_row(run_dir: Path) -> dict[str, Any]:
     last = last_record(run_dir)
     state = run_state(status.get("state"), bool(problem), run_lock_held(run_dir))
     epochs = config.get("epochs", _get(last, "epochs"))
+    if config.get("preset") == TABLE_PRESET:
+        epochs = table_search_records(config, state, last, epochs)
     done = status.get("epochs_done", _get(last, "epoch"))
     per_epoch = seconds_per_epoch(last)
     remaining = epochs - done if isinstance(epochs, int) and isinstance(done, int) else None
@@ -57,6 +61,16 @@ def progress_row(run_dir: Path) -> dict[str, Any]:
         "seconds_per_epoch": per_epoch, "eta_seconds": eta, "updated": status.get("updated", math.nan),
         "run_dir": str(run_dir),
     }
+
+
+def table_search_records(config: dict[str, Any], state: str, last: dict[str, Any], default: Any) -> Any:
+    """The records a table search writes: its config's ``epochs`` is its ``checkpoints`` option, but a
+    smaller query budget writes fewer (``--set max_queries=5``: 5 records, not 20). An ended run's records
+    say how many it wrote; a running one's options, for a query budget."""
+    if state in TERMINAL and isinstance(_get(last, "epochs"), int):
+        return _get(last, "epochs")
+    planned = planned_table_records(config.get("method_options") or {})
+    return planned if planned is not None else default
 
 
 def run_state(state: str | None, damaged: bool, lock_held: bool | None) -> str:
@@ -73,14 +87,28 @@ def run_state(state: str | None, damaged: bool, lock_held: bool | None) -> str:
 
 
 def last_record(run_dir: Path) -> dict[str, Any]:
-    """The newest readable epoch record as a dict ({} if none); a damaged newer one is warned about."""
+    """The newest sound epoch record as a dict ({} if none). A newer one that is damaged, or holds a value
+    of the wrong kind (an infinite time would make the time left infinite), is passed over with one
+    warning naming the newest such file."""
+    skipped: list[tuple[Path, str]] = []
+    found: dict[str, Any] = {}
     for path in reversed(list(record_files(run_dir).values())):
         try:
-            return read_record(path).iloc[0].to_dict()
+            record = read_record(path)
         except DamagedRecordError as err:
-            warnings.warn(f"damaged record {path} ({err.problem}): the status shows an older epoch's cell",
-                          stacklevel=2)
-    return {}
+            skipped.append((path, f"damaged record {path} ({err.problem})"))
+            continue
+        wrong = record_kind_problem(record)
+        if wrong is not None:
+            skipped.append((path, f"record {path} holds {wrong[1]}"))
+            continue
+        found = record.iloc[0].to_dict()
+        break
+    if skipped:
+        more = f" (and {len(skipped) - 1} older record(s) like it)" if len(skipped) > 1 else ""
+        shows = "an older epoch's cell" if found else "no cell or time"
+        warnings.warn(f"{skipped[0][1]}{more}: the status shows {shows}", stacklevel=2)
+    return found
 
 
 def seconds_per_epoch(record: dict[str, Any]) -> float:

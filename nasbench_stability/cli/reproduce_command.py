@@ -78,13 +78,14 @@ def reproduce(name, list_, seeds, preset, epochs, device, out, rows, sets, repor
         raise ConfigError("name an experiment (nbs reproduce --list shows them)")
     plan = make_plan(get_experiment(name), seeds=seeds, preset=preset, device=device, epochs=epochs, out=out,
                      rows=tuple(rows), extra=parse_sets(sets))
-    sources = runs_from = None
+    sources = runs_from = table = None
     if from_runs is not None:
         if report_only:
             raise ConfigError("--from-runs already runs nothing; drop --report-only")
         sources = match_runs(plan, from_runs)
         runs_from = f"`{from_runs.resolve().name}/`, {sum(map(len, sources.values()))} run directories"
         check_writable(plan.out, "--out folder")
+        table = Benchmark.load(ensure_table(benchmark, log=click.echo))   # a refusal comes before the manifest
         ensure_folder(plan.out, "--out folder")
         with writing(plan.out / MANIFEST, "experiment manifest"):
             write_manifest(plan, runs_from=runs_from)
@@ -101,6 +102,8 @@ def reproduce(name, list_, seeds, preset, epochs, device, out, rows, sets, repor
         for key, rs in results.items():
             states = sorted({r.state for r in rs})
             click.echo(f"{key}: {len(rs)} seed(s) {', '.join(states)}")
-    files = write_report(plan, Benchmark.load(ensure_table(benchmark, log=click.echo)), sources, runs_from)
+    if table is None:
+        table = Benchmark.load(ensure_table(benchmark, log=click.echo))
+    files = write_report(plan, table, sources, runs_from)
     click.echo(f"wrote {files.markdown}")
     click.echo(f"numbers: {files.comparison}, {files.seeds}" + (f"; figures: {len(files.figures)}" if files.figures else ""))

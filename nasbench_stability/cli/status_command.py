@@ -101,7 +101,8 @@ def duration(seconds: float) -> str:
 
 
 def _missing(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+    # an infinite time is no estimate either (and cannot be written as days and hours)
+    return value is None or (isinstance(value, float) and not math.isfinite(value))
 
 
 def _text(value) -> str:

@@ -12,10 +12,13 @@ import importlib.util
 from pathlib import Path
 from typing import Any, Mapping, Protocol
 
+from ..destinations import check_folder_path
 from ..errors import ConfigError, quote
 
 #: the values of ``nbs run --log``
 LOG_KINDS = ("none", "tensorboard")
+#: where ``--log tensorboard`` writes, in each run directory
+TENSORBOARD_DIR = "tensorboard"
 
 
 class EpochLog(Protocol):
@@ -42,6 +45,14 @@ def check_log_kind(kind: str) -> None:
         raise ConfigError(f"unknown log {quote(kind)}; known: {', '.join(LOG_KINDS)}")
     if kind == "tensorboard" and importlib.util.find_spec("tensorboard") is None:
         raise ConfigError("--log tensorboard needs the tensorboard package: pip install 'nasbench_stability[tensorboard]'")
+
+
+def check_log_destination(kind: str, run_dir: Path) -> None:
+    """A one-line WriteError, before the run starts, if the log's folder cannot be one (``<run>/tensorboard``
+    is a file): found only at the first epoch's log, it failed the run after its first record, left as
+    if killed. Creates nothing."""
+    if kind == "tensorboard":
+        check_folder_path(Path(run_dir) / TENSORBOARD_DIR, "--log tensorboard folder")
 
 
 def open_epoch_log(kind: str, run_dir: Path, start_epoch: int) -> EpochLog:

@@ -27,7 +27,7 @@ from ..errors import ConfigError
 from ..methods.registry import get_method
 from .config import RunConfig, resolve_config
 from .cost import RunPlan, estimate
-from .epoch_log import check_log_kind
+from .epoch_log import check_log_destination, check_log_kind
 from .packed_run import run_packed
 from .presets import cut_schedule
 from .run import Run, RunResult, run_dir_for
@@ -76,6 +76,8 @@ def run_seeds(method: str, seeds: list[int], *, dataset: str = "cifar10", epochs
                               overrides=overrides) for s in seeds]
     check_log_kind(epoch_log)   # a missing logging library fails before any slow work
     check_folder_path(out, "--out folder")  # a file in the way fails before any slow work (creates nothing)
+    for c in configs:   # every seed's log folder, so that a later seed's is not found after the earlier ran
+        check_log_destination(epoch_log, run_dir_for(out, c))
     benchmark = Benchmark.load(ensure_table(benchmark_path, log=log))
     table_search = get_method(method).table_search   # searches the table: no dataset, no supernet
     if not table_search:

@@ -7,6 +7,7 @@ values (α, gradient correlation) are fixed-shape float lists in row-major (edge
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import NbsError
+from ..errors import NbsError, quote
 from .atomic import atomic_path
 
 RECORDS_DIR = "records"
@@ -81,6 +82,82 @@ def _unreadable(err: Exception) -> str:
     return "unreadable: " + text.rsplit("': ", 1)[-1]
 
 
+# The kind of value of the columns the engine writes (a method's own columns are free). A record that
+# breaks one was not written by nbs (edited, or written by another tool), and every analysis that trusts
+# the kinds (sorting seeds, reshaping α, timing) would fail on it, or on the runs read beside it.
+_KINDS = {
+    "integer": ("seed", "epoch", "epochs", "param_free_count", "bench_index", "pack_size", "queries",
+                "distinct_queries", "best_query"),
+    "text": ("run", "method", "dataset", "preset", "genotype", "canonical_key"),
+    "number": ("train_loss", "train_acc", "valid_loss", "valid_acc", "gc_mean", "gc_cos_mean", "hessian_max",
+               "hessian_min", "signal", "budget_spent", "budget_total"),
+    "duration": TIMING_COLUMNS,
+    "array": ("op_weights", "op_grad", "gc_inner", "gc_cos", "hessian_spectrum"),
+    "flag": ("diverged", "track_running_stats"),
+}
+_KIND_OF = {column: kind for kind, columns in _KINDS.items() for column in columns}
+_KIND_TEXT = {"integer": "a whole number", "text": "a text", "number": "a number", "array": "a list of numbers",
+              "duration": "seconds (finite, at least 0)", "flag": "true or false"}
+
+
+def _kind_of(column: str) -> str | None:
+    if column in _KIND_OF:
+        return _KIND_OF[column]
+    return "number" if column.startswith(("bench_", "lr_")) else None
+
+
+def _fits(kind: str, value: Any) -> bool:
+    """Whether one value is of ``kind``. A missing value (None, NaN) fits every kind, and a whole float
+    fits ``integer``: a column that a run's older records lack reads as NaN, and its numbers as floats."""
+    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    if value is None or (number and math.isnan(value)) or value is pd.NA:
+        return True
+    if kind == "integer":
+        return number and math.isfinite(value) and float(value).is_integer()
+    if kind == "number":
+        return number
+    if kind == "duration":
+        return number and math.isfinite(value) and value >= 0
+    if kind == "text":
+        return isinstance(value, str)
+    if kind == "flag":
+        return isinstance(value, (bool, np.bool_))
+    return isinstance(value, (np.ndarray, list)) and np.asarray(value).dtype.kind in "fiu"   # array
+
+
+def _fits_by_dtype(kind: str, column: pd.Series) -> bool:
+    """The common case at once: a column whose dtype already says every value fits."""
+    dtype = column.dtype
+    numeric = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+    if kind == "integer":
+        return pd.api.types.is_integer_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+    if kind == "number":
+        return numeric
+    if kind == "duration":
+        return numeric and not bool((np.isinf(column) | (column < 0)).any())
+    if kind == "text":
+        return isinstance(dtype, pd.StringDtype)
+    if kind == "flag":
+        return pd.api.types.is_bool_dtype(dtype)
+    return False
+
+
+def record_kind_problem(df: pd.DataFrame) -> tuple[int, str] | None:
+    """(row position, what is wrong) for the first value of an engine column that is not of the kind the
+    engine writes (:data:`_KINDS`: ``seed`` a whole number, ``op_weights`` a list of numbers, the timings
+    finite seconds, ...); None if every value fits. Columns a method adds are not checked."""
+    for column in df.columns:
+        kind = _kind_of(str(column))
+        if kind is None or _fits_by_dtype(kind, df[column]):
+            continue
+        for position, value in enumerate(df[column].to_numpy(dtype=object)):
+            if not _fits(kind, value):
+                shown = quote(value.tolist() if isinstance(value, np.ndarray) else value, limit=40)
+                return position, (f"{column} {shown} (a {type(value).__name__}) where nbs writes "
+                                  f"{_KIND_TEXT[kind]}")
+    return None
+
+
 def damaged_records(run_dir: Path, upto: int) -> list[tuple[Path, str]]:
     """(file, problem) for each record of epochs 1..``upto`` that is missing or damaged."""
     files = record_files(run_dir)
@@ -95,6 +172,23 @@ def damaged_records(run_dir: Path, upto: int) -> list[tuple[Path, str]]:
         except DamagedRecordError as err:
             found.append((path, err.problem))
     return found
+
+
+def checkpoint_ends(queries: int, checkpoints: int) -> list[int]:
+    """A table search's query counts after which records are written: ceil(k·N/K) for k = 1..K, without
+    repeats when N < K (here, beside the records, so that ``nbs status`` can count them without torch)."""
+    return sorted({math.ceil(k * queries / checkpoints) for k in range(1, checkpoints + 1)})
+
+
+def planned_table_records(options: dict[str, Any]) -> int | None:
+    """How many records a table search with these saved method options writes, where its budget says so in
+    advance (a query budget: min(max_queries, checkpoints)); None for a time budget, whose query count is
+    known only at its end."""
+    budget, queries, checkpoints = options.get("budget"), options.get("max_queries"), options.get("checkpoints")
+    if budget != "queries" or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
+                                      for v in (queries, checkpoints)):
+        return None
+    return len(checkpoint_ends(queries, checkpoints))
 
 
 def _to_cell(value: Any) -> Any:

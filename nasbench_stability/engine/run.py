@@ -30,7 +30,7 @@ from ..bench.sources import one_line
 from ..bench.table import Benchmark
 from ..data.pipeline import BatchStream
 from ..data.search import SearchData, search_data
-from ..destinations import ensure_folder, writing
+from ..destinations import check_folder_path, ensure_folder, writing
 from ..errors import ConfigError, DamagedFileError, NbsError
 from ..methods.base import SearchContext, SearchMethod, StepStats
 from ..methods.registry import get_method
@@ -39,7 +39,7 @@ from ..space.supernet import NetworkShape
 from .atomic import write_text_atomic
 from .checkpoint import load_checkpoint, restore_state, save_checkpoint
 from .config import RunConfig
-from .epoch_log import EpochLog, NoEpochLog, open_epoch_log
+from .epoch_log import EpochLog, NoEpochLog, check_log_destination, open_epoch_log
 from .graphs import BatchScorer, graphed_step
 from .hessian import HessianSpectrum, arch_hessian_spectrum, arch_parameter_count
 from .memory import fits_in_memory
@@ -104,6 +104,15 @@ def _config_needs_writing(run_dir: Path, config: RunConfig) -> bool:
         raise ConfigError(f"{run_dir} holds a run with a different config (differs in: {', '.join(diff)}); "
                           f"use another --out or the same settings to resume")
     return False
+
+
+def check_resumable(run_dir: Path, config: RunConfig) -> None:
+    """What :meth:`Run.execute` would refuse about ``run_dir`` before any work (a file in its place, a
+    started run of another config), without writing: a caller that writes something of its own first (a
+    reproduction's manifest) asks this, so that a refused run leaves that unwritten too."""
+    check_folder_path(run_dir, "run directory")
+    if run_dir.is_dir():
+        _config_needs_writing(run_dir, config)
 
 
 def _has_results(run_dir: Path) -> bool:
@@ -267,6 +276,9 @@ class Run:
             _config_needs_writing(self.run_dir, cfg)  # an ended run's config exists: this only reads it
             yield self._already(status)                # (no lock: read-only storage still answers)
             return
+        # before the run writes anything, its lock file included (a run directory that was just made is
+        # empty: nothing there can be in the way)
+        check_log_destination(self.epoch_log, self.run_dir)
         with hold_run_lock(self.run_dir):
             self._wrote_config = False
             try:

@@ -19,7 +19,7 @@ from ..errors import NbsError
 from ..methods.multitrial.base import BudgetExhausted
 from ..methods.registry import get_method
 from .epoch_log import open_epoch_log
-from .records import drop_records_after, record_path, write_record
+from .records import checkpoint_ends, drop_records_after, record_path, write_record
 from .run import Run, RunResult, _write_status, seed_everything
 from .table_oracle import Query, TableOracle
 
@@ -81,8 +81,3 @@ class TableRun(Run):
         for spec in self.benchmark.accuracy_columns:
             record[f"bench_{spec.name}"] = float(bench.get(spec.name, math.nan))
         return record
-
-
-def checkpoint_ends(queries: int, checkpoints: int) -> list[int]:
-    """Query counts after which records are written: ceil(k·N/K) for k = 1..K, without repeats when N < K."""
-    return sorted({math.ceil(k * queries / checkpoints) for k in range(1, checkpoints + 1)})

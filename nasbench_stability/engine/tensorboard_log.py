@@ -20,9 +20,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..destinations import WriteError, reason
 from ..space.ops import EDGES, NUM_OPS
-
-TENSORBOARD_DIR = "tensorboard"
+from .epoch_log import TENSORBOARD_DIR
 
 #: record columns that identify a run or an epoch: not curves
 IDENTITY = frozenset({"seed", "epoch", "epochs", "bench_index", "pack_size", "best_query", "budget_total"})
@@ -75,7 +75,10 @@ class TensorBoardLog:
         from torch.utils.tensorboard import SummaryWriter
 
         # purge_step: what an earlier writer logged from this epoch on (a killed run's lost epochs) is hidden
-        return SummaryWriter(str(self.log_dir), purge_step=self.start_epoch + 1)
+        try:
+            return SummaryWriter(str(self.log_dir), purge_step=self.start_epoch + 1)
+        except OSError as err:   # checked before the run (check_log_destination), but the disk may change since
+            raise WriteError(f"cannot write the TensorBoard log {self.log_dir}: {reason(err)}") from None
 
     def epoch(self, record: Mapping[str, Any]) -> None:
         writer = self._writer = self._writer or self._open()

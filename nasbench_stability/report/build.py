@@ -254,7 +254,14 @@ def _ranking_table(df: pd.DataFrame, n_cells: int, batches: int, data_root, benc
     from ..analysis.ranking import UnsupportedAnalysisError, rank_correlation
 
     rows, notes = [], []
-    for run_dir in sorted(df["run_dir"].unique()):
+    # a table search (rs, rea, ...) trains no supernet, so it has no shared weights to rank cells with:
+    # left out with a note, not a failed report for every run beside it
+    table_runs = df.loc[table_search_rows(df), ["run_dir", "method"]].drop_duplicates("run_dir")
+    if not table_runs.empty:
+        methods = ", ".join(sorted(table_runs["method"].astype(str).unique()))
+        notes.append(f"Left out: {len(table_runs)} run(s) of {methods}, which search the benchmark table and train "
+                     f"no supernet.")
+    for run_dir in sorted(set(df["run_dir"].unique()) - set(table_runs["run_dir"])):
         try:
             result = rank_correlation(run_dir, n_cells, batches, seed=0, data_root=data_root, benchmark=benchmark)
         except UnsupportedAnalysisError as err:
@@ -265,7 +272,10 @@ def _ranking_table(df: pd.DataFrame, n_cells: int, batches: int, data_root, benc
     notes.insert(0, f"{n_cells} cells sampled uniformly (seed 0) from NB201, each evaluated with the run's final "
                     f"shared weights (one-hot op weights, BatchNorm on batch statistics) on the first {batches} "
                     f"batches of the run's valid split; rank correlation with the benchmark column.")
-    return Table("ranking", "Supernet ranking: benchmark vs shared-weight accuracy", pd.DataFrame(rows), tuple(notes))
+    columns = ["run", "method", "cells", "valid examples", "benchmark column", "Kendall τ", "p (τ)", "Spearman ρ",
+               "p (ρ)"]   # RankingResult.summary's: a table of no ranked run still says what it would hold
+    return Table("ranking", "Supernet ranking: benchmark vs shared-weight accuracy",
+                 pd.DataFrame(rows, columns=columns), tuple(notes))
 
 
 def _benchmark_display(df: pd.DataFrame, benchmark: Benchmark | None) -> pd.DataFrame:

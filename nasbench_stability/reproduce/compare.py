@@ -12,7 +12,8 @@ lies in our interval widened by 0.01 (the papers print two decimals). One seed g
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from ..analysis.intervals import DEFAULT_RULE, mean_interval
 from ..analysis.loading import NoRunsError, load_runs
 from ..analysis.tables import final_cell_since, final_records
 from ..bench.table import Benchmark
+from ..engine.records import DamagedRecordError, read_record, record_files, record_path
 from .experiments import Experiment, Row
 from .published import published_cell
 
@@ -32,11 +34,16 @@ from .published import published_cell
 @dataclass
 class Comparison:
     """``lines``: one per (row, column); ``seeds``: one per (run row, seed) with its final cell;
-    ``records``: every epoch of every run row (``row`` column added), for the curves."""
+    ``records``: every epoch of every run row (``row`` column added), for the curves; ``left_out``: the
+    seeds whose final record is damaged or missing (row, seed, file, problem, epoch: the latest readable
+    one), which are not in ``lines`` or ``seeds``; ``load_notes``: what reading the records warned about
+    (damaged files, runs left out), its paths relative to the experiment folder."""
 
     lines: pd.DataFrame
     seeds: pd.DataFrame
     records: pd.DataFrame
+    left_out: list[dict] = field(default_factory=list)
+    load_notes: list[str] = field(default_factory=list)
 
 
 def row_records(run_dirs: Path | list[Path], seeds: tuple[int, ...]) -> pd.DataFrame:
@@ -57,11 +64,29 @@ def compare(experiment: Experiment, out: Path, seeds: tuple[int, ...], benchmark
             sources: dict[str, list[Path]] | None = None) -> Comparison:
     """Our numbers beside the published ones; each run row's records from ``out/runs/<run key>``, or from
     ``sources[run key]`` (run directories made elsewhere, :func:`.runner.match_runs`)."""
-    lines, seed_rows, frames = [], [], []
+    lines, seed_rows, frames, left_out, notes = [], [], [], [], []
+    shown = _shown_paths(out, sources)
     for row in experiment.rows:
         where = sources.get(row.run_key, []) if sources is not None else out / "runs" / row.run_key
-        df = row_records(where, seeds) if row.kind == "run" else pd.DataFrame()
+        df = pd.DataFrame()
+        if row.kind == "run":
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                df = row_records(where, seeds)
+            for message in dict.fromkeys(str(w.message) for w in caught):
+                warnings.warn(message, stacklevel=2)   # on stderr as before, and in the report
+                notes.append(shown(message))
         last = final_records(df) if not df.empty else pd.DataFrame()
+        if not last.empty:
+            # a seed whose final record is damaged would be compared (and its collapse summed up) at an
+            # earlier epoch's cell, which is not the search's result: it is left out, named in the report
+            unfinal = _unfinal_runs(df)
+            for r in last[last["run_dir"].isin(unfinal)].itertuples():
+                path, problem = unfinal[r.run_dir]
+                left_out.append({"row": row.label, "seed": int(r.seed), "file": shown(str(path)),
+                                 "problem": problem, "epoch": int(r.epoch)})
+            df = df[~df["run_dir"].isin(unfinal)].reset_index(drop=True)
+            last = final_records(df) if not df.empty else pd.DataFrame()
         if not df.empty:
             frames.append(df.assign(row=row.label))
             seed_rows += _seed_lines(row, df, last)
@@ -71,7 +96,47 @@ def compare(experiment: Experiment, out: Path, seeds: tuple[int, ...], benchmark
             pub = published_cell(row.published, dataset, split)
             lines.append(_line(row, dataset, split, column, values, pub, benchmark))
     records = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    return Comparison(pd.DataFrame(lines), pd.DataFrame(seed_rows), records)
+    return Comparison(pd.DataFrame(lines), pd.DataFrame(seed_rows), records, left_out, list(dict.fromkeys(notes)))
+
+
+def _unfinal_runs(df: pd.DataFrame) -> dict[str, tuple[Path, str]]:
+    """run_dir -> (record file, problem) for each run whose latest readable epoch is not its final one: a
+    newer record file is damaged (reading left it out), or its status counts epochs whose record is gone."""
+    found = {}
+    for run_dir, group in df.groupby("run_dir", sort=False):
+        loaded = int(group["epoch"].max())
+        files = record_files(Path(run_dir))
+        done = pd.to_numeric(group["epochs_done"], errors="coerce").max() if "epochs_done" in group else math.nan
+        final = max([loaded, *files] + ([int(done)] if math.isfinite(done) else []))
+        if final <= loaded:
+            continue
+        if final not in files:
+            found[run_dir] = (record_path(Path(run_dir), final), "missing")
+            continue
+        try:
+            read_record(files[final])
+            problem = "left out by reading"   # not seen: reading leaves out only a damaged record
+        except DamagedRecordError as err:
+            problem = f"damaged ({err.problem})"
+        found[run_dir] = (files[final], problem)
+    return found
+
+
+def _shown_paths(out: Path, sources: dict[str, list[Path]] | None):
+    """A function that writes the run folders' paths in a text as the report shows them: relative to the
+    experiment folder, or from the run directory's name for runs made elsewhere (a committed report holds
+    no path of the machine it was made on)."""
+    roots = {str(Path(out).resolve()): ""}
+    for run_dir in (d for dirs in (sources or {}).values() for d in dirs):
+        roots.setdefault(str(Path(run_dir).resolve().parent), "")
+    ordered = sorted(roots, key=len, reverse=True)
+
+    def shown(text: str) -> str:
+        for root in ordered:
+            text = text.replace(root + "/", roots[root])
+        return text
+
+    return shown
 
 
 def _ours(row: Row, last: pd.DataFrame, column: str, benchmark: Benchmark) -> np.ndarray:

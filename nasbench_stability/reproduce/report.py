@@ -9,8 +9,10 @@ after more epochs replaces it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +29,8 @@ from ..bench.table import Benchmark
 from ..destinations import check_writable, writing
 from ..engine.atomic import write_text_atomic
 from ..engine.config import PRESETS
-from ..errors import MissingFileError, NbsError
+from ..ranges import EPOCHS
+from ..errors import MissingFileError, NbsError, quote
 from ..plots.collapse import plot_collapse
 from ..plots.common import NothingToPlotError
 from ..plots.style import save_figure
@@ -48,18 +51,77 @@ class ReportFiles:
 
 
 def plan_from_manifest(out: Path) -> Plan:
-    """The plan an experiment folder was last run with (its ``experiment.json``)."""
+    """The plan an experiment folder was last run with (its ``experiment.json``), every field checked: a
+    report and commands made from a wrong-typed field would not describe the runs, so such a manifest is
+    refused in one line (MissingFileError) instead."""
     path = out / MANIFEST
     if not path.is_file():
         raise MissingFileError(f"{out} holds no {MANIFEST}: not an `nbs reproduce` folder (run the experiment first)")
+
+    def damaged(problem: str) -> MissingFileError:
+        return MissingFileError(f"{path} is damaged ({problem}); re-run the experiment to rewrite it")
+
     try:
         m = json.loads(path.read_text())
-        rows = tuple(str(r) for r in m.get("rows", []))
-        extra = tuple(sorted((str(k), str(v)) for k, v in m.get("set", {}).items()))
-        return Plan(get_experiment(m["experiment"]).select(list(rows)), tuple(int(s) for s in m["seeds"]),
-                    str(m["preset"]), str(m["device"]), m["epochs"], out, rows, extra, m.get("runs_from"))
-    except (ValueError, KeyError, TypeError, NbsError) as err:
-        raise MissingFileError(f"{path} is damaged ({err.__class__.__name__}); re-run the experiment to rewrite it") from None
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise damaged(f"not JSON: {err.__class__.__name__}") from None
+    problem = manifest_problem(m)
+    if problem:
+        raise damaged(problem)
+    rows = tuple(m["rows"])
+    try:
+        plan = Plan(get_experiment(m["experiment"]).select(list(rows)), tuple(m["seeds"]), m["preset"], m["device"],
+                    m["epochs"], out, rows, tuple(sorted((k, str(v)) for k, v in m["set"].items())),
+                    m.get("runs_from"))
+        _report_configs(plan)   # a setting no run could have been made with (an unknown --set key, say)
+    except NbsError as err:
+        raise damaged(str(err)) from None
+    return plan
+
+
+#: the fields of ``experiment.json`` a plan is made from (``write_manifest`` writes them all)
+MANIFEST_FIELDS = ("experiment", "seeds", "preset", "device", "epochs", "rows", "set")
+
+
+def manifest_problem(m: object) -> str:
+    """What is wrong with a parsed ``experiment.json`` ('' if nothing), in a few words."""
+    if not isinstance(m, dict):
+        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(m), "a number")
+        return f"{kind} where a JSON object belongs"
+    missing = [k for k in MANIFEST_FIELDS if k not in m]
+    if missing:
+        return f"no {', '.join(map(repr, missing))}"
+
+    def count(v: object) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    seeds, epochs, sets = m["seeds"], m["epochs"], m["set"]
+    if not isinstance(m["experiment"], str):
+        return f"experiment {quote(m['experiment'])} is not a name"
+    # nbs runs seeds 0..K-1 (--seeds K): any other list has no command that reproduces it
+    if (not isinstance(seeds, list) or not 1 <= len(seeds) <= 1000 or not all(map(count, seeds))
+            or seeds != list(range(len(seeds)))):
+        return f"seeds {quote(seeds)} are not 0..K-1 for a K between 1 and 1000"
+    if not isinstance(m["preset"], str) or m["preset"] not in PRESETS:
+        return f"preset {quote(m['preset'])} is not one of {', '.join(PRESETS)}"
+    if not isinstance(m["device"], str) or not re.fullmatch(r"cpu|cuda(:\d+)?", m["device"]):
+        return f"device {quote(m['device'])} is not cpu or cuda[:N]"
+    if epochs is not None and not (count(epochs) and EPOCHS.contains(epochs)):
+        return f"epochs {quote(epochs)} is neither null nor a whole number from {EPOCHS.lo:,} to {EPOCHS.hi:,}"
+    if not isinstance(m["rows"], list) or not all(isinstance(r, str) for r in m["rows"]):
+        return f"rows {quote(m['rows'])} is not a list of row labels"
+    if not isinstance(sets, dict) or not all(isinstance(v, (str, int, float)) and not isinstance(v, bool)
+                                             for v in sets.values()):
+        return f"set {quote(sets)} is not an object of KEY: VALUE"
+    if m.get("runs_from") is not None and not isinstance(m["runs_from"], str):
+        return f"runs_from {quote(m['runs_from'])} is not a text"
+    return ""
+
+
+def _report_configs(plan: Plan) -> list:
+    """The plan's resolved configs, as the report reads them (method, preset, epochs): resolved for the CPU,
+    so that a report of runs made on a GPU can be rewritten on a machine without one."""
+    return [c for cs in dataclasses.replace(plan, device="cpu").configs().values() for c in cs]
 
 
 def write_report(plan: Plan, benchmark: Benchmark, sources: dict[str, list[Path]] | None = None,
@@ -139,7 +201,7 @@ def _scale_paragraph(plan: Plan, comparison: Comparison) -> str:
         lines = [f"**Scale.** preset `{plan.preset}` ({preset.description}){epochs}; {len(plan.seeds)} seed(s) "
                  f"(the paper: {plan.experiment.seeds}); device {', '.join(devices) or plan.device}; {bn_text}"
                  + (f"; packed seeds: pack size {', '.join(map(str, packs))}" if packs and packs != [1] else "") + "."]
-    configs = [c for cs in plan.configs().values() for c in cs]
+    configs = _report_configs(plan)
     cut = cut_schedule_notes(pd.DataFrame([{"method": c.method, "preset": c.preset, "epochs": c.epochs}
                                            for c in configs]))
     if cut:
@@ -153,6 +215,19 @@ def _scale_paragraph(plan: Plan, comparison: Comparison) -> str:
         lines.append(f"**Not finished**: {len(unfinished)} seed run(s) (their latest epoch is used): "
                      + ", ".join(f"{r.row} seed {r.seed} ({r.status}, epoch {r.epochs})"
                                  for r in unfinished.itertuples()) + ".")
+    if comparison.left_out:
+        by_file: dict[str, list[dict]] = {}   # rows with one configuration share their runs: each file once
+        for d in comparison.left_out:
+            by_file.setdefault(d["file"], []).append(d)
+        lines.append(f"**Left out of ours**: {len(by_file)} seed run(s) whose final record is damaged or missing "
+                     "(an earlier epoch's cell is not the search's result): "
+                     + "; ".join(f"{', '.join(d['row'] for d in ds)} seed {ds[0]['seed']}: `{file}` is "
+                                 f"{ds[0]['problem']}" for file, ds in by_file.items())
+                     + ". Re-run such a seed into another --out (runs are deterministic) to have it again.")
+    said = [d["file"] for d in comparison.left_out]
+    damaged = [n for n in comparison.load_notes if not any(f in n for f in said)]
+    if damaged:
+        lines.append("**Damaged files**: " + "; ".join(n.rstrip(".") for n in damaged) + ".")
     return " ".join(lines)
 
 
@@ -161,11 +236,11 @@ def _column_label(dataset: str, split: str, exact: bool | None) -> str:
     return f"{DATASET_LABELS.get(dataset, dataset)} {split}{mark}"
 
 
-def _ours_text(line: pd.Series) -> str:
+def _ours_text(line: pd.Series, left_out: set[str] = frozenset()) -> str:
     if line["kind"] == "unavailable":
         return "n/a"
     if line["n"] == 0:
-        return "not run yet"
+        return "none readable (see Left out of ours)" if line["row"] in left_out else "not run yet"
     if line["kind"] == "benchmark":
         return f"{line['mean']:.2f} (benchmark)"
     text = f"{line['mean']:.2f}" + (f" ± {line['std']:.2f}" if line["n"] > 1 else "")
@@ -175,14 +250,14 @@ def _ours_text(line: pd.Series) -> str:
 
 def _comparison_table(exp: Experiment, comparison: Comparison) -> Table:
     """Long: one line per (row, column) of the rows we have numbers for."""
-    rows = []
+    rows, left_out = [], {d["row"] for d in comparison.left_out}
     for line in comparison.lines.itertuples(index=False):
         s = pd.Series(line._asdict())
         if s["kind"] == "unavailable":
             continue
         rows.append({
             "row": s["row"], "column": _column_label(s["dataset"], s["split"], s["exact"]),
-            "ours": _ours_text(s), "published": s["published_display"] or "–",
+            "ours": _ours_text(s, left_out), "published": s["published_display"] or "–",
             "ours − published": f"{s['difference']:+.2f}" if math.isfinite(s["difference"]) else "",
             "verdict": s["verdict"] if isinstance(s["verdict"], str) else "",
         })

@@ -21,8 +21,12 @@ from ..engine.atomic import write_text_atomic
 from ..analysis.loading import find_run_dirs, read_run_config
 from ..engine.config import PRESETS, RunConfig, default_preset, resolve_config, resolve_device
 from ..engine.cost import Estimate, RunPlan, estimate
-from ..engine.executor import run_seeds
-from ..engine.run import RunResult
+from ..bench.build import ensure_table
+from ..bench.table import Benchmark
+from ..data.catalog import dataset_spec
+from ..data.locate import locate_dataset
+from ..engine.executor import run_seeds, will_pack
+from ..engine.run import RunResult, check_resumable, run_dir_for
 from ..destinations import check_writable, ensure_folder, writing
 from ..errors import ConfigError, NbsError
 from ..methods.registry import get_method
@@ -139,12 +143,29 @@ def make_plan(experiment: Experiment, *, seeds: int | None, preset: str | None, 
                 tuple(sorted((extra or {}).items())))
 
 
+def preflight(plan: Plan, *, data_root: Path | None = None, benchmark_path: Path | None = None,
+              pack: bool | None = None, log: Callable[[str], None] = print) -> None:
+    """Every refusal the plan's runs would give before their first epoch, asked before the experiment
+    folder is written: the manifest is what ``--report-only`` reports, so a refused re-run (another
+    --epochs, --set or --preset into the same --out) must leave it describing the runs that are there."""
+    check_writable(plan.out, "--out folder")   # a file in the way or a read-only place
+    configs = plan.configs()                   # a bad setting or a --set that contradicts a row
+    for key, row in plan.experiment.runs().items():
+        will_pack(configs[key], pack)          # --pack for a method that cannot pack
+        for config in configs[key]:            # a started run of another config in its directory
+            check_resumable(run_dir_for(plan.run_dir(row), config), config)
+    Benchmark.load(ensure_table(benchmark_path, log=log))
+    for dataset in sorted({c.dataset for key, row in plan.experiment.runs().items() if not is_table_search(row)
+                           for c in configs[key]}):
+        locate_dataset(dataset_spec(dataset), data_root)
+
+
 def execute(plan: Plan, *, data_root: Path | None = None, benchmark_path: Path | None = None, progress: bool = True,
             pack: bool | None = None, cuda_graphs: bool = True,
             log: Callable[[str], None] = print) -> dict[str, list[RunResult]]:
     """Run (or resume) every distinct run of the plan; returns the engine's results per run key."""
+    preflight(plan, data_root=data_root, benchmark_path=benchmark_path, pack=pack, log=log)
     log(plan_estimate(plan).line)
-    check_writable(plan.out, "--out folder")   # a file in the way or a read-only place fails before any run
     ensure_folder(plan.out, "--out folder")
     with writing(plan.out / MANIFEST, "experiment manifest"):
         write_manifest(plan)
