@@ -87,3 +87,17 @@ def read_only(folder: Path) -> Iterator[tuple[str, ...]]:
     finally:
         for p, mode in modes.items():
             p.chmod(mode)
+
+
+def pids_where(field: int, value: int) -> list[int]:
+    """Processes whose /proc/PID/stat field ``field`` (counted after the command name: 1 = parent pid,
+    3 = session id) equals ``value``."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[field]) == value:
+            pids.append(int(stat.parent.name))
+    return pids

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from conftest import REPO, SUBPROCESS_ENV
-from files_helpers import nbs_call, read_only
+from files_helpers import nbs_call, pids_where, read_only
 from nasbench_stability.engine.config import resolve_config
 from nasbench_stability.engine.records import read_records
 from nasbench_stability.engine.run_lock import LOCK_FILE
@@ -80,15 +80,7 @@ def test_a_failing_run_is_reported_and_the_others_finish(cli, tmp_path):
 
 # ---- a dead worker ----------------------------------------------------------------------------------
 def _children(parent: int) -> list[int]:
-    pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == parent:
-            pids.append(int(stat.parent.name))
-    return pids
+    return pids_where(1, parent)
 
 
 def _workers(parent: int) -> list[int]:

@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 
 from conftest import REPO, SUBPROCESS_ENV
+from files_helpers import pids_where
 from nasbench_stability.engine.records import TIMING_COLUMNS, read_records, record_path
 from nasbench_stability.engine.run_lock import LOCK_FILE
 from nasbench_stability.engine.status import read_status
@@ -61,15 +62,7 @@ def _free_port() -> int:
 def _session_pids(sid: int) -> list[int]:
     """Processes of session ``sid``: every process of the cluster (workers get process groups of their
     own, but stay in the session of `ray start`)."""
-    pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == sid:
-            pids.append(int(stat.parent.name))
-    return pids
+    return pids_where(3, sid)
 
 
 @pytest.fixture(scope="module")

@@ -61,5 +61,5 @@ def open_epoch_log(kind: str, run_dir: Path, start_epoch: int) -> EpochLog:
     if kind == "tensorboard":
         from .tensorboard_log import TensorBoardLog
 
-        return TensorBoardLog(Path(run_dir), start_epoch)
+        return TensorBoardLog(Path(run_dir) / TENSORBOARD_DIR, start_epoch)
     return NoEpochLog()

@@ -22,7 +22,6 @@ import numpy as np
 
 from ..destinations import WriteError, reason
 from ..space.ops import EDGES, NUM_OPS
-from .epoch_log import TENSORBOARD_DIR
 
 #: record columns that identify a run or an epoch: not curves
 IDENTITY = frozenset({"seed", "epoch", "epochs", "bench_index", "pack_size", "best_query", "budget_total"})
@@ -67,8 +66,9 @@ class TensorBoardLog:
     """:class:`~.epoch_log.EpochLog` to TensorBoard; the writer (and its folder) appear with the first epoch,
     so a run that fails before any epoch leaves no trace."""
 
-    def __init__(self, run_dir: Path, start_epoch: int) -> None:
-        self.log_dir, self.start_epoch = Path(run_dir) / TENSORBOARD_DIR, start_epoch
+    def __init__(self, log_dir: Path, start_epoch: int) -> None:
+        # the folder is named by epoch_log (TENSORBOARD_DIR), which imports this module, not the reverse
+        self.log_dir, self.start_epoch = Path(log_dir), start_epoch
         self._writer = None
 
     def _open(self):
