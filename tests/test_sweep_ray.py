@@ -6,6 +6,7 @@ records. The cluster is stopped at the end even when a test fails."""
 from __future__ import annotations
 
 import importlib
+import ipaddress
 import os
 import shutil
 import signal
@@ -227,3 +228,129 @@ def test_a_relative_out_means_the_users_folder_on_the_ray_workers(cli, ray_clust
         run = tmp_path / rel / "max_queries=10" / f"rs-cifar10-seed{seed}"
         assert read_status(run)[0].get("state") == "finished", run
         assert f"{run}: finished" in result.stdout   # the progress lines name where the runs are
+
+
+# --- a local Ray (no --address): loopback only, and requests it cannot meet refused --------------------------
+
+RS_STUDY = 'methods = ["rs"]\nseeds = 2\n[set]\nmax_queries = 10\n'   # a table search: no dataset, seconds
+
+
+@pytest.fixture
+def local_ray(monkeypatch, tmp_path_factory):
+    """For a sweep that starts Ray in this process: its own short temp dir (unix socket paths < 108
+    characters), no token authentication; afterwards no process it started may be left."""
+    temp = Path(tempfile.mkdtemp(prefix="nbsray", dir="/tmp"))
+    monkeypatch.setenv("RAY_TMPDIR", str(temp))
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    try:
+        yield
+    finally:
+        left = _ray_descendants()
+        for pid in left:   # a leak is a failure below, but never a cluster left running
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        shutil.rmtree(temp, ignore_errors=True)
+        assert not left, f"Ray processes left behind: {left}"
+
+
+def _ray_descendants() -> list[int]:
+    """Processes below this one in its session: what a Ray started in this process runs (the module's
+    cluster, started in a session of its own, is not among them)."""
+    me, sid = os.getpid(), os.getsid(0)
+    found, grown = {me}, True
+    while grown:
+        grown = False
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            pid = int(stat.parent.name)
+            if pid not in found and int(fields[1]) in found and int(fields[3]) == sid:
+                found.add(pid)
+                grown = True
+    return sorted(found - {me})
+
+
+def _listening(pids: set[int]) -> dict[str, str]:
+    """The TCP and UDP sockets ``pids`` listen on, from `ss` (what the kernel says, not what flags asked
+    for): "process pid=N" -> local address."""
+    lines = subprocess.run(["ss", "-ltunpH"], capture_output=True, text=True, check=True).stdout.splitlines()
+    found = {}
+    for line in lines:
+        fields = line.split()
+        for pid in pids:
+            if f"pid={pid}," in line:
+                name = line.split('(("', 1)[1].split('"', 1)[0] if '(("' in line else "?"
+                found[f"{fields[0]} {name} pid={pid}"] = fields[4]
+    return found
+
+
+def _is_loopback(local: str) -> bool:
+    host = local.rsplit(":", 1)[0].strip("[]").split("%", 1)[0]
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:   # "*", "0.0.0.0" written as a name: every interface
+        return False
+    ip = getattr(ip, "ipv4_mapped", None) or ip   # a dual-stack socket bound to ::ffff:127.0.0.1
+    return ip.is_loopback
+
+
+def test_a_local_ray_listens_on_loopback_only(cli, local_ray, tmp_path):
+    """Every socket of every process of the Ray that `--executor ray` without --address starts (GCS, raylet,
+    object manager, runtime-env agent, workers, the driver's own) is bound to loopback, as `ss` sees it
+    while the sweep runs; and there is no dashboard."""
+    study = tmp_path / "rs.toml"
+    study.write_text(RS_STUDY)
+    seen: dict[str, str] = {}
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            pids = set(_ray_descendants()) | {os.getpid()}
+            seen.update(_listening(pids))
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        result = cli("sweep", str(study), "--executor", "ray", "--out", str(tmp_path / "out"), "--quiet")
+    finally:
+        stop.set()
+        watcher.join()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 runs: 2 finished" in result.stdout, result.stdout
+    names = " ".join(seen)
+    assert "gcs_server" in names and "raylet" in names, seen   # the watch saw the cluster, not nothing
+    assert "dashboard" not in names.lower(), seen
+    assert {k: v for k, v in seen.items() if not _is_loopback(v)} == {}, seen
+
+
+@pytest.mark.parametrize("option, value", [("--gpus-per-task", "1"), ("--cpus-per-task", "64")])
+def test_a_task_the_local_ray_cannot_take_is_one_line(cli, local_ray, tmp_path, option, value):
+    """No GPU here, 2 CPUs: such a task used to wait forever (silently with --quiet)."""
+    study = tmp_path / "rs.toml"
+    study.write_text(RS_STUDY)
+    start = time.monotonic()
+    result = cli("sweep", str(study), "--executor", "ray", "--out", str(tmp_path / "out"), "--quiet", option, value)
+    assert time.monotonic() - start < 240   # Ray's start on the loaded test machine; the check itself is at once
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.count("\n") == 1 and "no node of the local Ray cluster can take a task of" in result.stderr, \
+        result.stderr
+    assert not (tmp_path / "out" / "max_queries=10" / "rs-cifar10-seed0" / "status.json").exists()
+
+
+@pytest.mark.parametrize("option, value", [("--cpus-per-task", v) for v in ("inf", "nan", "1e-9", "0", "-1")]
+                         + [("--gpus-per-task", v) for v in ("nan", "inf", "1.5", "-1", "1e-9")])
+def test_a_task_request_ray_cannot_schedule_is_one_line_before_any_work(cli, tmp_path, option, value):
+    """Before the study is even read (a missing benchmark table would be built, a dataset decoded): one line,
+    exit 2, never Ray's traceback at submit time."""
+    study = tmp_path / "rs.toml"
+    study.write_text(RS_STUDY)
+    result = cli("sweep", str(study), "--executor", "ray", "--benchmark", str(tmp_path / "missing.parquet"),
+                 "--out", str(tmp_path / "out"), option, value)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith(f"nbs: error: {option} must be"), result.stderr
+    assert not (tmp_path / "out").exists() and result.stdout == ""

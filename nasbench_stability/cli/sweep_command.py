@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shlex
 import sys
@@ -118,7 +119,22 @@ def _executor(kind: str, address: str | None, jobs: int, cpus: float, gpus: floa
     if jobs != 1:
         raise ConfigError("--jobs is for --executor local; a Ray cluster runs as many tasks as it has resources for")
     cpus, retries = 1.0 if cpus is None else cpus, 1 if retries is None else retries
-    if cpus <= 0 or (gpus is not None and gpus < 0) or retries < 0:
-        raise ConfigError("--cpus-per-task must be positive, --gpus-per-task and --max-retries at least 0")
+    check_task_resources(cpus, gpus)
+    if retries < 0:
+        raise ConfigError(f"--max-retries must be at least 0, got {retries}")
     import_ray()   # not installed: one line now, before any work
     return RayExecutor(address=address, cpus_per_task=cpus, gpus_per_task=gpus, max_retries=retries)
+
+
+MIN_SHARE = 0.01   # the smallest CPU or GPU share a task may ask for (Ray's own grain, 0.0001, is no sensible task)
+
+
+def check_task_resources(cpus: float, gpus: float | None) -> None:
+    """One line for a request Ray could never schedule, before the data are prepared: Ray itself takes nan
+    and inf with a traceback at submit time, and a fractional GPU count above 1 is never scheduled."""
+    if not math.isfinite(cpus) or cpus < MIN_SHARE:
+        raise ConfigError(f"--cpus-per-task must be a number of at least {MIN_SHARE:g}, got {cpus:g}")
+    if gpus is not None and not (math.isfinite(gpus) and (gpus == 0 or MIN_SHARE <= gpus <= 1
+                                                          or (gpus > 1 and gpus.is_integer()))):
+        raise ConfigError(f"--gpus-per-task must be 0, a share of one GPU from {MIN_SHARE:g} to 1, or a whole "
+                          f"number, got {gpus:g}")

@@ -8,6 +8,11 @@ installed on every node. Ray is optional (``pip install -e '.[ray]'``) and impor
 A worker killed mid-run leaves its run's last checkpoint and a lock that died with the process: Ray
 re-runs the task up to ``max_retries`` times, and the run resumes from the checkpoint; past that the
 run is reported failed, and re-running the sweep resumes it the same way.
+
+Without an address Ray starts here, on loopback only (see :func:`_loopback_only`), without the dashboard.
+A task no node can take is refused in one line: on the local cluster at once (it cannot grow); on a
+remote one after ``NODE_WAIT_S`` seconds without a node that fits (an autoscaler may add one meanwhile),
+before the tasks start and again while tasks wait.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import dataclasses
 import logging
 import os
 import socket
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from .. import paths
@@ -27,6 +34,12 @@ from .expand import WorkUnit
 from .worker import RunEnvironment, RunOutcome, describe_error, failed, run_unit
 
 RAY_MISSING = "Ray is not installed: pip install -e '.[ray]'"
+LOOPBACK = "127.0.0.1"
+# Ray's single-node switch (meant for macOS/Windows, honoured everywhere): without it Ray turns a node
+# address of 127.0.0.1 into the machine's network address, and then listens on every interface
+SINGLE_NODE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+NODE_WAIT_S = 60.0   # how long a remote cluster has to offer a node that can take a task
+POLL_S = 2.0
 
 
 def import_ray():
@@ -48,15 +61,32 @@ class RayExecutor:
     def run(self, units: list[WorkUnit], env: RunEnvironment, on_done: OnDone) -> list[list[RunOutcome]]:
         ray = import_ray()
         env = dataclasses.replace(env, threads=max(1, int(self.cpus_per_task)))
+        with _loopback_only(ray, self.address is None):
+            return self._run(ray, units, env, on_done)
+
+    def _run(self, ray, units: list[WorkUnit], env: RunEnvironment, on_done: OnDone) -> list[list[RunOutcome]]:
         self._connect(ray, env)
         try:
+            needs = {(self.cpus_per_task, self._gpus(unit)) for unit in units}
+            # before any task: a request no node can meet would otherwise wait forever, silently
+            self._wait_for_nodes(ray, needs, wait=0.0 if self.address is None else NODE_WAIT_S)
             task = ray.remote(_ray_task)
             refs = {task.options(num_cpus=self.cpus_per_task, num_gpus=self._gpus(unit), max_retries=self.max_retries,
                                  retry_exceptions=False).remote(unit, env): i for i, unit in enumerate(units)}
             outcomes: dict[int, list[RunOutcome]] = {}
             pending = list(refs)
+            unfit_since = None   # when the pending tasks last found no node able to take them
             while pending:
-                done, pending = ray.wait(pending, num_returns=1)
+                done, pending = ray.wait(pending, num_returns=1, timeout=POLL_S)
+                if not done:   # a node that fitted may have left: bounded, as before the start
+                    waiting = {(self.cpus_per_task, self._gpus(units[refs[r]])) for r in pending}
+                    if _unfit(ray, waiting) is None:
+                        unfit_since = None
+                    elif unfit_since is None:
+                        unfit_since = time.monotonic()
+                    elif time.monotonic() - unfit_since > NODE_WAIT_S:
+                        self._wait_for_nodes(ray, waiting, wait=0.0, waited=NODE_WAIT_S)
+                    continue
                 i = refs[done[0]]
                 try:
                     outcomes[i] = ray.get(done[0])
@@ -72,16 +102,71 @@ class RayExecutor:
             return self.gpus_per_task
         return 1.0 if unit.runs[0].config.device.startswith("cuda") else 0.0
 
+    def _where(self) -> str:
+        return f"the Ray cluster at {self.address}" if self.address else "the local Ray cluster"
+
+    def _wait_for_nodes(self, ray, needs: set[tuple[float, float]], wait: float, waited: float = 0.0) -> None:
+        """Return once every request in ``needs`` (CPUs, GPUs) fits some alive node; else, after ``wait``
+        seconds, one line naming the request and the largest node."""
+        deadline = time.monotonic() + wait
+        while (unfit := _unfit(ray, needs)) is not None:
+            if time.monotonic() >= deadline:
+                (cpus, gpus), largest = unfit
+                after = f" after {waited + wait:g} s" if waited + wait else ""
+                raise ConfigError(f"no node of {self._where()} can take a task of {cpus:g} CPUs and {gpus:g} GPUs"
+                                  f"{after} ({largest}); lower --cpus-per-task/--gpus-per-task "
+                                  f"or add such a node")
+            time.sleep(POLL_S)
+
     def _connect(self, ray, env: RunEnvironment) -> None:
         if self.address:
             check_reachable(self.address)
-        start_here = {} if self.address else {"include_dashboard": False}
+        # started here: on loopback (with _loopback_only), no dashboard, which would be one more port
+        start_here = {} if self.address else {"include_dashboard": False, "_node_ip_address": LOOPBACK}
         try:
             ray.init(address=self.address, log_to_driver=not env.quiet, logging_level=logging.WARNING,
                      configure_logging=True, **start_here)
         except (ConnectionError, RuntimeError, ValueError) as err:
             where = f"the Ray cluster at {self.address}" if self.address else "a local Ray instance"
             raise ConfigError(f"cannot connect to {where}: {one_line(err)}") from None
+
+
+def _unfit(ray, needs: set[tuple[float, float]]):
+    """The first (CPUs, GPUs) request of ``needs`` that no alive node of the cluster can ever meet, with
+    the largest node's resources in words; None if every one fits some node."""
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    for cpus, gpus in sorted(needs, reverse=True):
+        if not any(n.get("CPU", 0) >= cpus and n.get("GPU", 0) >= gpus for n in nodes):
+            if not nodes:
+                return (cpus, gpus), "no node is alive"
+            top = max(nodes, key=lambda n: (n.get("GPU", 0), n.get("CPU", 0)) if gpus else
+                      (n.get("CPU", 0), n.get("GPU", 0)))
+            return (cpus, gpus), f"its largest node has {top.get('CPU', 0):g} CPUs and {top.get('GPU', 0):g} GPUs"
+    return None
+
+
+@contextmanager
+def _loopback_only(ray, local: bool):
+    """While ``local``: Ray's single-node mode, so that a cluster started here has 127.0.0.1 as its node
+    address and binds its GCS, raylet (node and object manager), runtime-env agent and workers to loopback
+    (Ray listens on all interfaces unless the node address is 127.0.0.1, and on Linux rewrites 127.0.0.1 to
+    the network address unless this mode is on). The environment variable reaches the processes Ray
+    starts; the constant is the one this process read when Ray was imported. Both are put back after."""
+    if not local:
+        yield
+        return
+    constants = ray._private.ray_constants
+    before_env, before_const = os.environ.get(SINGLE_NODE_ENV), constants.ENABLE_RAY_CLUSTER
+    os.environ[SINGLE_NODE_ENV] = "0"
+    constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        constants.ENABLE_RAY_CLUSTER = before_const
+        if before_env is None:
+            os.environ.pop(SINGLE_NODE_ENV, None)
+        else:
+            os.environ[SINGLE_NODE_ENV] = before_env
 
 
 def check_reachable(address: str, timeout: float = 10.0) -> None:
