@@ -299,7 +299,9 @@ def table_headers(markdown: str) -> dict[str, list[str]]:
         if line.startswith("### "):
             title = line[4:].strip()
         elif title is not None and line.startswith("| "):
-            headers[title] = [c.strip() for c in line.strip().strip("|").split("|")]
+            # a time column names the unit its values needed (s, min, h): the same column whatever the unit
+            headers[title] = [re.sub(r"\((s|min|h)\)$", "(time unit)", c.strip())
+                              for c in line.strip().strip("|").split("|")]
             title = None
     return headers
 
