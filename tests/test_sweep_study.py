@@ -187,7 +187,7 @@ def test_executor_options_of_the_other_executor_are_refused(cli, tmp_path):
     assert_one_line(cli("sweep", str(study), "--max-retries", "2"), "--max-retries is for --executor ray")
     assert_one_line(cli("sweep", str(study), "--jobs", "0"), "--jobs must be at least 1")
     assert_one_line(cli("sweep", str(study), "--executor", "ray", "--cpus-per-task", "0"),
-                    "--cpus-per-task must be positive")
+                    "--cpus-per-task must be a number of at least 0.01, got 0")
     assert_one_line(cli("sweep", str(study), "--executor", "ray", "--jobs", "2"), "--jobs is for --executor local")
 
 
