@@ -369,7 +369,7 @@ def test_bn_mode_never_changes_the_search_only_eval_outputs(method):
 # adb81a8, xiaomi-automl/FairDARTS 270cfc9, ruocwang/darts-pt 4ec3149, automl/RobustDARTS 3dec3fe,
 # xiangning-chen/DrNAS f2caa4d.
 XAUTODL = "AutoDL-Projects"        # D-X-Y/AutoDL-Projects (xautodl): NB201's own search scripts
-NB201_BARE = "NB201 reference"     # lines that say "NB201 reference" and name no file: xautodl's value, per comment
+NB201_BARE = "NB201 reference"     # lines checked to say "NB201 reference" (most now also name their xautodl file)
 PAPERS = {"paper 000": "MergeNAS", "paper 001": "Single-DARTS", "paper 002": "DNAS", "paper 003": "Factorizable",
           "paper 004": "EDAS"}     # seed paper → a word of its title on the method's paper: line
 RESOLVED = {"tune_epochs_used": "tune_epochs", "supernet_epochs": "epochs"}   # resolved property → its option

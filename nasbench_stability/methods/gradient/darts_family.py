@@ -37,8 +37,8 @@ from ...space.ops import NUM_EDGES, NUM_OPS, OP_INDEX
 from ...space.supernet import Supernet
 from ..base import Batch, SearchContext, SearchMethod, StepStats
 from ..packing import capturable_adam, clip_per_seed, packed_forward, set_capturable
-from ..options import (NB201, OURS, SINGLE_DARTS_ABLATION, XAUTODL_BN, XAUTODL_CONFIG, XAUTODL_LR, XAUTODL_NET,
-                      XAUTODL_SH, XAUTODL_V1, option)
+from ..options import (OURS, SINGLE_DARTS_ABLATION, XAUTODL_BN, XAUTODL_CONFIG, XAUTODL_LR, XAUTODL_NET, XAUTODL_SH,
+                      XAUTODL_V1, XAUTODL_V2, option)
 
 MODES = ("bilevel", "single-level-two-batches", "single-level")
 ACTIVATIONS = ("softmax", "sigmoid")
@@ -56,9 +56,9 @@ class DartsOptions:
 
     epochs: int = option(50, XAUTODL_CONFIG, "search epochs", bounds=EPOCHS)
     batch_size: int = option(64, XAUTODL_CONFIG, "batch size of every stream", bounds=BATCH_SIZE)
-    mode: str = option("bilevel", NB201, "optimization mode", MODES)
-    activation: str = option("softmax", NB201, "activation on α", ACTIVATIONS)
-    order: int = option(1, NB201, "1 = first-order α gradient, 2 = unrolled second order", (1, 2))
+    mode: str = option("bilevel", XAUTODL_V1, "optimization mode", MODES)
+    activation: str = option("softmax", XAUTODL_NET, "activation on α", ACTIVATIONS)
+    order: int = option(1, XAUTODL_V1, "1 = first-order α gradient, 2 = unrolled second order", (1, 2))
     step_order: str = option("w-alpha", XAUTODL_V1, "two-batch modes: w-alpha = weight step on the train batch, "
                              "then the α step at the updated weights; alpha-w = α step first", STEP_ORDERS)
     w_lr: float = option(0.025, XAUTODL_CONFIG, "SGD learning rate of the network weights", bounds=POSITIVE)
@@ -88,10 +88,10 @@ class DartsOptions:
     a_weight_decay: float = option(1e-3, XAUTODL_SH, "Adam weight decay (L2) of α (--arch_weight_decay)",
                                    bounds=NON_NEGATIVE)
     alpha_init_std: float = option(1e-3, XAUTODL_NET, "α initialised as std·N(0, 1)", bounds=NON_NEGATIVE)
-    unrolled_eps: float = option(0.01, NB201, "finite-difference ε numerator for order 2 (DARTS: 0.01/‖∇w'L‖)",
+    unrolled_eps: float = option(0.01, XAUTODL_V2, "finite-difference ε numerator for order 2 (DARTS: 0.01/‖∇w'L‖)",
                                  bounds=POSITIVE)
     gc_every: int = option(10, OURS, "measure gradient correlation every k steps (0 = never)", bounds=EVERY)
-    derive_none: bool = option(True, NB201, "'none' takes part in the argmax derivation; false leaves it out "
+    derive_none: bool = option(True, XAUTODL_NET, "'none' takes part in the argmax derivation; false leaves it out "
                                "(with sigmoid α, 'none' gets no gradient and can win by standing still)")
 
 

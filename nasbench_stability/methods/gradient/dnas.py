@@ -46,7 +46,7 @@ from . import gates
 from .darts_family import DartsFamily, DartsOptions
 from .gates import candidate_ops
 from .partial_channels import partial_channel_supernet
-from ..options import NB201, PAPER, option
+from ..options import NB201, PAPER, XAUTODL_NET, option
 from ..registry import register
 
 
@@ -55,7 +55,7 @@ class DnasOptions(DartsOptions):
     """NB201 reference optimizers and schedule (bi-level, first order); CAM and the zero-one loss."""
 
     activation: str = option("cam", PAPER, "ψ = sigmoid(α)·softmax_edges(β)·sigmoid(γ) (eq. 4-5)", ("cam",))
-    alpha_init_std: float = option(1e-3, NB201, "α, β and γ initialised as std·N(0, 1) (xautodl's α init)",
+    alpha_init_std: float = option(1e-3, XAUTODL_NET, "α, β and γ initialised as std·N(0, 1) (xautodl's α init)",
                                    bounds=NON_NEGATIVE)
     zero_one_weight: float = option(10.0, PAPER, "weight w of FairDARTS' zero-one loss −w·mean((σ−0.5)²); "
                                                   "FairDARTS' default, adopted by the paper (0 = off)",

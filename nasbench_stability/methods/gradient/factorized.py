@@ -52,7 +52,7 @@ from ...space.ops import EDGES, NUM_EDGES, NUM_NODES, NUM_OPS, OP_INDEX, OPS
 from ...space.supernet import Supernet
 from ..base import Batch, SearchContext, StepStats
 from .darts_family import MODES, DartsFamily, DartsOptions, arch_optimizer
-from ..options import DARTS_CODE, NB201, PAPER, option
+from ..options import DARTS_CODE, PAPER, XAUTODL_NET, option
 from ..registry import register
 
 _PAPER = "Wang, Xie, Zhang, Guo, Tian. Scalable NAS with Factorizable Architectural Parameters (A-DARTS). AAAI 2021"
@@ -81,7 +81,7 @@ class FactorizedOptions(DartsOptions):
     a_beta2: float = option(0.999, PAPER, "Adam β2 of both architecture optimizers", bounds=BELOW_ONE)
     a_weight_decay: float = option(1e-3, PAPER, "Adam weight decay (L2) of both architecture optimizers",
                                    bounds=NON_NEGATIVE)
-    alpha_init_std: float = option(1e-3, NB201, "α and β initialised as std·N(0, 1) (xautodl's α init)",
+    alpha_init_std: float = option(1e-3, XAUTODL_NET, "α and β initialised as std·N(0, 1) (xautodl's α init)",
                                    bounds=NON_NEGATIVE)
 
 

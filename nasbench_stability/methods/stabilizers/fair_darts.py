@@ -32,7 +32,7 @@ from ...space.ops import NUM_EDGES, OP_INDEX
 from ..base import Batch, StepStats
 from ..gradient.darts_family import DartsFamily, DartsOptions
 from ..gradient.gates import candidate_ops, to_nb201, zero_one_loss
-from ..options import NB201, PAPER, option
+from ..options import PAPER, XAUTODL_NET, option
 from ..registry import register
 
 FAIR_CODE = "FairDARTS code: xiaomi-automl/FairDARTS"
@@ -63,7 +63,7 @@ class FairDartsOptions(DartsOptions):
                                     "(--aux_loss_weight 10; 0 = off)", bounds=NON_NEGATIVE)
     include_none: bool = option(False, FAIR_GENOTYPES, "'none' among the candidate ops; FairDARTS' op set has "
                                 "none of it (and a sigmoid gate on it gets no data gradient)")
-    derivation: str = option("argmax", NB201, "argmax: every edge its best σ (NB201); threshold: FairDARTS' "
+    derivation: str = option("argmax", XAUTODL_NET, "argmax: every edge its best σ (NB201); threshold: FairDARTS' "
                              "threshold_sparse rule on NB201, an edge whose best σ is below op_threshold "
                              "becomes 'none'", DERIVATIONS)
     op_threshold: float = option(0.85, f"{FAIR_SEARCH}:41", "σ a chosen op must reach under derivation=threshold "
