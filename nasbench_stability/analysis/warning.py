@@ -41,12 +41,13 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from ..errors import ConfigError
+from ..errors import ConfigError, NbsError
 from ..space.ops import NUM_OPS, OP_INDEX
 from .bench_columns import record_column
 from .collapse import CollapseCriteria
 from .curves import epoch_curves
 from .intervals import DEFAULT_RULE
+from .matrices import stack
 from .survival import collapse_events
 from .trajectories import supernet_records
 
@@ -203,9 +204,6 @@ def _edge_op(run: pd.DataFrame, column: str) -> np.ndarray | None:
     """The run's (epochs, 6, 5) matrix of ``column``; None when absent or not NB201's 5 ops (DNAS, factorized)."""
     if column not in run:
         return None
-    from .matrices import stack
-    from ..errors import NbsError
-
     try:
         arr = stack(run[column].tolist())
     except NbsError:

@@ -43,6 +43,13 @@ def option(default: Any, source: str, doc: str, choices: tuple | None = None, *,
     return field(default=default, metadata=meta)
 
 
+def restate(base: type, name: str, default: Any, source: str) -> Any:
+    """``base``'s option ``name`` with another default or source (a method whose authors' file sets it): its
+    doc, choices and bounds stay ``base``'s, so they cannot drift apart between the two declarations."""
+    meta = next(f.metadata for f in fields(base) if f.name == name)
+    return option(default, source, meta["doc"], meta["choices"], bounds=meta["bounds"])
+
+
 def describe(options_cls: type) -> list[dict[str, Any]]:
     """One row per option: name, default, source, doc, choices, bounds."""
     rows = []
@@ -110,5 +117,5 @@ def option_names(options_cls: type) -> set[str]:
 
 
 __all__ = ["PAPER", "NB201", "OURS", "reference", "XAUTODL_V1", "XAUTODL_V2", "XAUTODL_LR", "XAUTODL_BN",
-           "XAUTODL_CONFIG", "XAUTODL_SH", "XAUTODL_NET", "DARTS_CODE", "option", "describe", "apply_overrides",
-           "check_options", "option_names", "dataclass", "Range"]
+           "XAUTODL_CONFIG", "XAUTODL_SH", "XAUTODL_NET", "DARTS_CODE", "option", "restate", "describe",
+           "apply_overrides", "check_options", "option_names", "dataclass", "Range"]

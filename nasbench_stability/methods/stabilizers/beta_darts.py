@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ...ranges import BATCH_SIZE, BELOW_ONE, EPOCHS, NON_NEGATIVE, POSITIVE
-from ..gradient.darts_family import STEP_ORDERS
-from ..options import option
+from ...ranges import NON_NEGATIVE, POSITIVE
+from ..gradient.darts_family import STEP_ORDERS, DartsOptions
+from ..options import option, restate
 from ..registry import register
 from .common import ChenNb201Options, DartsCodeClip
 from .scheduled import ScheduledCoefficient, linear_in_epochs
@@ -40,32 +40,29 @@ LAMBDA_SCHEDULES = ("linear", "constant")
 class BetaDartsOptions(ChenNb201Options):
     """The authors' NB201 script's settings, plus Beta-Decay."""
 
-    epochs: int = option(100, f"{_SCRIPT}:40 (--epochs 100)", "search epochs", bounds=EPOCHS)
-    batch_size: int = option(64, f"{_SCRIPT}:33 (--batch_size 64)", "batch size of every stream", bounds=BATCH_SIZE)
-    w_lr: float = option(0.025, f"{_SCRIPT}:34 (--learning_rate 0.025)", "SGD learning rate of the network weights",
-                         bounds=POSITIVE)
-    w_lr_min: float = option(0.001, f"{_SCRIPT}:35 (--learning_rate_min 0.001)",
-                             "cosine annealing floor of the weight learning rate", bounds=NON_NEGATIVE)
-    w_momentum: float = option(0.9, f"{_SCRIPT}:36 (--momentum 0.9)", "SGD momentum", bounds=BELOW_ONE)
+    epochs: int = restate(DartsOptions, "epochs", 100, f"{_SCRIPT}:40 (--epochs 100)")
+    batch_size: int = restate(DartsOptions, "batch_size", 64, f"{_SCRIPT}:33 (--batch_size 64)")
+    w_lr: float = restate(DartsOptions, "w_lr", 0.025, f"{_SCRIPT}:34 (--learning_rate 0.025)")
+    w_lr_min: float = restate(DartsOptions, "w_lr_min", 0.001, f"{_SCRIPT}:35 (--learning_rate_min 0.001)")
+    w_momentum: float = restate(DartsOptions, "w_momentum", 0.9, f"{_SCRIPT}:36 (--momentum 0.9)")
     grad_clip: float = option(5.0, f"{_SCRIPT}:49 (--grad_clip 5)", "gradient-norm clip (0 = off)",
                               bounds=NON_NEGATIVE)
     a_lr: float = option(3e-4, f"{_SCRIPT}:52 (--arch_learning_rate 3e-4)", "learning rate of α, fixed",
                          bounds=POSITIVE)
     a_weight_decay: float = option(1e-3, f"{_SCRIPT}:53 (--arch_weight_decay 1e-3)", "Adam weight decay (L2) of α",
                                    bounds=NON_NEGATIVE)
-    a_beta1: float = option(0.5, f"{_CODE} optimizers/darts/architect.py:18-19 (Adam betas=(0.5, 0.999))",
-                            "Adam β1 of α", bounds=BELOW_ONE)
-    a_beta2: float = option(0.999, f"{_CODE} optimizers/darts/architect.py:18-19 (Adam betas=(0.5, 0.999))",
-                            "Adam β2 of α", bounds=BELOW_ONE)
+    a_beta1: float = restate(DartsOptions, "a_beta1", 0.5,
+                             f"{_CODE} optimizers/darts/architect.py:18-19 (Adam betas=(0.5, 0.999))")
+    a_beta2: float = restate(DartsOptions, "a_beta2", 0.999,
+                             f"{_CODE} optimizers/darts/architect.py:18-19 (Adam betas=(0.5, 0.999))")
     track_running_stats: bool = option(True, f"{_CODE} nasbench201/model.py:128 (Network(..., "
                                        "track_running_stats=True))", "BN running statistics in the searchable cells")
     step_order: str = option("alpha-w", f"{_SCRIPT}:229 (architect.step, then the weight step)",
                              "alpha-w: the α step on the valid batch, then the weight step; w-alpha = weight "
                              "step first", STEP_ORDERS)
-    w_nesterov: bool = option(False, f"{_SCRIPT}:119-123 (torch.optim.SGD with momentum, no nesterov)",
-                              "Nesterov momentum")
-    w_weight_decay: float = option(3e-4, f"{_SCRIPT}:37 (--weight_decay 3e-4)",
-                                   "weight decay of the network weights", bounds=NON_NEGATIVE)
+    w_nesterov: bool = restate(DartsOptions, "w_nesterov", False,
+                               f"{_SCRIPT}:119-123 (torch.optim.SGD with momentum, no nesterov)")
+    w_weight_decay: float = restate(DartsOptions, "w_weight_decay", 3e-4, f"{_SCRIPT}:37 (--weight_decay 3e-4)")
     clip_includes_alpha: bool = option(True, f"{_SCRIPT}:248 (clip_grad_norm_(model.parameters()), α an "
                                        "nn.Parameter of nasbench201/model.py:158; the α step's gradient zeroed "
                                        "at :230-231)", "the clip's total norm also counts α's gradient of the "

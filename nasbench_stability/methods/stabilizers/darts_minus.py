@@ -28,11 +28,11 @@ from dataclasses import dataclass
 
 import torch
 
-from ...ranges import BATCH_SIZE, BELOW_ONE, EPOCHS, NON_NEGATIVE, POSITIVE
+from ...ranges import NON_NEGATIVE, POSITIVE
 from ...space.ops import NUM_OPS, OP_INDEX
 from ..base import SearchContext
 from ..gradient.darts_family import STEP_ORDERS, DartsOptions
-from ..options import option
+from ..options import option, restate
 from ..registry import register
 from .scheduled import ScheduledCoefficient, linear_in_epochs
 
@@ -46,21 +46,18 @@ BETA_DECAYS = ("linear", "constant")
 class DartsMinusOptions(DartsOptions):
     """The authors' search code's settings (no NB201 script is published), plus the auxiliary skip."""
 
-    epochs: int = option(50, f"{_ARGS}:28 (--epochs 50)", "search epochs", bounds=EPOCHS)
-    batch_size: int = option(64, f"{_ARGS}:29 (--batch_size 64)", "batch size of every stream", bounds=BATCH_SIZE)
+    epochs: int = restate(DartsOptions, "epochs", 50, f"{_ARGS}:28 (--epochs 50)")
+    batch_size: int = restate(DartsOptions, "batch_size", 64, f"{_ARGS}:29 (--batch_size 64)")
     step_order: str = option("alpha-w", f"{_TRAIN}:366 (architect.step before the weight step)",
                              "alpha-w: the α step on the valid batch, then the weight step; w-alpha = weight "
                              "step first", STEP_ORDERS)
-    w_lr: float = option(0.025, f"{_ARGS}:30 (--learning_rate 0.025)", "SGD learning rate of the network weights",
-                         bounds=POSITIVE)
-    w_lr_min: float = option(0.001, f"{_ARGS}:31 (--learning_rate_min 0.001)",
-                             "cosine annealing floor of the weight learning rate", bounds=NON_NEGATIVE)
-    w_momentum: float = option(0.9, f"{_ARGS}:32 (--momentum 0.9)", "SGD momentum", bounds=BELOW_ONE)
-    w_nesterov: bool = option(False, f"{_TRAIN}:64-67 (torch.optim.SGD with momentum, no nesterov)",
-                              "Nesterov momentum")
-    w_weight_decay: float = option(3e-4, f"{_ARGS}:33 (--weight_decay 3e-4; scripts/run_darts_minus.sh "
-                                         "WEIGHT_DECAY=0.0003)", "weight decay of the network weights",
-                                   bounds=NON_NEGATIVE)
+    w_lr: float = restate(DartsOptions, "w_lr", 0.025, f"{_ARGS}:30 (--learning_rate 0.025)")
+    w_lr_min: float = restate(DartsOptions, "w_lr_min", 0.001, f"{_ARGS}:31 (--learning_rate_min 0.001)")
+    w_momentum: float = restate(DartsOptions, "w_momentum", 0.9, f"{_ARGS}:32 (--momentum 0.9)")
+    w_nesterov: bool = restate(DartsOptions, "w_nesterov", False,
+                               f"{_TRAIN}:64-67 (torch.optim.SGD with momentum, no nesterov)")
+    w_weight_decay: float = restate(DartsOptions, "w_weight_decay", 3e-4,
+                                    f"{_ARGS}:33 (--weight_decay 3e-4; scripts/run_darts_minus.sh WEIGHT_DECAY=0.0003)")
     grad_clip: float = option(5.0, f"{_ARGS}:34 (--grad_clip 5)", "gradient-norm clip (0 = off)",
                               bounds=NON_NEGATIVE)
     clip_includes_alpha: bool = option(False, f"{_TRAIN}:374 (clip_grad_norm(model.parameters())) with α plain "
@@ -70,10 +67,10 @@ class DartsMinusOptions(DartsOptions):
                          bounds=POSITIVE)
     a_weight_decay: float = option(1e-3, f"{_ARGS}:37 (--arch_weight_decay 1e-3)", "Adam weight decay (L2) of α",
                                    bounds=NON_NEGATIVE)
-    a_beta1: float = option(0.5, f"{_CODE} src/search/architect.py:17-18 (Adam betas=(0.5, 0.999))",
-                            "Adam β1 of α", bounds=BELOW_ONE)
-    a_beta2: float = option(0.999, f"{_CODE} src/search/architect.py:17-18 (Adam betas=(0.5, 0.999))",
-                            "Adam β2 of α", bounds=BELOW_ONE)
+    a_beta1: float = restate(DartsOptions, "a_beta1", 0.5,
+                             f"{_CODE} src/search/architect.py:17-18 (Adam betas=(0.5, 0.999))")
+    a_beta2: float = restate(DartsOptions, "a_beta2", 0.999,
+                             f"{_CODE} src/search/architect.py:17-18 (Adam betas=(0.5, 0.999))")
 
     aux_beta0: float = option(1.0, f"{_CODE} scripts/run_darts_minus.sh (--skip_beta 1); paper: β0 = 1",
                               "β in the first epoch: the coefficient of the auxiliary skip x·β on every edge "

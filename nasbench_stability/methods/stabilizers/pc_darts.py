@@ -43,13 +43,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...ranges import BATCH_SIZE, BELOW_ONE, COUNT, EPOCHS, NON_NEGATIVE, POSITIVE
+from ...ranges import COUNT, NON_NEGATIVE, POSITIVE
 from ...space.ops import EDGES, NUM_EDGES, NUM_NODES, NUM_OPS
 from ...space.supernet import Supernet
 from ..base import Batch, StepStats
-from ..gradient.darts_family import ACTIVATIONS, ARCH_OPTIMIZERS, LR_SCHEDULES, MODES, STEP_ORDERS
+from ..gradient.darts_family import STEP_ORDERS, DartsOptions
 from ..gradient.partial_channels import partial_channel_supernet
-from ..options import OURS, option
+from ..options import OURS, option, restate
 from ..registry import register
 from .common import ChenNb201Options, DartsCodeClip
 
@@ -71,30 +71,26 @@ class PcDartsOptions(ChenNb201Options):
     """DrNAS' NB201 PC-DARTS (201-space/train_search.py --method darts --k K), each default naming its line;
     PC-DARTS' two switches."""
 
-    epochs: int = option(100, f"{_SCRIPT}:41 (--epochs 100)", "search epochs", bounds=EPOCHS)
-    batch_size: int = option(64, f"{_SCRIPT}:34 (--batch_size 64)", "batch size of every stream", bounds=BATCH_SIZE)
-    mode: str = option("bilevel", f"{_SCRIPT}:182-190, 260 (weights on the first half of CIFAR-10 train, α on "
-                                  "a batch of the second)", "optimization mode", MODES)
-    activation: str = option("softmax", f"{_SCRIPT}:147-149 (--method darts: species='softmax')", "activation on α",
-                             ACTIVATIONS)
-    order: int = option(1, f"{_SCRIPT}:50 (--unrolled off)", "1 = first-order α gradient, 2 = unrolled second order",
-                        (1, 2))
+    epochs: int = restate(DartsOptions, "epochs", 100, f"{_SCRIPT}:41 (--epochs 100)")
+    batch_size: int = restate(DartsOptions, "batch_size", 64, f"{_SCRIPT}:34 (--batch_size 64)")
+    mode: str = restate(DartsOptions, "mode", "bilevel",
+                        f"{_SCRIPT}:182-190, 260 (weights on the first half of CIFAR-10 train, α on a batch of "
+                        "the second)")
+    activation: str = restate(DartsOptions, "activation", "softmax",
+                              f"{_SCRIPT}:147-149 (--method darts: species='softmax')")
+    order: int = restate(DartsOptions, "order", 1, f"{_SCRIPT}:50 (--unrolled off)")
     step_order: str = option("alpha-w", f"{_SCRIPT}:265 (architect.step, then the weight step at :269-274)",
                              "alpha-w: the α step on the valid batch, then the weight step; w-alpha = weight "
                              "step first", STEP_ORDERS)
-    w_lr: float = option(0.025, f"{_SCRIPT}:35 (--learning_rate 0.025)", "SGD learning rate of the network weights",
-                         bounds=POSITIVE)
-    w_lr_min: float = option(0.001, f"{_SCRIPT}:36 (--learning_rate_min 0.001)",
-                             "cosine annealing floor of the weight learning rate", bounds=NON_NEGATIVE)
-    lr_schedule: str = option("per-epoch", f"{_SCRIPT}:192-193, 198, 237 (CosineAnnealingLR over the epochs, "
-                              "stepped once per epoch)", "cosine annealing of the weight lr: per-epoch = lr(e) = "
-                              "min + (lr - min)(1 + cos(π e/E))/2, changed once per epoch; per-step = the same "
-                              "curve with e advanced every step", LR_SCHEDULES)
-    w_momentum: float = option(0.9, f"{_SCRIPT}:37 (--momentum 0.9)", "SGD momentum", bounds=BELOW_ONE)
-    w_nesterov: bool = option(False, f"{_SCRIPT}:153-157 (torch.optim.SGD with momentum, no nesterov)",
-                              "Nesterov momentum")
-    w_weight_decay: float = option(3e-4, f"{_SCRIPT}:38 (--weight_decay 3e-4)",
-                                   "weight decay of the network weights", bounds=NON_NEGATIVE)
+    w_lr: float = restate(DartsOptions, "w_lr", 0.025, f"{_SCRIPT}:35 (--learning_rate 0.025)")
+    w_lr_min: float = restate(DartsOptions, "w_lr_min", 0.001, f"{_SCRIPT}:36 (--learning_rate_min 0.001)")
+    lr_schedule: str = restate(DartsOptions, "lr_schedule", "per-epoch",
+                               f"{_SCRIPT}:192-193, 198, 237 (CosineAnnealingLR over the epochs, stepped once per "
+                               "epoch)")
+    w_momentum: float = restate(DartsOptions, "w_momentum", 0.9, f"{_SCRIPT}:37 (--momentum 0.9)")
+    w_nesterov: bool = restate(DartsOptions, "w_nesterov", False,
+                               f"{_SCRIPT}:153-157 (torch.optim.SGD with momentum, no nesterov)")
+    w_weight_decay: float = restate(DartsOptions, "w_weight_decay", 3e-4, f"{_SCRIPT}:38 (--weight_decay 3e-4)")
     grad_clip: float = option(5.0, f"{_SCRIPT}:48 (--grad_clip 5)", "gradient-norm clip (0 = off)",
                               bounds=NON_NEGATIVE)
     clip_includes_alpha: bool = option(True, f"{_SCRIPT}:273 (clip_grad_norm_(model.parameters()), α an "
@@ -104,21 +100,18 @@ class PcDartsOptions(ChenNb201Options):
     track_running_stats: bool = option(True, f"{_MODEL}:18 (TinyNetwork(..., affine=False, "
                                        "track_running_stats=True)), passed to the cells at :39",
                                        "BN running statistics in the searchable cells")
-    a_optimizer: str = option("adam", f"{_ARCH}:21 (torch.optim.Adam)", "optimizer of α: adam (a_beta1, a_beta2) "
-                              "or sgd (momentum a_momentum, fixed lr; Single-DARTS' ablations, Tables 4 and 5)",
-                              ARCH_OPTIMIZERS)
+    a_optimizer: str = restate(DartsOptions, "a_optimizer", "adam", f"{_ARCH}:21 (torch.optim.Adam)")
     a_lr: float = option(3e-4, f"{_SCRIPT}:51 (--arch_learning_rate 3e-4)", "learning rate of α, fixed",
                          bounds=POSITIVE)
-    a_beta1: float = option(0.5, f"{_ARCH}:21-22 (Adam betas=(0.5, 0.999))", "Adam β1 of α", bounds=BELOW_ONE)
-    a_beta2: float = option(0.999, f"{_ARCH}:21-22 (Adam betas=(0.5, 0.999))", "Adam β2 of α", bounds=BELOW_ONE)
+    a_beta1: float = restate(DartsOptions, "a_beta1", 0.5, f"{_ARCH}:21-22 (Adam betas=(0.5, 0.999))")
+    a_beta2: float = restate(DartsOptions, "a_beta2", 0.999, f"{_ARCH}:21-22 (Adam betas=(0.5, 0.999))")
     a_weight_decay: float = option(1e-3, f"{_ARCH}:17-22 (--reg_type l2: Adam weight_decay = --reg_scale 1e-3 of "
                                    "201-space/train_search.py:57-60; its --arch_weight_decay 1e-3 at :52 is not "
                                    "read)", "Adam weight decay (L2) of α", bounds=NON_NEGATIVE)
-    alpha_init_std: float = option(1e-3, f"{_MODEL}:50 (1e-3*torch.randn(num_edge, len(search_space)))",
-                                   "α initialised as std·N(0, 1)", bounds=NON_NEGATIVE)
-    unrolled_eps: float = option(0.01, f"{_ARCH}:89-90 (_hessian_vector_product r=1e-2, R = r/‖v‖)",
-                                 "finite-difference ε numerator for order 2 (DARTS: 0.01/‖∇w'L‖)",
-                                 bounds=POSITIVE)
+    alpha_init_std: float = restate(DartsOptions, "alpha_init_std", 1e-3,
+                                    f"{_MODEL}:50 (1e-3*torch.randn(num_edge, len(search_space)))")
+    unrolled_eps: float = restate(DartsOptions, "unrolled_eps", 0.01,
+                                  f"{_ARCH}:89-90 (_hessian_vector_product r=1e-2, R = r/‖v‖)")
     derive_none: bool = option(True, f"{_MODEL}:104-116 (genotype: argmax over all ops)",
                                "'none' takes part in the argmax derivation; false leaves it out (as PC-DARTS' "
                                "DARTS-space genotype does)")
