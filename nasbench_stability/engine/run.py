@@ -469,7 +469,7 @@ def train_epoch(method: SearchMethod, step_fn: Callable, next_batches: Callable[
     method.train()
     method.begin_epoch(epoch)
     acc = EpochAccumulator()
-    bar: Any = range(steps)
+    bar: Any = range(method.epoch_steps(epoch, steps))
     if bar_label is not None:
         from tqdm.auto import tqdm
         bar = tqdm(bar, desc=bar_label, leave=False, unit="step")

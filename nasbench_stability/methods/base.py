@@ -78,6 +78,12 @@ class SearchMethod(nn.Module):
     def begin_epoch(self, epoch: int) -> None:
         """Called before the first step of ``epoch`` (0-based)."""
 
+    def epoch_steps(self, epoch: int, steps: int) -> int:
+        """Steps the engine runs in ``epoch``, given ``steps``, the train half's full batches (what most
+        methods' epoch is). A method whose epoch has its own length overrides it (CDARTS: a fraction of
+        the data, after its evaluation network's warm-up on the valid half)."""
+        return steps
+
     def step(self, batches: dict[str, Batch], epoch: int, step: int, measure_gc: bool) -> StepStats:
         raise NotImplementedError
 
