@@ -45,6 +45,7 @@ from nasbench_stability.engine.config import resolve_config
 from nasbench_stability.engine.hessian import arch_hessian_spectrum
 from nasbench_stability.engine.records import write_record
 from nasbench_stability.engine.run import EpochAccumulator, Run, _cycle, _evaluate
+from nasbench_stability.methods.base import SearchMethod
 
 
 def timed(fn, repeats: int = 1) -> tuple[float, object]:
@@ -55,6 +56,16 @@ def timed(fn, repeats: int = 1) -> tuple[float, object]:
         result = fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times), result
+
+
+def _own_epoch(method, take, epoch: int, train_batches: int, acc: EpochAccumulator) -> tuple[int, float]:
+    """(steps, mean seconds per step) of ``epoch`` run whole, for a method whose epoch has its own length."""
+    method.begin_epoch(epoch)
+    n = method.epoch_steps(epoch, train_batches)
+    t0 = time.perf_counter()
+    for k in range(n):
+        acc.add(method.step(take(), epoch, k, False))
+    return n, (time.perf_counter() - t0) / n
 
 
 def breakdown(preset: str, method_name: str, steps: int, repeats: int, benchmark: Benchmark, out: Path,
@@ -75,19 +86,24 @@ def breakdown(preset: str, method_name: str, steps: int, repeats: int, benchmark
         method.begin_epoch(0)
         method.step(take(), 0, 0, False)                        # warm-up (allocator, first-call costs)
         acc = EpochAccumulator()
-        plain = []
-        for k in range(steps):
-            t0 = time.perf_counter()
-            acc.add(method.step(take(), 0, k + 1, False))
-            plain.append(time.perf_counter() - t0)
-        step_s = statistics.mean(plain)
+        if type(method).epoch_steps is not SearchMethod.epoch_steps:
+            # an epoch of its own shape (CDARTS: evaluation-network passes, then cyclic steps of another cost):
+            # the last epoch's steps timed whole, the kind that most of such a run's epochs are
+            epoch_steps, step_s = _own_epoch(method, take, cfg.epochs - 1, search.steps, acc)
+        else:
+            plain = []
+            for k in range(steps):
+                t0 = time.perf_counter()
+                acc.add(method.step(take(), 0, k + 1, False))
+                plain.append(time.perf_counter() - t0)
+            epoch_steps, step_s = search.steps, statistics.mean(plain)
         gc_steps = len(range(0, search.steps, gc_every)) if gc_every else 0
         gc_s = 0.0
         if gc_steps:
             t0 = time.perf_counter()
             acc.add(method.step(take(), 0, 0, True))
             gc_s = time.perf_counter() - t0
-        parts = {"steps": search.steps * step_s, "gc steps": gc_steps * max(gc_s - step_s, 0.0)}
+        parts = {"steps": epoch_steps * step_s, "gc steps": gc_steps * max(gc_s - step_s, 0.0)}
         if search.select_stream is not None:
             parts["selection"] = timed(lambda: search.select(0, False))[0]
         parts["evaluation"], (valid_loss, valid_acc) = timed(lambda: _evaluate(method, search.eval_stream, 0, False))
@@ -109,7 +125,7 @@ def breakdown(preset: str, method_name: str, steps: int, repeats: int, benchmark
         agree = (float(np.max(np.abs(spectra[True].eigenvalues - spectra[False].eigenvalues)))
                  if len(spectra) == 2 else float("nan"))
     return {"preset": preset, "method": method_name, "channels": cfg.channels, "cells_per_stage": cfg.cells_per_stage,
-            "steps_per_epoch": search.steps, "timed_steps": steps, "step_s": step_s, "parts_s": parts,
+            "steps_per_epoch": epoch_steps, "timed_steps": steps, "step_s": step_s, "parts_s": parts,
             "hessian_plain_s": statistics.median(plain_h) if plain_h else None,
             "hessian_lean_s": statistics.median(lean_h) if lean_h else None,
             "hessian_batches": cfg.hessian_batches, "hessian_size": len(spectra[True].eigenvalues) if spectra else 0,

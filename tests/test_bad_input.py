@@ -267,8 +267,9 @@ def test_every_numeric_method_option_has_a_range_that_holds_its_default(info):
     assert "w_lr > 0" in shown and ("0 ≤ a_beta2 < 1" in shown) == alpha and "1 ≤ epochs ≤ 100,000" in shown
 
 
-#: α settings of the DARTS family that a supernet method with other architecture optimizers lacks (ENAS)
-DARTS_OWN = {"gc_every", "alpha_init_std", "unrolled_eps"}
+#: settings of the DARTS family that a supernet method with other optimizers lacks (ENAS' controller; CDARTS,
+#: whose rates are constant and which measures no gradient correlation)
+DARTS_OWN = {"gc_every", "alpha_init_std", "unrolled_eps", "w_lr_min"}
 
 
 @pytest.mark.parametrize("key,value,allowed", [

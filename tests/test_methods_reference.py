@@ -256,12 +256,14 @@ def test_optimizers_are_what_nbs_methods_show_prints(info):
     opts = info.default_options()
     text = describe_method(info.name)
     m.begin_epoch(m.ctx.epochs - 1)   # after any warm-up (EDAS changes α's weight decay in it)
-    m._set_lr(0, 0)
+    if hasattr(m, "_set_lr"):         # CDARTS' rates are constant (no schedule to set)
+        m._set_lr(0, 0)
     w = m.w_opt.param_groups[0]
     shown = {"w_lr": w["lr"], "w_momentum": w["momentum"], "w_nesterov": w["nesterov"],
              "w_weight_decay": w["weight_decay"], "grad_clip": opts.grad_clip}
     alpha = info.name not in ALPHA_FREE
-    for name, opt in [(n, o) for n, o in m.optimizers().items() if n != "w"]:   # α's (and β's), ENAS' controller
+    # α's (and β's), ENAS' controller (CDARTS' evaluation network has its own SGD: tests/test_method_cdarts.py)
+    for name, opt in [(n, o) for n, o in m.optimizers().items() if n not in ("w", "eval")]:
         a = opt.param_groups[0]
         assert (a["lr"], a["betas"], a["weight_decay"]) == (opts.a_lr, (opts.a_beta1, opts.a_beta2),
                                                             opts.a_weight_decay), name
@@ -800,6 +802,35 @@ AUTHORS_SETTINGS = {
         XAUTODL: DARTS_NB201,
         NB201_BARE: DARTS_NB201_UNNAMED,
     },
+    # ---- CDARTS: microsoft/Cream CDARTS/benchmark201 (its NB201 run script is not published: config.py's defaults)
+    "cdarts": {
+        "Cream CDARTS/benchmark201/configs/config.py": {
+            "pretrain_epochs": 5,         # configs/config.py:82  --pretrain_epochs default=5
+            "batch_size": 128,            # config.py:56  --batch_size default=128
+            "sample_ratio": 0.2,          # config.py:62  --sample_ratio default=0.2 (search_function.py:19-20 step_num)
+            "w_lr": 0.05,                 # config.py:66  --w_lr default=0.05
+            "w_momentum": 0.9,            # config.py:69  --w_momentum default=0.9
+            "w_weight_decay": 3e-4,       # config.py:70  --w_weight_decay default=3e-4
+            "grad_clip": 5.0,             # config.py:72  --w_grad_clip default=5.
+            "a_lr": 6e-4,                 # config.py:74  --alpha_lr default=6e-4
+            "a_weight_decay": 1e-3,       # config.py:75  --alpha_weight_decay default=1e-3
+            "eval_lr": 0.1,               # config.py:105  --nasnet_lr default=0.1
+            "eval_warmup": 5,             # config.py:106  --nasnet_warmup default=5
+            "loss_alpha": 1.0,            # config.py:107  --loss_alpha default=1
+            "temperature": 2.0,           # config.py:108  --loss_T default=2
+            "interaction": "kl",          # config.py:109  --interactive_type default=0 (models/loss.py:25-26 KLDivLoss)
+        },
+        "Cream CDARTS/benchmark201/search.py": {
+            "a_beta1": 0.5, "a_beta2": 0.999,   # search.py:178  Adam(..., betas=(0.5, 0.999))
+            "w_nesterov": False,          # search.py:114, 171, 191  torch.optim.SGD(..., momentum=, weight_decay=): no nesterov
+        },
+        "Cream CDARTS/benchmark201/models/cdarts_controller.py": {
+            "track_running_stats": True,  # cdarts_controller.py:15  track_running_stats=True (search.py:71 passes none)
+            "alpha_init_std": 1e-3,       # cdarts_controller.py:115  1e-3*torch.randn(num_edge, len(search_space))
+        },
+        # search_function.py: optimizer.zero_grad() on PyTorch >= 1.2 (SETUP.md:3) zeroes .grad in place
+        "Cream CDARTS/benchmark201/core/search_function.py": {"zero_grad": "zero"},
+    },
     # ---- multi-trial searches on the table: xautodl's NB201 scripts
     "rs": {XAUTODL: TABLE_NB201},   # exps/NAS-Bench-201-algos/RANDOM.py:25  from R_EA import train_and_eval
     "rea": {XAUTODL: {
@@ -838,6 +869,7 @@ NOT_THE_AUTHORS = {
     "edas-inv": {"order": "our choice", "freeze_unsampled": "our choice"},
     "alpha-max": {"order": "our choice", "freeze_unsampled": "our choice"},
     "bohb": {"signal_epochs": "our choice"},
+    "cdarts": {"epochs": "A reading"},
 }
 
 

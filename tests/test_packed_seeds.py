@@ -38,7 +38,7 @@ PACKABLE = {"darts-v1", "darts-v2", "single-darts", "mergenas-v1", "mergenas-v2"
             "darts-minus", "beta-darts", "rdarts-l2", "darts-es"}
 SOLO_ONLY = {"edas", "edas-inv", "alpha-max", "dnas", "factorized-act", "factorized-kernel", "nonfactorized-act",
              "darts-pt", "darts-pt-fix-alpha", "gdas", "sdarts-rs", "sdarts-adv", "drnas", "rdarts-dp", "rsps", "setn",
-             "enas"}
+             "enas", "cdarts"}
 REGISTRY_PACKABLE = [m.name for m in list_methods() if m.packable]
 # packable methods whose step is DartsFamily's own code with other option values (R-DARTS(L2): a weight
 # decay; DARTS-ES: stops between epochs): their packed step is darts-v1's, checked below

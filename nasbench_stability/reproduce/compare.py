@@ -7,6 +7,10 @@ sample std (ddof=1) over the seeds, with min and max and the 95% interval of our
 (:mod:`analysis.agreement`) weighs the paper's spread where it prints mean ± std over n runs (Welch's t
 and an equivalence test from both summaries); where it prints one number, it asks whether that number
 lies in our interval widened by 0.01 (the papers print two decimals). One seed gets no verdict.
+
+A run row is compared with the print of its own BN mode (the records' ``track_running_stats``) where its
+printed row exists for both (:func:`.published.published_cell`); the published column says which mode the
+print ran with beside ours, or that its source does not state one.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from ..analysis.loading import NoRunsError, load_runs
 from ..analysis.tables import final_cell_since, final_records
 from ..bench.table import Benchmark
 from ..engine.records import DamagedRecordError, read_record, record_files, record_path
+from ..methods.registry import get_method
 from .experiments import Experiment, Row
 from .published import published_cell
 
@@ -90,13 +95,28 @@ def compare(experiment: Experiment, out: Path, seeds: tuple[int, ...], benchmark
         if not df.empty:
             frames.append(df.assign(row=row.label))
             seed_rows += _seed_lines(row, df, last)
+        bn = run_bn(last) if _has_bn(row) else None
         for dataset, split in experiment.columns:
             column = benchmark_column(dataset, split)
             values = _ours(row, last, column, benchmark)
-            pub = published_cell(row.published, dataset, split)
-            lines.append(_line(row, dataset, split, column, values, pub, benchmark))
+            pub = published_cell(row.published, dataset, split, bn=bn)
+            lines.append(_line(row, dataset, split, column, values, pub, benchmark, bn))
     records = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return Comparison(pd.DataFrame(lines), pd.DataFrame(seed_rows), records, left_out, list(dict.fromkeys(notes)))
+
+
+def _has_bn(row: Row) -> bool:
+    """A run row whose search trains a network with BN (a table search trains none)."""
+    return row.kind == "run" and not get_method(row.method).table_search
+
+
+def run_bn(last: pd.DataFrame) -> bool | None:
+    """The BN mode (track_running_stats) of a row's seeds from their final records; None where no record
+    says it or the seeds disagree."""
+    if last.empty or "track_running_stats" not in last:
+        return None
+    modes = {bool(v) for v in last["track_running_stats"].dropna()}
+    return modes.pop() if len(modes) == 1 else None
 
 
 def _unfinal_runs(df: pd.DataFrame) -> dict[str, tuple[Path, str]]:
@@ -150,7 +170,9 @@ def _ours(row: Row, last: pd.DataFrame, column: str, benchmark: Benchmark) -> np
     return values[np.isfinite(values)]
 
 
-def _line(row: Row, dataset: str, split: str, column: str, values: np.ndarray, pub, benchmark: Benchmark) -> dict:
+def _line(row: Row, dataset: str, split: str, column: str, values: np.ndarray, pub, benchmark: Benchmark,
+          bn: bool | None = None) -> dict:
+    """One (row, column) line; ``bn``: the run's BN mode, shown beside the print's for a row that trains one."""
     n = len(values)
     mean = float(values.mean()) if n else math.nan
     std = float(values.std(ddof=1)) if n > 1 else math.nan
@@ -159,6 +181,7 @@ def _line(row: Row, dataset: str, split: str, column: str, values: np.ndarray, p
     v = verdict(mean, std, n, ci.low, ci.high, pub.mean, pub.std, pub.seeds) if pub is not None and row.kind == "run" \
         else None
     spec = next((c for c in benchmark.columns if c.name == column), None)
+    shown = "" if pub is None else pub.display() + (f" ({pub.bn_display(bn)})" if _has_bn(row) else "")
     return {
         "row": row.label, "kind": row.kind, "dataset": dataset, "split": split, "column": column,
         "exact": None if spec is None else bool(spec.exact),
@@ -166,7 +189,7 @@ def _line(row: Row, dataset: str, split: str, column: str, values: np.ndarray, p
         "ci_low": ci.low, "ci_high": ci.high, "ci_method": ci.method,
         "published": pub.mean if pub is not None else math.nan,
         "published_std": pub.std if pub is not None and pub.std is not None else math.nan,
-        "published_display": pub.display() if pub is not None else "",
+        "published_display": shown,
         "published_note": pub.note if pub is not None else "",
         "difference": mean - pub.mean if pub is not None and n else math.nan,
         "published_seeds": pub.seeds if pub is not None and pub.seeds is not None else math.nan,

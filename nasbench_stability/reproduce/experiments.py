@@ -25,8 +25,22 @@ TEST_COLUMNS = (("cifar10", "test"), ("cifar100", "test"), ("ImageNet16-120", "t
 # the seeds quote these rows from NB201 (Dong & Yang 2020, Table 5), whose runs are xautodl's scripts
 _NB201_BASELINE = ("the NB201 baseline as xautodl's NB201 script runs it (250 epochs, the script's config; `nbs "
                    "methods --show` of the method lists every default and its source file)")
-NO_CDARTS = "not in nbs (CDARTS, cyclic DARTS, is in no open issue)"
 NOT_RUN = "not run this time (--row named other rows)"
+
+# Two sets of NB201's weight-sharing numbers circulate: Single-DARTS Table 1 prints one, ReLIZO Table 2 the other
+# ("quoted from the paper of NAS-Bench-201"). Neither source states the BN mode (track_running_stats) of its set:
+# the ReLIZO print is each row's alternate, used for a run only once published.csv stores it with the run's mode.
+_TWO_NB201_SETS = ("Two sets of NB201's weight-sharing numbers circulate (e.g. GDAS 93.51 ± 0.13 here, 93.61 ± 0.09 "
+                   "in ReLIZO Table 2, 'quoted from the paper of NAS-Bench-201'), probably NB201's two BN modes; "
+                   "neither source states which, so the rows compare with this table's print, marked \"BN mode not "
+                   "stated\" (published.csv's track_running_stats column picks the print of a run's own mode once a "
+                   "source is found)")
+
+
+def _nb201(row: str, relizo_row: str | None = None) -> PublishedRef:
+    """Single-DARTS Table 1's print of an NB201 weight-sharing row, with ReLIZO's print of it as alternate."""
+    return PublishedRef("single-darts", "1", row, alternates=(PublishedRef("relizo", "2", relizo_row or row),))
+
 
 # NB201's ResNet cell (Dong & Yang 2020, Fig. 1 / Table 5): two 3x3 convs and the residual skip
 RESNET_CELL = "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|"
@@ -107,20 +121,24 @@ def _single_darts_table1() -> Experiment:
         "single-darts-table1", "Single-DARTS Table 1: NB201 search on CIFAR-10, the derived cell on three datasets",
         seeds=5, columns=ALL_COLUMNS,
         rows=(Row(ref("Optimal"), benchmark="optimum"),
-              Row(ref("RSPS"), method="rsps", reading=_NB201_BASELINE),
-              Row(ref("DARTS"), method="darts-v1",
+              Row(_nb201("RSPS"), method="rsps", reading=_NB201_BASELINE),
+              Row(_nb201("DARTS", "DARTS-V1"), method="darts-v1",
                   reading="DARTS = NB201's DARTS-V1 with the reference settings (the row is quoted from NB201, "
                           "where DARTS-V1 and -V2 both print the all-skip cell)"),
-              Row(ref("GDAS"), method="gdas", reading=_NB201_BASELINE),
-              Row(ref("SETN"), method="setn", reading=_NB201_BASELINE),
-              Row(ref("ENAS"), method="enas", reading=_NB201_BASELINE),
-              Row(ref("CDARTS"), unavailable=NO_CDARTS),
+              Row(_nb201("GDAS"), method="gdas", reading=_NB201_BASELINE),
+              Row(_nb201("SETN"), method="setn", reading=_NB201_BASELINE),
+              Row(_nb201("ENAS"), method="enas", reading=_NB201_BASELINE),
+              Row(ref("CDARTS"), method="cdarts",
+                  reading="CDARTS with its authors' NB201 code (microsoft/Cream CDARTS/benchmark201); their run "
+                          "script is not published: 5 pretraining + 25 cyclic iterations is a reading (see `nbs "
+                          "methods --show cdarts`)"),
               Row(ref("DARTS-"), method="darts-minus",
                   reading="DARTS- on NB201 with the settings of its authors' search code (α step first, wd 3e-4, "
                           "no Nesterov; they publish no NB201 script; see `nbs methods --show darts-minus`)"),
               Row(ref("Single-DARTS"), method="single-darts")),
         what_to_see="DARTS collapses to the all-skip cell (54.30 CIFAR-10 test, std 0); Single-DARTS finds "
                     "94.36 / 73.51 / 46.34 with std 0 over 5 seeds.",
+        readings=(_TWO_NB201_SETS + ".",),
     )
 
 
@@ -205,12 +223,11 @@ def _mergenas_table2() -> Experiment:
 
 
 def _darts_collapse() -> Experiment:
-    ref = PublishedRef("single-darts", "1", "DARTS")
     return Experiment(
         "darts-collapse", "DARTS collapse on NB201: DARTS-V1 and -V2 at the reference settings",
         seeds=3, columns=ALL_COLUMNS,
-        rows=(Row(ref, method="darts-v1", name="DARTS-V1"),
-              Row(ref, method="darts-v2", name="DARTS-V2",
+        rows=(Row(_nb201("DARTS", "DARTS-V1"), method="darts-v1", name="DARTS-V1"),
+              Row(_nb201("DARTS", "DARTS-V2"), method="darts-v2", name="DARTS-V2",
                   reading="NB201 prints DARTS-V2 with the same all-skip numbers as DARTS-V1; both compare "
                           "with the DARTS row")),
         what_to_see="Both collapse to the all-skip cell (54.30 CIFAR-10 test, std 0): the report gives the epoch "
@@ -223,7 +240,7 @@ def _stabilizers() -> Experiment:
     return Experiment(
         "stabilizers-nb201", "Stabilizers on NB201: DARTS-, DrNAS, β-DARTS, DARTS-PT and PC-DARTS beside the DARTS they stabilize",
         seeds=3, columns=ALL_COLUMNS,
-        rows=(Row(PublishedRef("single-darts", "1", "DARTS"), method="darts-v1", name="DARTS-V1",
+        rows=(Row(_nb201("DARTS", "DARTS-V1"), method="darts-v1", name="DARTS-V1",
                   reading="the collapse they are measured against (NB201's DARTS-V1 row, quoted by Single-DARTS)"),
               Row(PublishedRef("single-darts", "1", "DARTS-"), method="darts-minus",
                   reading="quoted by Single-DARTS Table 1; the settings of the authors' search code (they publish "
@@ -246,7 +263,9 @@ def _stabilizers() -> Experiment:
                     "parameter-free cells at every epoch.",
         readings=("The stabilizers' own papers print their NB201 rows; only their means are bundled where this "
                   "project could not read the printed spread (DrNAS' test columns and PC-DARTS' come from DrNAS' "
-                  "README table; β-DARTS' CIFAR-10 test std 0.00 as ../shared/docs/baselines.md quotes it).",),
+                  "README table; β-DARTS' CIFAR-10 test std 0.00 as ../shared/docs/baselines.md quotes it; DrNAS' "
+                  "CIFAR-10/100 valid and β-DARTS' ImageNet16-120 columns as GENIUS (arXiv:2304.10970v4, Table 1) "
+                  "quotes them, the papers' own tables not being reachable here).",),
     )
 
 

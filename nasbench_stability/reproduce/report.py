@@ -266,7 +266,10 @@ def _comparison_table(exp: Experiment, comparison: Comparison) -> Table:
              f"std over seeds [95% interval of the mean], (n, min–max). {DEFAULT_RULE.describe()} {describe_verdict()} One "
              f"seed gets no verdict. {APPROX_MARK}: the benchmark column is approximate, "
              f"not the official 3-seed mean (see `nbs bench build`). Published per-trial rows show their trials in "
-             f"brackets.",)
+             f"brackets. BN beside a published number: the BN mode its search ran with (on: BN running statistics "
+             f"tracked, track_running_stats=True, xautodl's BN=1) and ours; where a row is printed for both modes, "
+             f"ours is compared with the print of our mode, and a print whose source states no mode stands for "
+             f"either, marked \"BN mode not stated\".",)
     return Table("comparison", "Ours beside the published numbers", frame.set_index("row"), notes)
 
 
