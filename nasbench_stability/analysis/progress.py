@@ -17,11 +17,11 @@ import pandas as pd
 from ..engine.records import (DamagedRecordError, planned_table_records, read_record, record_files,
                               record_kind_problem)
 from ..engine.run_lock import run_lock_held
-from ..engine.status import TERMINAL, read_status
+from ..engine.status import PAUSED, TERMINAL, read_status
 from .bench_columns import DEFAULT_TEST_COLUMN, record_column
 from .loading import PathsLike, find_run_dirs, read_run_config
 
-#: states besides status.json's own (running, finished, diverged)
+#: states besides status.json's own (running, paused, finished, diverged)
 STALE, DAMAGED, UNKNOWN = "stale lock", "damaged status", "unknown"
 TABLE_PRESET = "table"   # a table search's config preset (engine.config.TABLE_PRESET, which imports torch)
 TEST_COLUMN = record_column(DEFAULT_TEST_COLUMN)   # the derived cell's CIFAR-10 test accuracy (200 epochs)
@@ -33,10 +33,11 @@ COLUMNS = ("method", "dataset", "seed", "state", "epochs_done", "epochs", "genot
 def run_progress(paths: PathsLike) -> pd.DataFrame:
     """One row per run directory under ``paths`` (found as ``nbs report`` finds them), in :data:`COLUMNS`.
 
-    ``state``: running (its lock is held), finished, diverged, ``stale lock`` (status running, lock free: a
-    killed run; re-running the command resumes it), ``damaged status`` or ``unknown`` (no status file).
-    ``seconds_per_epoch`` is the wall time per epoch so far (a packed seed's share times the pack size: the
-    seeds advance together); ``eta_seconds`` is given for running runs only. :class:`~.loading.NoRunsError`
+    ``state``: running (its lock is held), paused (stopped by ``--time-budget``; re-running the command
+    continues it), finished, diverged, ``stale lock`` (status running, lock free: a killed run; re-running
+    the command resumes it), ``damaged status`` or ``unknown`` (no status file). ``seconds_per_epoch`` is the
+    wall time per epoch so far (a packed seed's share times the pack size: the seeds advance together);
+    ``eta_seconds`` is given for running and paused runs only. :class:`~.loading.NoRunsError`
     if there is no run directory.
     """
     return pd.DataFrame([progress_row(d) for d in find_run_dirs(paths)], columns=list(COLUMNS))
@@ -53,7 +54,7 @@ def progress_row(run_dir: Path) -> dict[str, Any]:
     done = status.get("epochs_done", _get(last, "epoch"))
     per_epoch = seconds_per_epoch(last)
     remaining = epochs - done if isinstance(epochs, int) and isinstance(done, int) else None
-    eta = per_epoch * remaining if state == "running" and remaining is not None else math.nan
+    eta = per_epoch * remaining if state in ("running", PAUSED) and remaining is not None else math.nan
     return {
         "method": config.get("method", _get(last, "method")), "dataset": config.get("dataset", _get(last, "dataset")),
         "seed": config.get("seed", _get(last, "seed")), "state": state, "epochs_done": done, "epochs": epochs,
@@ -81,6 +82,8 @@ def run_state(state: str | None, damaged: bool, lock_held: bool | None) -> str:
         return "running"        # also a run that is just starting or repairing its status
     if damaged:
         return DAMAGED
+    if state == PAUSED:
+        return PAUSED
     if state == "running":
         return STALE if lock_held is False else UNKNOWN
     return UNKNOWN

@@ -18,7 +18,7 @@ from ..engine.epoch_log import LOG_KINDS
 from ..engine.presets import PRESET_HELP
 from ..errors import ConfigError, NbsError, quote
 from ..ranges import SEED
-from .common import parse_sets
+from .common import TIME_BUDGET_HELP, parse_sets, time_budget
 
 
 class NbsGroup(click.Group):
@@ -79,10 +79,12 @@ def main() -> None:
               help="Replay each search step as one CUDA graph where the method's step allows it.")
 @click.option("--log", "epoch_log", type=click.Choice(LOG_KINDS), default="none", show_default=True,
               help="Also log every epoch elsewhere: tensorboard = event files in <run>/tensorboard/.")
+@click.option("--time-budget", "budget_text", default=None, metavar="SECONDS", help=TIME_BUDGET_HELP)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def run(method, seeds, seed_list, dataset, epochs, device, preset, out, sets, data_root, benchmark, hessian_every,
-        jobs, pack, cuda_graphs, epoch_log, quiet) -> None:
+        jobs, pack, cuda_graphs, epoch_log, budget_text, quiet) -> None:
     """Search with METHOD for several seeds; one run directory per seed, resumable."""
+    budget = time_budget(budget_text)   # first: it counts from the command's start
     from ..engine.executor import run_seeds
 
     if jobs < 1:
@@ -93,7 +95,8 @@ def run(method, seeds, seed_list, dataset, epochs, device, preset, out, sets, da
     seed_values = _seed_values(seeds, seed_list)
     results = run_seeds(method, seed_values, dataset=dataset, epochs=epochs, device=device, preset=preset,
                         out=out, overrides=overrides, data_root=data_root, benchmark_path=benchmark,
-                        progress=not quiet, jobs=jobs, pack=pack, cuda_graphs=cuda_graphs, epoch_log=epoch_log)
+                        progress=not quiet, jobs=jobs, pack=pack, cuda_graphs=cuda_graphs, epoch_log=epoch_log,
+                        budget=budget)
     failed = False
     for r in results:
         if r.state in ("diverged", "already-diverged"):  # a diverged run fails every time it is asked for
@@ -101,6 +104,8 @@ def run(method, seeds, seed_list, dataset, epochs, device, preset, out, sets, da
             failed = True
         elif r.state.startswith("already"):
             click.echo(r.message)
+        elif r.state == "paused":   # stopped by --time-budget: "N of M epochs done; re-run to continue"
+            click.echo(f"{r.run_dir}: {r.message}")
         else:
             click.echo(f"{r.run_dir}: {r.state} after {r.epochs_done} {r.unit}, final cell {r.final_genotype}")
     click.echo(f"records: {out}/<run>/records/*.parquet  (read with `pandas.read_parquet`)")

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from ..engine.presets import PRESET_HELP
+from .common import TIME_BUDGET_HELP, time_budget
 
 
 def _list_text(device: str) -> str:
@@ -36,6 +37,14 @@ def _list_text(device: str) -> str:
     return "\n".join(lines)
 
 
+def _unfinished(results, plan) -> str:
+    """'K of R seed runs unfinished, N of M epochs done' over the experiment's runs."""
+    rs = [r for runs in results.values() for r in runs]
+    total = sum(c.epochs for configs in plan.configs().values() for c in configs)
+    return (f"{sum(r.state == 'paused' for r in rs)} of {len(rs)} seed runs unfinished, "
+            f"{sum(r.epochs_done for r in rs)} of {total} epochs done")
+
+
 @click.command("reproduce")
 @click.argument("name", required=False)
 @click.option("--list", "list_", is_flag=True, help="Name every experiment, with its runs and cost.")
@@ -57,10 +66,14 @@ def _list_text(device: str) -> str:
 @click.option("--cuda-graphs/--no-cuda-graphs", default=True, show_default=True)
 @click.option("--data-root", type=click.Path(path_type=Path), default=None, help="Dataset file or folder.")
 @click.option("--benchmark", type=click.Path(path_type=Path), default=None, help="Benchmark table (.parquet).")
+@click.option("--time-budget", "budget_text", default=None, metavar="SECONDS",
+              help=TIME_BUDGET_HELP + " The report is written once a re-run finds every run finished (or by "
+                                      "--report-only).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def reproduce(name, list_, seeds, preset, epochs, device, out, rows, sets, report_only, from_runs, pack, cuda_graphs,
-              data_root, benchmark, quiet) -> None:
+              data_root, benchmark, budget_text, quiet) -> None:
     """Run a seed paper's NB201 experiment NAME and report our numbers beside the published ones."""
+    budget = time_budget(budget_text)   # first: it counts from the command's start
     from ..bench.build import ensure_table
     from ..bench.table import Benchmark
     from ..engine.config import resolve_device
@@ -76,6 +89,9 @@ def reproduce(name, list_, seeds, preset, epochs, device, out, rows, sets, repor
         return
     if name is None:
         raise ConfigError("name an experiment (nbs reproduce --list shows them)")
+    if budget is not None and (report_only or from_runs is not None):
+        raise ConfigError(f"--time-budget limits running; {'--report-only' if report_only else '--from-runs'} "
+                          f"runs nothing")
     plan = make_plan(get_experiment(name), seeds=seeds, preset=preset, device=device, epochs=epochs, out=out,
                      rows=tuple(rows), extra=parse_sets(sets))
     sources = runs_from = table = None
@@ -98,10 +114,15 @@ def reproduce(name, list_, seeds, preset, epochs, device, out, rows, sets, repor
                               f"rewrite it with --from-runs DIR")
     else:
         results = execute(plan, data_root=data_root, benchmark_path=benchmark, progress=not quiet, pack=pack,
-                          cuda_graphs=cuda_graphs, log=click.echo)
+                          cuda_graphs=cuda_graphs, log=click.echo, budget=budget)
         for key, rs in results.items():
             states = sorted({r.state for r in rs})
             click.echo(f"{key}: {len(rs)} seed(s) {', '.join(states)}")
+        if any(r.state == "paused" for rs in results.values() for r in rs):
+            # the report would spend time the budget does not have, on numbers that are not final
+            click.echo(f"time budget: {_unfinished(results, plan)}; re-run to continue (REPORT.md is written when "
+                       f"every run has finished; --report-only writes it from the epochs so far)")
+            return
     if table is None:
         table = Benchmark.load(ensure_table(benchmark, log=click.echo))
     files = write_report(plan, table, sources, runs_from)

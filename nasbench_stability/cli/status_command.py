@@ -33,9 +33,10 @@ DEFAULT_WATCH = 5.0
 def status(run_dirs, watch, every, as_json) -> None:
     """One line per run under RUN_DIRS: state, epochs, last cell and its CIFAR-10 test accuracy, time left.
 
-    A run's state is running (its process holds the run's lock), finished, diverged, stale lock (killed:
-    re-run its command to resume), damaged status or unknown. `test` is the last derived cell's CIFAR-10
-    test accuracy in the benchmark (200 epochs); `left` is estimated from the time per epoch so far.
+    A run's state is running (its process holds the run's lock), paused (stopped by --time-budget: re-run its
+    command to continue), finished, diverged, stale lock (killed: re-run its command to resume), damaged
+    status or unknown. `test` is the last derived cell's CIFAR-10 test accuracy in the benchmark (200
+    epochs); `left` is estimated from the time per epoch so far.
     """
     from ..analysis.progress import run_progress
 

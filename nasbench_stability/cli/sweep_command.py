@@ -12,6 +12,7 @@ import click
 
 from ..engine.epoch_log import LOG_KINDS
 from ..errors import ConfigError
+from .common import TIME_BUDGET_HELP, time_budget
 
 
 @click.command()
@@ -35,11 +36,15 @@ from ..errors import ConfigError
               help="Replay each search step as one CUDA graph where the method's step allows it.")
 @click.option("--log", "epoch_log", type=click.Choice(LOG_KINDS), default="none", show_default=True,
               help="Also log every epoch of every run (tensorboard: <run>/tensorboard/, as `nbs run --log`).")
+@click.option("--time-budget", "budget_text", default=None, metavar="SECONDS",
+              help=TIME_BUDGET_HELP + " The whole sweep's: runs not started when it is spent are not started "
+                                      "(with --executor ray each task gets the deadline; the nodes' clocks must agree).")
 @click.option("--quiet", is_flag=True, help="Only a line per run as it ends, and the summary.")
 def sweep(study_file, out, dry_run, executor, address, jobs, cpus_per_task, gpus_per_task, max_retries, data_root,
-          benchmark, cuda_graphs, epoch_log, quiet) -> None:
+          benchmark, cuda_graphs, epoch_log, budget_text, quiet) -> None:
     """Run every run of a study file: methods × option grids × datasets × seeds. Re-running skips the
     finished runs and resumes the others."""
+    budget = time_budget(budget_text)   # first: it counts from the command's start
     from ..sweep.expand import expand, iter_planned, unit_count
     from ..sweep.runner import run_sweep
     from ..sweep.study import load_study
@@ -69,10 +74,15 @@ def sweep(study_file, out, dry_run, executor, address, jobs, cpus_per_task, gpus
             line = f"[{done}/{len(planned)}] {o.run_dir}: {o.message}"
             click.echo(line, err=o.state in ("failed", "diverged"))
 
+    if budget is not None:
+        click.echo(budget.line())
     summary = run_sweep(study, planned, runner, benchmark_path=benchmark, data_root=data_root,
                         cuda_graphs=cuda_graphs, quiet=quiet, epoch_log=epoch_log, log=click.echo, on_done=progress,
-                        out=out)
+                        out=out, budget=budget)
     click.echo(f"{study.name}: {summary.line()}")
+    if summary.paused:
+        click.echo(f"time budget: {unfinished_line(summary, planned)}; "
+                   f"re-run `{_rerun_command(click.get_current_context())}` to continue")
     if summary.failed:
         if summary.retryable:
             click.echo(f"nbs: some runs failed; re-run `{_rerun_command(click.get_current_context())}` to resume "
@@ -81,6 +91,13 @@ def sweep(study_file, out, dry_run, executor, address, jobs, cpus_per_task, gpus
             click.echo("nbs: some runs failed for a reason a re-run meets again (above); fix that first",
                        err=True)
         sys.exit(3)
+
+
+def unfinished_line(summary, planned) -> str:
+    """'K of R runs unfinished, N of M epochs done': the study's progress when the time budget stopped it."""
+    done = sum(o.epochs_done or 0 for o in summary.outcomes)
+    total = sum(r.config.epochs for r in planned)
+    return f"{len(summary.paused)} of {len(summary.outcomes)} runs unfinished, {done} of {total} epochs done"
 
 
 def _rerun_command(ctx: click.Context) -> str:

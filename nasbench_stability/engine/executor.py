@@ -25,6 +25,7 @@ from ..data.locate import locate_dataset
 from ..destinations import check_folder_path
 from ..errors import ConfigError
 from ..methods.registry import get_method
+from .budget import TimeBudget
 from .config import RunConfig, resolve_config
 from .cost import RunPlan, estimate
 from .epoch_log import check_log_destination, check_log_kind
@@ -41,10 +42,11 @@ PACK_BY_DEFAULT = {"cuda": True, "cpu": False}
 
 def execute_config(config: RunConfig, out: Path, *, benchmark: Benchmark, data_root: Path | None = None,
                    progress: bool = True, log: Callable[[str], None] = print, cuda_graphs: bool = True,
-                   epoch_log: str = "none") -> RunResult:
+                   epoch_log: str = "none", budget: TimeBudget | None = None) -> RunResult:
+    # a table search takes about a second: the budget only keeps it from starting once spent
     runner = TableRun if get_method(config.method).table_search else Run
     return runner(config, out, benchmark=benchmark, data_root=data_root, progress=progress, log=log,
-                  cuda_graphs=cuda_graphs, epoch_log=epoch_log).execute()
+                  cuda_graphs=cuda_graphs, epoch_log=epoch_log, budget=budget).execute()
 
 
 def will_pack(configs: list[RunConfig], pack: bool | None, jobs: int = 1) -> bool:
@@ -67,11 +69,12 @@ def run_seeds(method: str, seeds: list[int], *, dataset: str = "cifar10", epochs
               benchmark_path: Path | None = None, progress: bool = True, jobs: int = 1,
               pack: bool | None = None, cuda_graphs: bool = True,
               log: Callable[[str], None] = print, epoch_log: str = "none",
-              announce_cost: bool = True) -> list[RunResult]:
+              announce_cost: bool = True, budget: TimeBudget | None = None) -> list[RunResult]:
     """Resolve one config per seed (all validated before any work starts), then run them: packed into
     one model (``pack``; None = the device's default, for a method that packs), or ``jobs`` at a time
     (results in seed order either way). ``announce_cost``: log the expected wall time first (a caller
-    that runs several of these says it once for all)."""
+    that runs several of these says it once for all). ``budget``: stop between epochs before it runs out
+    (``--time-budget``); the runs it stops are ``paused``."""
     configs = [resolve_config(method, dataset=dataset, seed=s, preset=preset, device=device, epochs=epochs,
                               overrides=overrides) for s in seeds]
     check_log_kind(epoch_log)   # a missing logging library fails before any slow work
@@ -85,21 +88,23 @@ def run_seeds(method: str, seeds: list[int], *, dataset: str = "cifar10", epochs
     packed = will_pack(configs, pack, jobs)
     if announce_cost:
         log(estimate([RunPlan.of(c, run_dir_for(out, c)) for c in configs], jobs=1 if packed else jobs).line)
+        if budget is not None:
+            log(budget.line())
         cut = None if table_search else cut_schedule(configs[0].preset, configs[0].epochs,
                                                       get_method(method).default_options().epochs)
         if cut is not None:
             log(f"note: {cut}")
     if packed:
         return run_packed([Run(c, out, benchmark=benchmark, data_root=data_root, progress=progress, log=log,
-                               cuda_graphs=cuda_graphs, epoch_log=epoch_log) for c in configs])
+                               cuda_graphs=cuda_graphs, epoch_log=epoch_log, budget=budget) for c in configs])
     if jobs <= 1 or len(configs) == 1:
         return [execute_config(c, out, benchmark=benchmark, data_root=data_root, progress=progress, log=log,
-                               cuda_graphs=cuda_graphs, epoch_log=epoch_log) for c in configs]
+                               cuda_graphs=cuda_graphs, epoch_log=epoch_log, budget=budget) for c in configs]
     if not table_search:
         load_arrays(dataset, data_root)  # decode once here, so that the workers all read the cache
     threads = worker_threads(jobs)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(_worker, c, out, table_path(benchmark_path), data_root, threads, epoch_log)
+        futures = [pool.submit(_worker, c, out, table_path(benchmark_path), data_root, threads, epoch_log, budget)
                    for c in configs]
         return [f.result() for f in futures]
 
@@ -110,8 +115,8 @@ def worker_threads(jobs: int) -> int:
 
 
 def _worker(config: RunConfig, out: Path, benchmark_path: Path, data_root: Path | None, threads: int,
-            epoch_log: str = "none") -> RunResult:
+            epoch_log: str = "none", budget: TimeBudget | None = None) -> RunResult:
     """One run in a worker process (its own benchmark copy and CPU-thread share; no progress bars)."""
     torch.set_num_threads(threads)
     return execute_config(config, out, benchmark=Benchmark.load(benchmark_path), data_root=data_root, progress=False,
-                          epoch_log=epoch_log)
+                          epoch_log=epoch_log, budget=budget)

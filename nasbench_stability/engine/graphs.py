@@ -11,11 +11,13 @@ once per epoch (the cosine schedule moves the learning rate between epochs) and 
 Methods that fall back to eager steps: edas, edas-inv, alpha-max (an edge drawn on the host every
 step), the factorized family (its noise generator is reseeded on the host every step), and any
 method with ``lr_schedule=per-step``. On CPU there is nothing to capture.
+
+A capture that fails raises :class:`GraphCaptureError`; the engine then restarts the epoch with eager
+steps (engine/fallback.py), so that a record says which path ran.
 """
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, Callable
 
 import torch
@@ -27,11 +29,21 @@ from ..methods.base import SearchMethod, StepStats
 WARMUP_STEPS = 2
 
 
+class GraphCaptureError(RuntimeError):
+    """A step that ran eagerly could not be captured as a CUDA graph (the capture's error is the cause)."""
+
+
 def graphed_step(method: SearchMethod, enabled: bool = True) -> Callable[..., StepStats]:
     """``method.step`` or, on CUDA for a static step, a :class:`GraphedStep` of it (new each epoch)."""
     if enabled and method.ctx.device.type == "cuda" and method.graph_static():
         return GraphedStep(method)
     return method.step
+
+
+def step_path(step_fn: Callable[..., StepStats], method: SearchMethod) -> str:
+    """What a record says ran the epoch's steps: "eager" (``method.step`` itself) or "graph" (replayed
+    CUDA graphs, after eager warm-up steps)."""
+    return "eager" if step_fn == method.step else "graph"
 
 
 class GraphedStep:
@@ -47,8 +59,6 @@ class GraphedStep:
     def __call__(self, batches: dict[str, Any], epoch: int, step: int, measure_gc: bool) -> StepStats:
         entry = self.graphs.get(measure_gc)
         if entry is None:
-            if self.method.__dict__.get("_graph_failed"):
-                return self.method.step(batches, epoch, step, measure_gc)
             warm = self.method.__dict__.setdefault("_graph_warmup_done", {})   # outlives this epoch's graphs
             if warm.get(measure_gc, 0) < self.warmup:
                 warm[measure_gc] = warm.get(measure_gc, 0) + 1
@@ -56,13 +66,12 @@ class GraphedStep:
             try:
                 entry = self.graphs[measure_gc] = self._capture(batches, epoch, step, measure_gc)
             except RuntimeError as err:
-                # a capture records and runs nothing: the step is still to be taken, eagerly from now on
-                self.method.__dict__["_graph_failed"] = True
-                warnings.warn(f"CUDA graph capture of the {type(self.method).__name__} step failed "
-                              f"({str(err).splitlines()[0] if str(err) else type(err).__name__}); "
-                              f"continuing with eager steps (same results, slower)", RuntimeWarning)
+                # not taken here as an eager step: the epoch's earlier steps went through graphs, and a
+                # record must say one path; the engine restarts the epoch eagerly (engine/fallback.py)
                 torch.cuda.synchronize()
-                return self.method.step(batches, epoch, step, measure_gc)
+                first = str(err).strip().splitlines()
+                raise GraphCaptureError(f"CUDA graph capture of the {type(self.method).__name__} step failed "
+                                        f"({first[0] if first else type(err).__name__})") from err
         graph, static, stats = entry
         for name, (x, y) in batches.items():
             static[name][0].copy_(x, non_blocking=True)

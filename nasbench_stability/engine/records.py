@@ -88,7 +88,7 @@ def _unreadable(err: Exception) -> str:
 _KINDS = {
     "integer": ("seed", "epoch", "epochs", "param_free_count", "bench_index", "pack_size", "queries",
                 "distinct_queries", "best_query"),
-    "text": ("run", "method", "dataset", "preset", "genotype", "canonical_key"),
+    "text": ("run", "method", "dataset", "preset", "genotype", "canonical_key", "exec_path"),
     "number": ("train_loss", "train_acc", "valid_loss", "valid_acc", "gc_mean", "gc_cos_mean", "hessian_max",
                "hessian_min", "signal", "budget_spent", "budget_total"),
     "duration": TIMING_COLUMNS,

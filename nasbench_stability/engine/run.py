@@ -37,10 +37,12 @@ from ..methods.registry import get_method
 from ..space.ops import EDGES, OPS
 from ..space.supernet import NetworkShape
 from .atomic import write_text_atomic
+from .budget import PAUSED, EpochBudget, TimeBudget, clock, left_message, timed, unstarted
 from .checkpoint import load_checkpoint, restore_state, save_checkpoint
 from .config import RunConfig
 from .epoch_log import EpochLog, NoEpochLog, check_log_destination, open_epoch_log
-from .graphs import BatchScorer, graphed_step
+from .fallback import failure_of, release_memory, warn
+from .graphs import BatchScorer, graphed_step, step_path
 from .hessian import HessianSpectrum, arch_hessian_spectrum, arch_parameter_count
 from .memory import fits_in_memory
 from .records import RECORDS_DIR, damaged_records, drop_records_after, record_path, write_record
@@ -53,7 +55,7 @@ CONFIG_FILE, CHECKPOINT_FILE = "config.json", "checkpoint.pt"
 @dataclass(frozen=True)
 class RunResult:
     run_dir: Path
-    state: str             # "finished" | "diverged" | "already-finished"
+    state: str             # "finished" | "diverged" | "paused" (by --time-budget) | "already-finished"
     epochs_done: int
     final_genotype: str | None
     message: str = ""
@@ -251,17 +253,28 @@ class Run:
 
     def __init__(self, config: RunConfig, out: Path, *, benchmark: Benchmark, data_root: Path | None = None,
                  progress: bool = True, log: Callable[[str], None] = print, cuda_graphs: bool = True,
-                 epoch_log: str = "none") -> None:
+                 epoch_log: str = "none", budget: TimeBudget | None = None) -> None:
         self.config, self.benchmark = config, benchmark
         self.cuda_graphs = cuda_graphs   # an execution choice, not part of the config: results are the same
         self.epoch_log = epoch_log       # so is where epochs are logged besides the records (engine/epoch_log.py)
+        self.budget = budget             # --time-budget: stop between epochs (engine/budget.py); None: no limit
         self.epoch_logger: EpochLog = NoEpochLog()
         self.run_dir = run_dir_for(out, config)
         self.data_root, self.progress, self.log = data_root, progress, log
 
     def execute(self) -> RunResult:
+        if (spent := self.unstarted()) is not None:
+            return spent
         with self.claim() as answer:
             return answer if answer is not None else self._search()
+
+    def unstarted(self) -> RunResult | None:
+        """A paused RunResult, with nothing written, when the time budget is spent before this run starts
+        (an ended run is answered as ever, by :meth:`claim`); else None."""
+        if self.budget is None or not self.budget.spent():
+            return None
+        state, done, message = unstarted(self.run_dir, self.config.epochs)
+        return None if state != PAUSED else RunResult(self.run_dir, PAUSED, done, None, message)
 
     @contextmanager
     def claim(self) -> Iterator[RunResult | None]:
@@ -349,15 +362,17 @@ class Run:
         return {name: BatchStream(split[name], cfg.batch_size, cfg.seed, name, augment=True,
                                   mean=data.mean, std=data.std) for name in method.streams}
 
-    def prepare(self) -> "SeedSearch":
+    def prepare(self, shared_data: dict | None = None) -> "SeedSearch":
         """Load the data, build the method, write the config and restore the checkpoint (under the
-        claim): everything a search of this run needs before its first epoch."""
+        claim): everything a search of this run needs before its first epoch. ``shared_data``: the
+        splits the other seeds of a pack loaded (:func:`search_data`'s ``shared``), so that identical
+        ones are one copy on the device."""
         cfg, run_dir = self.config, self.run_dir
         device = cfg.torch_device()
         # everything that can refuse the sizes comes before the first write to the run directory
         with fits_in_memory(cfg, "loading the data and building the supernet"):
             data = search_data(cfg.dataset, self.data_root, cfg.seed, subset=cfg.data_subset, device=device,
-                               split_policy=cfg.split_policy, include_test=False)
+                               split_policy=cfg.split_policy, include_test=False, shared=shared_data)
             steps = steps_per_epoch(cfg, data)
             method = build_method(cfg, data.num_classes, steps)
             self._provenance = {"data_split": data.split_source, "data_source": data.data_source}
@@ -393,15 +408,41 @@ class Run:
                           select_stream=select_stream)
 
     def _search(self) -> RunResult:
-        search = self.prepare()
-        cfg, method = self.config, search.method
+        return self.search_from(self.prepare())
+
+    def search_from(self, search: "SeedSearch") -> RunResult:
+        """The epochs of ``search`` alone: a prepared run, or a seed of a pack that fell back to solo."""
+        cfg = self.config
         if (stopped := search.stopped_early(search.start_epoch)) is not None:   # its status had to be repaired
             return stopped
+        budget = EpochBudget(self.budget, cfg) if self.budget is not None else None
         for epoch in range(search.start_epoch, cfg.epochs):
-            t0 = time.perf_counter()
+            if budget is not None and (paused := search.pause_for(budget, epoch)) is not None:
+                return paused
+            started, t0 = clock(), time.perf_counter()
+            while (done := self._epoch(search, epoch)) is None:   # fell back to eager steps: the epoch again
+                started, t0 = clock(), time.perf_counter()
+            acc, train_loss, diverged, valid_loss, valid_acc, spectrum, hessian_s, path = done
+            if cfg.torch_device().type == "cuda":
+                torch.cuda.synchronize()
+            ended = search.end_epoch(epoch, acc, train_loss, valid_loss, valid_acc, time.perf_counter() - t0,
+                                     spectrum, diverged, exec_path=path)
+            if ended is not None:
+                return ended
+            if budget is not None:   # the whole epoch, its record and checkpoint included
+                budget.took(clock() - started, hessian_s if spectrum is not None else 0.0)
+        return search.finished()
+
+    def _epoch(self, search: "SeedSearch", epoch: int) -> tuple | None:
+        """One epoch's steps, selection, evaluation and Hessian: (accumulator, train loss, diverged, valid
+        loss, valid accuracy, spectrum, its seconds, exec path); None where a graphed step failed in a way
+        that goes on eagerly (engine/fallback.py), with the search rewound to the epoch's start."""
+        cfg, method, path = self.config, search.method, "eager"
+        try:
             with fits_in_memory(cfg, f"training epoch {epoch + 1}"):
                 iters = {name: _cycle(s, epoch) for name, s in search.streams.items()}
                 step_fn = graphed_step(method, self.cuda_graphs)
+                path = step_path(step_fn, method)
                 acc = train_epoch(method, step_fn, lambda: {n: next(it) for n, it in iters.items()}, epoch,
                                   search.steps, self._bar_label(epoch) if self.progress else None)
                 train_loss = float(acc.loss) / max(acc.count, 1)
@@ -409,21 +450,27 @@ class Run:
                 search.select(epoch, diverged)   # first: SETN and ENAS evaluate the cell they pick
                 valid_loss, valid_acc = ((math.nan, math.nan) if diverged else
                                          _evaluate(method, search.eval_stream, epoch, self.cuda_graphs))
-                spectrum = search.spectrum(epoch, diverged)
-            if cfg.torch_device().type == "cuda":
-                torch.cuda.synchronize()
-            ended = search.end_epoch(epoch, acc, train_loss, valid_loss, valid_acc, time.perf_counter() - t0,
-                                     spectrum, diverged)
-            if ended is not None:
-                return ended
-        return search.finished()
+                spectrum, hessian_s = timed(lambda: search.spectrum(epoch, diverged))
+            return acc, train_loss, diverged, valid_loss, valid_acc, spectrum, hessian_s, path
+        except Exception as err:
+            failure = failure_of(err, packed=False, graphs=path == "graph")
+            if failure is None:
+                raise
+        # out of the except block: its traceback no longer holds the failed attempt's graphs and tensors
+        method = step_fn = None
+        warn(cfg.run_name, epoch, cfg.epochs, failure, "eager steps")
+        self.cuda_graphs = False
+        release_memory(cfg.torch_device())
+        search.rewind()
+        return None
 
     def _bar_label(self, epoch: int) -> str:
         return f"{self.config.run_name} ep {epoch + 1}/{self.config.epochs}"
 
     def _record(self, method: SearchMethod, epoch: int, acc: EpochAccumulator, train_loss: float,
                 valid_loss: float, valid_acc: float, seconds: float, wall: float,
-                spectrum: HessianSpectrum | None, diverged: bool, pack_size: int = 1) -> dict[str, Any]:
+                spectrum: HessianSpectrum | None, diverged: bool, pack_size: int = 1,
+                exec_path: str = "eager") -> dict[str, Any]:
         cfg = self.config
         weights = method.op_weights()
         genotype = method.derive()
@@ -443,6 +490,8 @@ class Run:
             **method.learning_rates(),
             # a packed epoch's wall time is shared by its seeds: each records its share (pack_size says)
             "epoch_seconds": seconds, "wall_seconds": wall, "pack_size": pack_size,
+            # how the steps ran ("graph": replayed CUDA graphs; "eager"): a fallback changes it mid-run
+            "exec_path": exec_path,
             "op_grad": means.get("op_grad", nan),
             "gc_inner": gc_inner, "gc_cos": gc_cos,
             "gc_mean": float(np.nanmean(gc_inner)) if np.isfinite(gc_inner).any() else math.nan,
@@ -456,7 +505,7 @@ class Run:
             record[f"bench_{spec.name}"] = float(bench.get(spec.name, math.nan))
         for k, v in means.items():
             if k not in ("op_grad", "gc_inner", "gc_cos"):
-                record[k] = v
+                record[k] = v.item() if v.ndim == 0 else v   # a scalar step statistic is a float column
         record.update(method.extra_records())
         return record
 
@@ -501,11 +550,14 @@ class SeedSearch:
             self.method.select(batches, epoch)
             self.method.train()
 
-    def spectrum(self, epoch: int, diverged: bool) -> HessianSpectrum | None:
+    def hessian_due(self, epoch: int) -> bool:
+        """Whether ``epoch`` (0-based) measures the α-Hessian: every ``hessian_every``-th, and the method's own."""
         cfg = self.run.config
         asked = cfg.hessian_every and (epoch + 1) % cfg.hessian_every == 0
-        own = epoch in type(self.method).own_hessian_epochs(self.method.options, cfg.epochs)
-        if diverged or not (asked or own):
+        return bool(asked) or epoch in type(self.method).own_hessian_epochs(self.method.options, cfg.epochs)
+
+    def spectrum(self, epoch: int, diverged: bool) -> HessianSpectrum | None:
+        if diverged or not self.hessian_due(epoch):
             return None
         spectrum = arch_hessian_spectrum(self.method, self.hessian_batches)
         self.method.observe_hessian(epoch, spectrum)
@@ -513,13 +565,13 @@ class SeedSearch:
 
     def end_epoch(self, epoch: int, acc: EpochAccumulator, train_loss: float, valid_loss: float, valid_acc: float,
                   seconds: float, spectrum: HessianSpectrum | None, diverged: bool,
-                  pack_size: int = 1) -> RunResult | None:
+                  pack_size: int = 1, exec_path: str = "eager") -> RunResult | None:
         """Write the epoch's record, then the checkpoint and status; a RunResult if the run diverged."""
         run, cfg, method = self.run, self.run.config, self.method
         run_dir = run.run_dir
         self.wall += seconds
         record = run._record(method, epoch, acc, train_loss, valid_loss, valid_acc, seconds, self.wall, spectrum,
-                             diverged, pack_size)
+                             diverged, pack_size, exec_path)
         self.genotype = record["genotype"]
         with writing(record_path(run_dir, epoch + 1), "record"):
             write_record(run_dir, epoch + 1, record)
@@ -537,6 +589,20 @@ class SeedSearch:
                 f"test={record.get('bench_cifar10_test_200', math.nan):.2f} train_acc={record['train_acc']:.1f}")
         return self.stopped_early(epoch + 1) if epoch + 1 < cfg.epochs else None
 
+    def rewind(self) -> None:
+        """Back to where a resume of this run would start: its last checkpoint, or a fresh build before
+        its first epoch. A step that failed mid-epoch (engine/fallback.py) left parameters and optimizer
+        states partly updated; from here the run writes what a run resumed on the fallback path writes."""
+        run, cfg = self.run, self.run.config
+        with fits_in_memory(cfg, "building the supernet again"):
+            self.method = build_method(cfg, self.method.ctx.shape.num_classes, self.steps)
+        self.start_epoch, self.wall = 0, 0.0
+        ckpt_path = run.run_dir / CHECKPOINT_FILE
+        if ckpt_path.exists():
+            payload = load_checkpoint(ckpt_path, config_hash=cfg.config_hash, device=cfg.torch_device())
+            restore_state(self.method, payload, ckpt_path, rng=True)
+            self.start_epoch, self.wall = payload["epochs_done"], payload["wall_seconds"]
+
     def stopped_early(self, epochs_done: int) -> RunResult | None:
         """A finished RunResult (and status) after ``epochs_done`` epochs if the method asks to stop there
         (:meth:`SearchMethod.stop_reason`), else None."""
@@ -549,6 +615,20 @@ class SeedSearch:
         _write_status(run.run_dir, "finished", epochs_done, msg)
         run.log(msg)
         return RunResult(run.run_dir, "finished", epochs_done, genotype, msg)
+
+    def pause_for(self, budget: EpochBudget, epoch: int) -> RunResult | None:
+        """Before ``epoch``: a paused RunResult (and status) if it would not finish within ``budget``, else None."""
+        fits, why = budget.fits(self.hessian_due(epoch))
+        return None if fits else self.paused(epoch, why)
+
+    def paused(self, epochs_done: int, why: str) -> RunResult:
+        """Stopped by the time budget after ``epochs_done`` epochs (checkpointed after the last): status
+        ``paused``, which the same command resumes."""
+        run, cfg = self.run, self.run.config
+        message = left_message(epochs_done, cfg.epochs)
+        _write_status(run.run_dir, PAUSED, epochs_done, f"stopped by --time-budget: {why}; {message}")
+        run.log(f"{cfg.run_name}: stopping after epoch {epochs_done}/{cfg.epochs}: {why}")
+        return RunResult(run.run_dir, PAUSED, epochs_done, self.genotype, message)
 
     def finished(self) -> RunResult:
         cfg = self.run.config

@@ -15,7 +15,9 @@ from typing import Any
 from .atomic import write_text_atomic
 
 STATUS_FILE = "status.json"
-STATES = ("running", "finished", "diverged")
+#: stopped between epochs by --time-budget (engine/budget.py): the same command resumes it
+PAUSED = "paused"
+STATES = ("running", PAUSED, "finished", "diverged")
 TERMINAL = ("finished", "diverged")   # never changed again: safe to read without the run's lock
 
 

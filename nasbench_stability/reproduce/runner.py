@@ -18,6 +18,7 @@ from typing import Callable
 
 from .. import __version__
 from ..engine.atomic import write_text_atomic
+from ..engine.budget import TimeBudget
 from ..analysis.loading import find_run_dirs, read_run_config
 from ..engine.config import PRESETS, RunConfig, default_preset, resolve_config, resolve_device
 from ..engine.cost import Estimate, RunPlan, estimate
@@ -161,11 +162,15 @@ def preflight(plan: Plan, *, data_root: Path | None = None, benchmark_path: Path
 
 
 def execute(plan: Plan, *, data_root: Path | None = None, benchmark_path: Path | None = None, progress: bool = True,
-            pack: bool | None = None, cuda_graphs: bool = True,
-            log: Callable[[str], None] = print) -> dict[str, list[RunResult]]:
-    """Run (or resume) every distinct run of the plan; returns the engine's results per run key."""
+            pack: bool | None = None, cuda_graphs: bool = True, log: Callable[[str], None] = print,
+            budget: TimeBudget | None = None) -> dict[str, list[RunResult]]:
+    """Run (or resume) every distinct run of the plan; returns the engine's results per run key. ``budget``
+    (--time-budget) is the whole experiment's: runs stop between epochs before it runs out (``paused``),
+    and those not started by then are not started."""
     preflight(plan, data_root=data_root, benchmark_path=benchmark_path, pack=pack, log=log)
     log(plan_estimate(plan).line)
+    if budget is not None:
+        log(budget.line())
     ensure_folder(plan.out, "--out folder")
     with writing(plan.out / MANIFEST, "experiment manifest"):
         write_manifest(plan)
@@ -176,7 +181,7 @@ def execute(plan: Plan, *, data_root: Path | None = None, benchmark_path: Path |
         results[key] = run_seeds(row.method, list(plan.seeds), **plan.scale(row), out=plan.run_dir(row),
                                  overrides=plan.overrides(row),
                                  data_root=data_root, benchmark_path=benchmark_path, progress=progress, pack=pack,
-                                 cuda_graphs=cuda_graphs, log=log, announce_cost=False)
+                                 cuda_graphs=cuda_graphs, log=log, announce_cost=False, budget=budget)
     return results
 
 

@@ -27,7 +27,7 @@ from typing import Any, Callable
 from ..engine.executor import worker_threads
 from .executors import OnDone
 from .expand import WorkUnit
-from .worker import RunEnvironment, RunOutcome, describe_error, failed, run_unit
+from .worker import RunEnvironment, RunOutcome, describe_error, failed, not_started, run_unit
 
 #: what a worker does with one unit; tests give one that dies on cue (a module-level function: it is
 #: sent to the spawned workers by name)
@@ -77,6 +77,10 @@ class WorkerPool:
 
         try:
             while queue or busy:
+                if queue and env.budget_spent():   # --time-budget: the queued units are not started
+                    while queue:
+                        i = queue.popleft()
+                        finish(i, not_started(units[i]))
                 while queue and (idle or len(busy) < self.size):
                     fresh = not idle
                     worker = _Worker(self.context, self.task) if fresh else idle.pop()

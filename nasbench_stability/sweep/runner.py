@@ -22,9 +22,10 @@ from ..data.cache import load_arrays
 from ..data.catalog import dataset_spec
 from ..data.locate import locate_dataset
 from ..destinations import check_folder_path, check_writable
+from ..engine.budget import TimeBudget
 from ..engine.cost import RunPlan, estimate
 from ..engine.epoch_log import check_log_kind
-from ..engine.status import TERMINAL, read_status
+from ..engine.status import PAUSED, TERMINAL, read_status
 from ..methods.registry import get_method
 from .executors import Executor, OnDone
 from .expand import PlannedRun, WorkUnit, work_units
@@ -51,23 +52,31 @@ class SweepSummary:
         re-run meets again, such as a directory holding another run's config)."""
         return any(o.state == FAILED and o.retry for o in self.outcomes)
 
+    @property
+    def paused(self) -> list[RunOutcome]:
+        """The runs that --time-budget stopped or did not start: re-running the sweep continues them."""
+        return [o for o in self.outcomes if o.state == PAUSED]
+
     def line(self) -> str:
         c = self.counts
+        paused = f", {c[PAUSED]} unfinished (time budget)" if c[PAUSED] else ""
         return (f"{len(self.outcomes)} runs: {c['finished']} finished, {c['skipped']} skipped (ended before), "
-                f"{c['diverged']} diverged, {c[FAILED]} failed; {self.seconds:.1f} s")
+                f"{c['diverged']} diverged, {c[FAILED]} failed{paused}; {self.seconds:.1f} s")
 
 
 def run_sweep(study: Study, planned: list[PlannedRun], executor: Executor, *, benchmark_path: Path | None = None,
               data_root: Path | None = None, cuda_graphs: bool = True, quiet: bool = False, epoch_log: str = "none",
               log: Callable[[str], None] = print, on_done: OnDone | None = None,
-              out: Path | None = None) -> SweepSummary:
-    """Run ``planned`` (from :func:`expand.expand`) with ``executor``; the outcome of every run."""
+              out: Path | None = None, budget: TimeBudget | None = None) -> SweepSummary:
+    """Run ``planned`` (from :func:`expand.expand`) with ``executor``; the outcome of every run. ``budget``
+    (--time-budget) is the whole command's: runs stop between epochs before it runs out, and the units not
+    started by then are not started."""
     start = time.perf_counter()
     units = work_units(planned, study.pack)
     ended = {i for i, unit in enumerate(units) if _ended(unit)}
     writes = [r for i, unit in enumerate(units) if i not in ended for r in unit.runs]
     env = prepare_environment(study, planned, benchmark_path, data_root, cuda_graphs=cuda_graphs, quiet=quiet,
-                              epoch_log=epoch_log, log=log, writes=writes, out=out)
+                              epoch_log=epoch_log, log=log, writes=writes, out=out, budget=budget)
     jobs = getattr(executor, "jobs", None)   # None: a Ray cluster, whose size is its own
     cost = estimate([RunPlan.of(r.config, r.run_dir) for r in planned], jobs=jobs or 1).line
     log(cost if jobs is not None else cost.replace("one at a time", "if run one at a time (the Ray cluster's "
@@ -91,7 +100,8 @@ def _ended(unit: WorkUnit) -> bool:
 def prepare_environment(study: Study, planned: list[PlannedRun], benchmark_path: Path | None,
                         data_root: Path | None, *, cuda_graphs: bool = True, quiet: bool = False,
                         epoch_log: str = "none", log: Callable[[str], None] = print,
-                        writes: list[PlannedRun] | None = None, out: Path | None = None) -> RunEnvironment:
+                        writes: list[PlannedRun] | None = None, out: Path | None = None,
+                        budget: TimeBudget | None = None) -> RunEnvironment:
     """Everything the runs read, checked and made absolute before any run starts (errors: one line).
     ``writes``: the runs that will write (default: all); those that ended before only read their
     directory, which may be read-only by now. ``out``: the --out folder they are in, checked first."""
@@ -113,4 +123,4 @@ def prepare_environment(study: Study, planned: list[PlannedRun], benchmark_path:
         roots[dataset] = locate_dataset(dataset_spec(dataset), data_root).resolve()
         load_arrays(dataset, roots[dataset], progress=not quiet)   # decoded once, into the shared cache
     return RunEnvironment(benchmark_path=table, data_roots=tuple(roots.items()), nbs_home=paths.nbs_home().resolve(),
-                          cuda_graphs=cuda_graphs, quiet=quiet, epoch_log=epoch_log)
+                          cuda_graphs=cuda_graphs, quiet=quiet, epoch_log=epoch_log, budget=budget)

@@ -15,17 +15,18 @@ from typing import Callable
 
 from ..bench.sources import one_line
 from ..destinations import WriteError
+from ..engine.budget import TimeBudget, unstarted
 from ..errors import ConfigError, NbsError
 from .expand import WorkUnit
 
 #: states of a run's outcome; "already-*" runs were skipped (ended before this sweep)
-FAILED = "failed"
+FAILED = "failed"   # and engine.status.PAUSED: stopped, or not started, by --time-budget (a re-run continues it)
 
 
 @dataclass(frozen=True)
 class RunOutcome:
     run_dir: Path
-    state: str                  # finished | diverged | already-finished | already-diverged | failed
+    state: str                  # finished | diverged | paused | already-finished | already-diverged | failed
     epochs_done: int | None     # None when the run failed before saying
     message: str
     retry: bool = True          # a failure that re-running the sweep may get past (see can_retry)
@@ -47,6 +48,12 @@ class RunEnvironment:
     cuda_graphs: bool = True
     quiet: bool = False                               # no per-epoch lines
     epoch_log: str = "none"                           # also log each epoch to: none | tensorboard
+    #: --time-budget: its deadline is wall-clock time (engine/budget.py), so it means the same in a spawned
+    #: worker and, as far as the nodes' clocks agree, in a Ray task on another node
+    budget: TimeBudget | None = None
+
+    def budget_spent(self) -> bool:
+        return self.budget is not None and self.budget.spent()
 
     def data_root(self, dataset: str) -> Path | None:
         return dict(self.data_roots).get(dataset)
@@ -60,6 +67,8 @@ def run_unit(unit: WorkUnit, env: RunEnvironment) -> list[RunOutcome]:
     from ..engine.packed_run import run_packed
     from ..engine.run import Run
 
+    if env.budget_spent():   # before the benchmark is loaded: nothing of the unit starts
+        return not_started(unit)
     log: Callable[[str], None] = (lambda line: None) if env.quiet else print
     threads = torch.get_num_threads()
     torch.set_num_threads(env.threads)   # also keeps float sums the same wherever a run goes
@@ -70,10 +79,12 @@ def run_unit(unit: WorkUnit, env: RunEnvironment) -> list[RunOutcome]:
         root = env.data_root(configs[0].dataset)
         if len(configs) > 1:
             results = run_packed([Run(c, out, benchmark=benchmark, data_root=root, progress=False, log=log,
-                                      cuda_graphs=env.cuda_graphs, epoch_log=env.epoch_log) for c in configs])
+                                      cuda_graphs=env.cuda_graphs, epoch_log=env.epoch_log, budget=env.budget)
+                                  for c in configs])
         else:
             results = [execute_config(configs[0], out, benchmark=benchmark, data_root=root, progress=False,
-                                      log=log, cuda_graphs=env.cuda_graphs, epoch_log=env.epoch_log)]
+                                      log=log, cuda_graphs=env.cuda_graphs, epoch_log=env.epoch_log,
+                                      budget=env.budget)]
     except Exception as err:  # noqa: BLE001 — reported per run; the other units go on
         return failed(unit, describe_error(err), retry=can_retry(err))
     finally:
@@ -112,6 +123,15 @@ def can_retry(err: BaseException) -> bool:
         return True
     # the engine's lock message (engine/run_lock.py) is the one ConfigError that time cures
     return isinstance(err, ConfigError) and str(err).endswith("is being run by another process")
+
+
+def not_started(unit: WorkUnit) -> list[RunOutcome]:
+    """The unit's runs, left as they are because the time budget is spent (an ended one as skipped)."""
+    outcomes = []
+    for r in unit.runs:
+        state, done, message = unstarted(r.run_dir, r.config.epochs)
+        outcomes.append(RunOutcome(r.run_dir, state, done, message.removeprefix(f"{r.run_dir} ")))
+    return outcomes
 
 
 def failed(unit: WorkUnit, why: str, retry: bool = True) -> list[RunOutcome]:
