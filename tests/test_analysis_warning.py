@@ -383,3 +383,39 @@ def test_nbs_plot_warning_writes_the_figure_or_says_why_not(cli, tmp_path):
     assert result.exit_code == 2 and len(lines) == 1, result.output
     assert lines[0].startswith("nbs: error:") and "not enough runs: 0 collapsing and 2 control runs" in lines[0]
     assert not (tmp_path / "x.png").exists()
+
+
+# ---- pooled and within-method AUC ----------------------------------------------------------------------
+def within(result, indicator: str, k: int) -> pd.Series:
+    rows = result.auc_within[(result.auc_within["indicator"] == indicator) & (result.auc_within["k"] == k)]
+    assert len(rows) == 1
+    return rows.iloc[0]
+
+
+def test_no_pairs_within_a_method_when_no_method_has_both_kinds(result):
+    # the synthetic study's collapsing runs are all "bad", its controls all "good": pooled, λ_max ranks first;
+    # within a method there is nothing to compare
+    assert auc(result, "lambda_max", 5)["auc"] > 0.95
+    row = within(result, "lambda_max", 5)
+    assert row["status"] != OK and row["n_pairs"] == 0
+
+
+def test_a_signal_that_only_tells_methods_apart_scores_pooled_but_not_within_a_method():
+    """Method "a" has collapsing runs and controls, method "b" only controls whose gradient correlation is high
+    from the start (as single-level methods' is): pooled, low correlation looks like a warning; within "a" it is
+    noise, while λ_max, which leads every collapse, still scores 1."""
+    rng = np.random.default_rng(3)
+    runs = [run_records(f"a-{i}", i, t, rng) for i, t in enumerate(range(14, 22))]
+    runs += [run_records(f"a-{i}", i, None, rng) for i in range(8, 14)]
+    runs += [run_records(f"b-{i}", i, None, rng).assign(gc_cos_mean=lambda d: d["gc_cos_mean"] + 0.6)
+             for i in range(8)]
+    res = early_warning(pd.concat(runs, ignore_index=True))
+    assert auc(res, "gc_cos", 5)["auc"] > 0.7                    # flattered by the pooled controls of "b"
+    gc = within(res, "gc_cos", 5)
+    assert gc["status"] == OK and gc["n_pairs"] == 8 * 6 and 0.25 < gc["auc"] < 0.75
+    lam = within(res, "lambda_max", 5)
+    assert lam["auc"] == 1.0 and lam["n_pairs"] == 8 * 6
+    shown = warning_display(res)
+    column = "AUC within a method [95% CI] (pairs)"
+    assert shown.loc[res.indicators.set_index("indicator").loc["lambda_max", "label"], column].startswith("1.00 [")
+    assert shown[column].str.endswith("(48)").sum() >= 2

@@ -325,6 +325,7 @@ class RunSignal:
     values: np.ndarray
     time: int            # the event epoch, or the last recorded one (censored)
     collapsed: bool
+    method: str = ""     # pairs "within a method" compare runs of one method only
 
 
 @dataclass(frozen=True)
@@ -336,6 +337,10 @@ class EarlyWarning:
       ``runs_recorded``, ``status``.
     * ``auc``: ``indicator``, ``k``, ``auc``, ``ci_low``, ``ci_high``, ``n_cases``, ``n_controls``, ``n_pairs``,
       ``status``.
+    * ``auc_within``: the same from pairs of one method only (a collapsing run against controls of its own
+      method): pooling methods lets a signal that only tells methods apart score as a warning (gradient
+      correlation starts far higher under single-level steps); ``status`` ``no comparable pairs`` where no
+      method has both a collapsing run and a control.
     * ``alarms``: ``indicator``, ``far_target``, ``threshold`` (raw units; alarm when the value is beyond it in the
       alarming ``direction``), ``controls`` (with the signal), ``false_alarms``, ``far_achieved``, ``cases``,
       ``too_early`` (collapsed before any epoch ≥ ``min_lead`` ahead), ``alarmed``, ``missed``, ``missed_fraction``,
@@ -356,6 +361,7 @@ class EarlyWarning:
     events: pd.DataFrame
     indicators: pd.DataFrame
     auc: pd.DataFrame
+    auc_within: pd.DataFrame
     alarms: pd.DataFrame
     leads: pd.DataFrame
     stops: pd.DataFrame
@@ -376,12 +382,14 @@ class EarlyWarning:
 
     def ranking(self, k: int | None = None) -> pd.DataFrame:
         """One row per indicator (all of them, not-recorded ones last): the ``indicators`` columns, the ``auc``
-        columns at ``k`` (default ``options.report_k``; their status as ``auc_status``) and the ``alarms`` columns
-        (``alarm_status``); sorted by AUC."""
+        columns at ``k`` (default ``options.report_k``; their status as ``auc_status``), the ``auc_within`` ones
+        prefixed ``within_``, and the ``alarms`` columns (``alarm_status``); sorted by AUC."""
         k = self.options.report_k if k is None else k
         at_k = self.auc[self.auc["k"] == k].rename(columns={"status": "auc_status"}).set_index("indicator")
+        within = self.auc_within[self.auc_within["k"] == k].set_index("indicator").drop(columns=["k"])
         alarms = self.alarms.drop(columns=["direction"]).rename(columns={"status": "alarm_status"})
-        out = self.indicators.set_index("indicator").join(at_k.drop(columns=["k"])).join(alarms.set_index("indicator"))
+        out = (self.indicators.set_index("indicator").join(at_k.drop(columns=["k"]))
+               .join(within.add_prefix("within_")).join(alarms.set_index("indicator")))
         out["k"] = k
         order = out.assign(_recorded=out["status"] != NOT_RECORDED, _auc=out["auc"].fillna(-1.0))
         order = order.sort_values(["_recorded", "_auc"], ascending=False, kind="stable")
@@ -403,21 +411,24 @@ def early_warning(df: pd.DataFrame, criteria: CollapseCriteria = CollapseCriteri
     if status != OK:
         return _not_enough(status, options, criteria, events, table)
     acc = _accuracy(df, key, criteria)
-    auc, alarms, leads, stops, trajectories = [], [], [], [], []
+    auc, within, alarms, leads, stops, trajectories = [], [], [], [], [], []
     for ind in indicators:
         runs = signals[ind.name]
         if table.loc[table["indicator"] == ind.name, "status"].iloc[0] == NOT_RECORDED:
             auc += [_auc_row(ind, k, status=NOT_RECORDED) for k in options.all_ks]
+            within += [_auc_row(ind, k, status=NOT_RECORDED) for k in options.all_ks]
             alarms.append(_alarm_row(ind, options, status=NOT_RECORDED))
             continue
         auc += auc_by_k(ind, runs, options)
+        within += auc_by_k(ind, runs, options, within_method=True)
         summary, per_run, theta = alarm_leads(ind, runs, events, key, options)
         alarms.append(summary)
         leads.append(per_run)
         stops.append(early_stops(ind, runs, key, acc, theta))
         trajectories.append(aligned_trajectories(ind, runs, options))
     stops_frame = _concat(stops, STOP_COLUMNS)
-    return EarlyWarning(OK, options, criteria, events, table, pd.DataFrame(auc), pd.DataFrame(alarms),
+    return EarlyWarning(OK, options, criteria, events, table, pd.DataFrame(auc), pd.DataFrame(within),
+                        pd.DataFrame(alarms),
                         _concat(leads, ["indicator", key, "method", "seed", "event_epoch", "alarm_epoch", "lead",
                                         "missed"]),
                         stops_frame, stop_summary(stops_frame), _concat(trajectories, TRAJECTORY_COLUMNS))
@@ -443,10 +454,11 @@ def _signals(df: pd.DataFrame, key: str, events: pd.DataFrame, options: WarningO
         wide = indicator_series(run, options, indicators)
         epochs = wide["epoch"].to_numpy(dtype=int)
         event = by_run.loc[run_id]
+        method = str(run["method"].iloc[0]) if "method" in run else ""
         for ind in indicators:
             values = wide[ind.name].to_numpy(dtype=float)
             out[ind.name][run_id] = RunSignal(epochs, ind.sign * values, values, int(event["time"]),
-                                              bool(event["collapsed"]))
+                                              bool(event["collapsed"]), method)
     return out
 
 
@@ -472,10 +484,11 @@ def _accuracy(df: pd.DataFrame, key: str, criteria: CollapseCriteria) -> dict[ob
 
 
 # ---- (a) AUC against k -------------------------------------------------------------------------------
-def pair_matrix(runs: dict[object, RunSignal], k: int) -> tuple[np.ndarray, list, list]:
+def pair_matrix(runs: dict[object, RunSignal], k: int, within_method: bool = False) -> tuple[np.ndarray, list, list]:
     """Wins of each collapsing run (rows) over each control (columns) at k epochs before the row's event:
     1 (collapsing more alarming), ½ (tie), 0, NaN where the pair is not comparable (the control was not
-    observed up to the event, or either value is missing at T − k). Also the row and column run ids."""
+    observed up to the event, either value is missing at T − k, or, ``within_method``, the two runs' methods
+    differ). Also the row and column run ids."""
     cases = [r for r, s in runs.items() if s.collapsed]
     controls = [r for r, s in runs.items() if not s.collapsed]
     wins = np.full((len(cases), len(controls)), np.nan)
@@ -488,6 +501,8 @@ def pair_matrix(runs: dict[object, RunSignal], k: int) -> tuple[np.ndarray, list
         for j, control in enumerate(controls):
             c = runs[control]
             if c.time < s.time:           # censored before this event: not in its risk set
+                continue
+            if within_method and c.method != s.method:
                 continue
             b = value_at(c.epochs, c.scores, t)
             if math.isfinite(b):
@@ -521,10 +536,11 @@ def bootstrap_auc(wins: np.ndarray, options: WarningOptions) -> tuple[float, flo
     return float(np.quantile(auc, tail)), float(np.quantile(auc, 1.0 - tail))
 
 
-def auc_by_k(ind: Indicator, runs: dict[object, RunSignal], options: WarningOptions) -> list[dict]:
+def auc_by_k(ind: Indicator, runs: dict[object, RunSignal], options: WarningOptions,
+             within_method: bool = False) -> list[dict]:
     rows = []
     for k in options.all_ks:
-        wins, _, _ = pair_matrix(runs, k)
+        wins, _, _ = pair_matrix(runs, k, within_method)
         valid = np.isfinite(wins)
         if not valid.any():
             rows.append(_auc_row(ind, k, status=NO_PAIRS))
@@ -679,7 +695,8 @@ def _not_enough(status: str, options: WarningOptions, criteria: CollapseCriteria
         auc += [_auc_row(ind, k, status=why) for k in options.all_ks]
         alarms.append(_alarm_row(ind, options, status=why))
     no_stops = pd.DataFrame(columns=STOP_COLUMNS)
-    return EarlyWarning(status, options, criteria, events, table, pd.DataFrame(auc), pd.DataFrame(alarms),
+    return EarlyWarning(status, options, criteria, events, table, pd.DataFrame(auc), pd.DataFrame(auc),
+                        pd.DataFrame(alarms),
                         pd.DataFrame(), no_stops, stop_summary(no_stops), pd.DataFrame(columns=TRAJECTORY_COLUMNS))
 
 
@@ -717,12 +734,15 @@ def warning_display(result: EarlyWarning, k: int | None = None) -> pd.DataFrame:
     rows = {}
     for _, r in ranking.iterrows():
         auc = _auc_text(r["auc_status"], r["auc"], r["ci_low"], r["ci_high"])
+        within = _auc_text(r["within_status"], r["within_auc"], r["within_ci_low"], r["within_ci_high"])
         shown = r["status"] == OK and result.ok
         rows[r["label"]] = {
             "alarming": f"{r['direction']} values",
             f"AUC at k = {k} [95% CI]": auc,
             "runs (collapsing / control)": (f"{int(r['n_cases'])} / {int(r['n_controls'])}"
                                             if shown and r["n_pairs"] > 0 else "–"),
+            "AUC within a method [95% CI] (pairs)": (f"{within} ({int(r['within_n_pairs'])})"
+                                                     if shown and r["within_n_pairs"] > 0 else within),
             f"missed at {far} false alarms": (f"{r['missed_fraction']:.0%} ({int(r['missed'])}/"
                                               f"{int(r['cases'] - r['too_early'])})"
                                               if shown and math.isfinite(r["missed_fraction"]) else "–"),
@@ -799,7 +819,8 @@ def warning_notes(result: EarlyWarning) -> tuple[str, ...]:
         "Early stop: the ground truth of the cell derived at the first alarm (the final cell when a run never "
         "alarms), mean over runs.",
         "Pooling methods: a signal that only tells methods apart (gradient correlation is 1 for single-level methods) "
-        "scores as if it warned.",
+        "scores as if it warned. AUC within a method counts only pairs of a collapsing run and a control of the same "
+        "method (the number of such pairs in brackets; none where no method has runs of both kinds).",
     ]
     if not result.ok:
         notes.insert(0, f"Not analysed — {result.status}.")
