@@ -28,6 +28,7 @@ from nasbench_stability.sweep.expand import expand, work_units
 from nasbench_stability.sweep.local import LocalExecutor
 from nasbench_stability.sweep.study import load_study
 from nasbench_stability.sweep.worker import RunEnvironment
+from test_sweep_local import POINT, STUDY   # the same tiny study
 
 
 
@@ -233,19 +234,6 @@ def test_nbs_run_with_a_budget_spent_before_its_first_run_exits_0(nbs, tmp_path)
 
 
 # ---- sweeps --------------------------------------------------------------------------------------------
-STUDY = """
-preset = "smoke"
-device = "cpu"
-seeds = 2
-
-[set]
-data_subset = 16
-batch_size = 8
-eval_batches = 1
-
-[methods.single-darts]
-"""
-POINT = "batch_size=8,data_subset=16,eval_batches=1"
 
 
 def test_a_sweep_stops_at_its_budget_leaves_the_rest_unstarted_and_exits_0(cli, clock, epochs_take, tmp_path):

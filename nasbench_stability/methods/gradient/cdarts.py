@@ -191,28 +191,30 @@ class Cdarts(SearchMethod):
             out = self.nets.evaluate(self._input(x), self.eval_ops, with_heads)
         return self._full_precision(*out)
 
+    def _descend(self, opt: torch.optim.Optimizer, logits_of, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """One cross-entropy step of ``opt`` as their retrain_warmup and weight step take it: zero_grad, forward,
+        backward, the clip over every gradient, step. Returns (loss, logits), detached."""
+        x, y = batch
+        self._zero(opt)
+        logits, _ = logits_of(x)
+        loss = F.cross_entropy(logits, y)
+        loss.backward()
+        self._clip()
+        opt.step()
+        return loss.detach(), logits.detach()
+
     def _weight_step(self, batch: Batch) -> StepStats:
         """The search network's step on a train batch (pretraining, and the second half of a cyclic step).
         Their forward also computes the heads, whose output this loss does not read: skipped here."""
-        x, y = batch
-        self._zero(self.w_opt)
-        logits, _ = self._search_logits(x)
-        loss = F.cross_entropy(logits, y)
-        loss.backward()
-        self._clip()
-        self.w_opt.step()
-        return StepStats(loss.detach() * y.numel(), (logits.argmax(-1) == y).sum(), y.numel())
+        loss, logits = self._descend(self.w_opt, self._search_logits, batch)
+        y = batch[1]
+        return StepStats(loss * y.numel(), (logits.argmax(-1) == y).sum(), y.numel())
 
     def _eval_warmup_step(self, batch: Batch) -> StepStats:
-        x, y = batch
-        self._zero(self.e_opt)
-        logits, _ = self._eval_logits(x)
-        loss = F.cross_entropy(logits, y)
-        loss.backward()
-        self._clip()
-        self.e_opt.step()
+        loss, logits = self._descend(self.e_opt, self._eval_logits, batch)
+        y = batch[1]
         zero = torch.zeros((), device=y.device)
-        return StepStats(zero, zero.long(), 0, extra={"eval_warmup_loss": loss.detach(),
+        return StepStats(zero, zero.long(), 0, extra={"eval_warmup_loss": loss,
                                                       "eval_warmup_acc": 100.0 * (logits.argmax(-1) == y).float().mean()})
 
     def _cyclic_step(self, valid: Batch, train: Batch) -> StepStats:
