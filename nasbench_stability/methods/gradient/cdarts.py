@@ -122,7 +122,6 @@ class Cdarts(SearchMethod):
         if ctx.channels_last:
             self.nets.to(memory_format=torch.channels_last)
         self.eval_ops: tuple[int, ...] | None = None   # the evaluation network's cell this epoch
-        self._pass_steps = 1
         self._build_optimizers()
 
     def graph_blocker(self) -> str | None:
@@ -145,8 +144,11 @@ class Cdarts(SearchMethod):
     def epoch_steps(self, epoch: int, steps: int) -> int:
         """One pass of int(steps·ratio) + 1 batches (at most all of them) while pretraining; in a cyclic epoch
         ``eval_warmup`` such passes for the evaluation network, then one of cyclic steps."""
-        self._pass_steps = min(int(steps * self.options.sample_ratio) + 1, steps)
-        return self._pass_steps * (1 + (self.options.eval_warmup if self.cyclic(epoch) else 0))
+        return self.pass_steps(steps) * (1 + (self.options.eval_warmup if self.cyclic(epoch) else 0))
+
+    def pass_steps(self, steps: int) -> int:
+        """Steps of one pass over a half of ``steps`` batches: int(steps·ratio) + 1, at most ``steps``."""
+        return min(int(steps * self.options.sample_ratio) + 1, steps)
 
     def begin_epoch(self, epoch: int) -> None:
         if not self.cyclic(epoch):
@@ -243,7 +245,7 @@ class Cdarts(SearchMethod):
     def step(self, batches: dict[str, Batch], epoch: int, step: int, measure_gc: bool) -> StepStats:
         if not self.cyclic(epoch):
             return self._weight_step(batches["train"])
-        if step < self.options.eval_warmup * self._pass_steps:
+        if step < self.options.eval_warmup * self.pass_steps(self.ctx.steps_per_epoch):
             return self._eval_warmup_step(batches["valid"])
         return self._cyclic_step(batches["valid"], batches["train"])
 
