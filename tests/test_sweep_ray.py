@@ -1,7 +1,8 @@
 """`nbs sweep --executor ray` on a real Ray cluster started on 127.0.0.1 for this module: a 2 methods ×
 2 seeds smoke study through Ray writes, record for record, what a local sweep of the same file writes;
 a Ray worker killed mid-run leaves a run that re-running the sweep resumes (not restarts) to the same
-records. The cluster is stopped at the end even when a test fails."""
+records; the cluster listens on loopback only; a task no node fits waits --node-wait seconds for a node
+(one joins here) and is then refused. The cluster is stopped at the end even when a test fails."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -66,37 +68,55 @@ def _session_pids(sid: int) -> list[int]:
     return pids_where(3, sid)
 
 
+def _ray_env(nbs_home: Path, temp: Path, single_node: bool) -> dict[str, str]:
+    return {**os.environ, **SUBPROCESS_ENV, "NBS_HOME": str(nbs_home), "RAY_TMPDIR": str(temp),
+            # the workers import this checkout, as the test process does
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+            # no token authentication on a test cluster (Ray turns it on where ~/.ray/auth_token exists);
+            # the head and this process, the driver, must agree
+            "RAY_AUTH_MODE": "disabled",
+            # Ray's single-node mode keeps 127.0.0.1 as the node address: every port on loopback (README)
+            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0" if single_node else "1"}
+
+
+def _kill_session(proc: subprocess.Popen) -> None:
+    """Every process of ``proc``'s session (by id: `ray stop` would stop every Ray cluster on the machine)."""
+    for pid in _session_pids(proc.pid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait(timeout=60)
+
+
+@dataclass(frozen=True)
+class RayHead:
+    address: str
+    process: subprocess.Popen   # `ray start --head --block`, leader of a session holding the whole cluster
+    nbs_home: Path
+
+
 @pytest.fixture(scope="module")
 def ray_cluster(nbs_home):
-    """A Ray head on 127.0.0.1 with 2 CPUs; its address. Stopped by killing the processes of its session
-    (by id: `ray stop` would stop every Ray cluster on the machine)."""
+    """A Ray head on 127.0.0.1 with 2 CPUs, started as the README says for a cluster on this machine only.
+    Stopped by killing the processes of its session."""
     importlib.import_module("ray")   # in the dev extra: a missing Ray fails these tests, never skips them
 
     port = _free_port()
     temp = Path(tempfile.mkdtemp(prefix="nbsray", dir="/tmp"))   # unix socket paths must stay < 108 characters
-    env = {**os.environ, **SUBPROCESS_ENV, "NBS_HOME": str(nbs_home), "RAY_TMPDIR": str(temp),
-           # the workers import this checkout, as the test process does
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-           # no token authentication on a test cluster (Ray turns it on where ~/.ray/auth_token exists);
-           # the head and this process, the driver, must agree
-           "RAY_AUTH_MODE": "disabled"}
     with pytest.MonkeyPatch.context() as mp, open(temp / "head.log", "w") as log:
         mp.setenv("RAY_AUTH_MODE", "disabled")
         head = subprocess.Popen(
             [sys.executable, "-c", "from ray.scripts.scripts import main; main()", "start", "--head", "--block",
              "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
              "--disable-usage-stats", f"--temp-dir={temp}"],
-            env=env, start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
+            env=_ray_env(nbs_home, temp, single_node=True), start_new_session=True, stdout=log,
+            stderr=subprocess.STDOUT)
         try:
             _wait_for(port, head, temp / "head.log")
-            yield f"127.0.0.1:{port}"
+            yield RayHead(f"127.0.0.1:{port}", head, nbs_home)
         finally:
-            for pid in _session_pids(head.pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            head.wait(timeout=60)
+            _kill_session(head)
             shutil.rmtree(temp, ignore_errors=True)
 
 
@@ -142,7 +162,7 @@ def assert_same_records(out: Path, reference: Path) -> None:
 
 def test_a_ray_sweep_writes_the_local_sweeps_records(cli, ray_cluster, study_file, local_sweep, tmp_path):
     out = tmp_path / "ray"
-    result = cli("sweep", str(study_file), "--executor", "ray", "--address", ray_cluster, "--out", str(out),
+    result = cli("sweep", str(study_file), "--executor", "ray", "--address", ray_cluster.address, "--out", str(out),
                  "--quiet")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ray-smoke: 4 runs: 4 finished, 0 skipped (ended before), 0 diverged, 0 failed" in result.stdout
@@ -189,7 +209,7 @@ def test_a_killed_ray_worker_is_resumed_by_rerunning_the_sweep(cli, ray_cluster,
     killer.start()
     try:
         # no Ray retry: the sweep reports the killed run failed, as a user sees it past the retries
-        first = cli("sweep", str(study_file), "--executor", "ray", "--address", ray_cluster, "--out", str(out),
+        first = cli("sweep", str(study_file), "--executor", "ray", "--address", ray_cluster.address, "--out", str(out),
                     "--max-retries", "0", "--quiet")
     finally:
         stop.set()
@@ -201,7 +221,7 @@ def test_a_killed_ray_worker_is_resumed_by_rerunning_the_sweep(cli, ray_cluster,
     assert f"{run}: WorkerCrashedError" in first.stderr and "re-run `nbs sweep" in first.stderr, first.stderr
     assert read_status(run)[0] == {**read_status(run)[0], "state": "running", "epochs_done": 1}
 
-    again = cli("sweep", str(study_file), "--executor", "ray", "--address", ray_cluster, "--out", str(out),
+    again = cli("sweep", str(study_file), "--executor", "ray", "--address", ray_cluster.address, "--out", str(out),
                 "--quiet")
     assert again.returncode == 0, again.stdout + again.stderr
     assert "4 runs: 1 finished, 3 skipped" in again.stdout, again.stdout
@@ -218,7 +238,7 @@ def test_a_relative_out_means_the_users_folder_on_the_ray_workers(cli, ray_clust
     (tmp_path / "rs.toml").write_text('methods = ["rs"]\nseeds = 2\n[set]\nmax_queries = 10\n')
     rel = f"relout-{os.getpid()}-{tmp_path.name}"   # a name nothing else has: what a wrong worker folder gets
     try:
-        result = cli("sweep", "rs.toml", "--executor", "ray", "--address", ray_cluster, "--out", rel, "--quiet")
+        result = cli("sweep", "rs.toml", "--executor", "ray", "--address", ray_cluster.address, "--out", rel, "--quiet")
         assert not (REPO / rel).exists()   # the workers' folder (the cluster's), where the runs used to land
     finally:
         shutil.rmtree(REPO / rel, ignore_errors=True)
@@ -228,6 +248,107 @@ def test_a_relative_out_means_the_users_folder_on_the_ray_workers(cli, ray_clust
         run = tmp_path / rel / "max_queries=10" / f"rs-cifar10-seed{seed}"
         assert read_status(run)[0].get("state") == "finished", run
         assert f"{run}: finished" in result.stdout   # the progress lines name where the runs are
+
+
+def test_a_cluster_started_as_the_readme_says_listens_on_loopback_only(cli, ray_cluster, tmp_path):
+    """The hand-started head (single-node mode, 127.0.0.1) and a sweep joined to it by `--address 127.0.0.1:PORT`
+    (nbs puts its driver in the same mode for a loopback address: in cluster mode it would look for its node at
+    the network address): every socket of the cluster's processes and the driver is on loopback, as `ss` sees it
+    while the sweep's tasks run."""
+    study = tmp_path / "rs.toml"
+    study.write_text(RS_STUDY)
+    seen: dict[str, str] = {}
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            seen.update(_listening(set(_session_pids(ray_cluster.process.pid)) | {os.getpid()}))
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        result = cli("sweep", str(study), "--executor", "ray", "--address", ray_cluster.address,
+                     "--out", str(tmp_path / "out"), "--quiet")
+    finally:
+        stop.set()
+        watcher.join()
+    assert result.returncode == 0 and "2 runs: 2 finished" in result.stdout, result.stdout + result.stderr
+    names = " ".join(seen)
+    assert "gcs_server" in names and "raylet" in names, seen
+    assert {k: v for k, v in seen.items() if not _is_loopback(v)} == {}, seen
+
+
+def test_a_task_no_node_fits_waits_node_wait_seconds_then_is_one_line(cli, ray_cluster, tmp_path):
+    """A cluster given by --address may grow (an autoscaler): a task no node fits (3 CPUs; the head has 2) is
+    waited for --node-wait seconds, saying so on stderr, then refused in one line, before any run starts."""
+    study = tmp_path / "rs.toml"
+    study.write_text(RS_STUDY)
+    start = time.monotonic()
+    result = cli("sweep", str(study), "--executor", "ray", "--address", ray_cluster.address, "--out",
+                 str(tmp_path / "out"), "--cpus-per-task", "3", "--node-wait", "4", "--quiet")
+    assert time.monotonic() - start >= 4
+    assert result.returncode == 2, result.stdout + result.stderr
+    waiting, refused = result.stderr.splitlines()
+    where = f"of the Ray cluster at {ray_cluster.address}"
+    assert waiting.startswith(f"nbs: waiting up to 4 s before the tasks start for a node {where} that can take "
+                              "a task of 3 CPUs and 0 GPUs (its largest node has 2 CPUs"), waiting
+    assert refused.startswith(f"nbs: error: no node {where} can take a task of 3 CPUs and 0 GPUs after 4 s"), refused
+    assert not list((tmp_path / "out").rglob("status.json"))
+
+
+JOIN_NODE = """
+# A second node on this machine, on loopback. Ray's start command refuses to join in single-node mode, and in
+# cluster mode turns 127.0.0.1 into the machine's network address; here: cluster mode, the address as given.
+import ray._private.ray_constants as constants
+import ray._private.services as services
+services.resolve_ip_for_localhost = lambda host: host
+services.node_ip_address_from_perspective = lambda address=None: "127.0.0.1"
+constants.ENABLE_RAY_CLUSTER = True
+from ray.scripts.scripts import main
+main()
+"""
+
+
+def test_a_node_that_joins_while_the_sweep_waits_takes_its_tasks(cli, ray_cluster, tmp_path, monkeypatch):
+    """The wait is for a node: one with 4 CPUs joins once the sweep says it waits, and the 3-CPU tasks run on it.
+    (Last of the module cluster's tests: the cluster has two nodes after it.)"""
+    from nasbench_stability.sweep import ray_executor
+
+    waiting = threading.Event()
+    announce = ray_executor._announce_wait
+    monkeypatch.setattr(ray_executor, "_announce_wait", lambda *a: (announce(*a), waiting.set()))
+    study = tmp_path / "rs.toml"
+    study.write_text(RS_STUDY)
+    temp = Path(tempfile.mkdtemp(prefix="nbsray", dir="/tmp"))
+    node: list[subprocess.Popen] = []
+
+    def join() -> None:
+        if waiting.wait(timeout=300):
+            with open(temp / "node.log", "w") as log:
+                node.append(subprocess.Popen(
+                    [sys.executable, "-c", JOIN_NODE, "start", f"--address={ray_cluster.address}", "--block",
+                     "--node-ip-address=127.0.0.1", "--num-cpus=4", "--disable-usage-stats"],
+                    env=_ray_env(ray_cluster.nbs_home, temp, single_node=False), start_new_session=True,
+                    stdout=log, stderr=subprocess.STDOUT))
+
+    joiner = threading.Thread(target=join, daemon=True)
+    joiner.start()
+    try:
+        result = cli("sweep", str(study), "--executor", "ray", "--address", ray_cluster.address, "--out",
+                     str(tmp_path / "out"), "--cpus-per-task", "3", "--node-wait", "300", "--quiet")
+        assert node, "the sweep never said it waits"
+        log = (temp / "node.log").read_text()
+        assert result.returncode == 0, result.stdout + result.stderr + log
+        assert "2 runs: 2 finished" in result.stdout, result.stdout
+        assert result.stderr.startswith("nbs: waiting up to 300 s before the tasks start"), result.stderr
+        assert "error" not in result.stderr, result.stderr
+    finally:
+        waiting.set()
+        joiner.join()
+        for proc in node:
+            _kill_session(proc)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 # --- a local Ray (no --address): loopback only, and requests it cannot meet refused --------------------------

@@ -147,3 +147,23 @@ def test_a_run_started_directly_checks_its_log_folder_before_writing(bench_path,
     with pytest.raises(WriteError, match="is a file, not a folder"):
         Run(config, tmp_path, benchmark=Benchmark.load(bench_path), progress=False, epoch_log="tensorboard").execute()
     assert [p.name for p in run_dir.iterdir()] == ["tensorboard"]
+
+
+def test_an_ended_run_is_answered_as_ended_whatever_is_at_its_log_folder(cli, tmp_path):
+    """A run that has ended logs nothing more: re-running it with --log tensorboard is "already finished",
+    not a refusal over a folder it will never write (a user's file there stays as it is)."""
+    out = cli("run", "--method", "darts-v1", "--epochs", "1", "--out", str(tmp_path), *METHOD_RUN_ARGS)
+    assert out.returncode == 0, out.stderr
+    run_dir = tmp_path / "darts-v1-cifar10-seed0"
+    (run_dir / "tensorboard").write_text("a user's file\n")
+    again = cli("run", "--method", "darts-v1", "--epochs", "1", "--out", str(tmp_path), *METHOD_RUN_ARGS,
+                "--log", "tensorboard")
+    assert again.returncode == 0, again.stderr
+    assert "already finished" in again.stdout + again.stderr
+    assert (run_dir / "tensorboard").read_text() == "a user's file\n"
+    # a second seed that has not run is still checked before any work
+    (tmp_path / "darts-v1-cifar10-seed1").mkdir()
+    (tmp_path / "darts-v1-cifar10-seed1" / "tensorboard").write_text("a user's file\n")
+    both = cli("run", "--method", "darts-v1", "--epochs", "1", "--seeds", "2", "--out", str(tmp_path),
+               *METHOD_RUN_ARGS, "--log", "tensorboard")
+    assert both.returncode == 2 and "is a file, not a folder" in both.stderr, both.stderr

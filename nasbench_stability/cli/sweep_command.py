@@ -30,6 +30,9 @@ from .common import TIME_BUDGET_HELP, time_budget
               help="ray: GPUs (a fraction shares one) each task asks for (default: 1 for CUDA runs, else 0).")
 @click.option("--max-retries", type=int, default=None,
               help="ray: re-runs of a task whose worker died, each resuming from the run's checkpoint (default: 1).")
+@click.option("--node-wait", type=float, default=None, metavar="SECONDS",
+              help="ray, with --address: how long to wait for a node that can take a task before giving up "
+                   "(default: 60).")
 @click.option("--data-root", type=click.Path(path_type=Path), default=None, help="Dataset file or folder.")
 @click.option("--benchmark", type=click.Path(path_type=Path), default=None, help="Benchmark table (.parquet).")
 @click.option("--cuda-graphs/--no-cuda-graphs", default=True, show_default=True,
@@ -40,7 +43,8 @@ from .common import TIME_BUDGET_HELP, time_budget
               help=TIME_BUDGET_HELP + " The whole sweep's: runs not started when it is spent are not started "
                                       "(with --executor ray each task gets the deadline; the nodes' clocks must agree).")
 @click.option("--quiet", is_flag=True, help="Only a line per run as it ends, and the summary.")
-def sweep(study_file, out, dry_run, executor, address, jobs, cpus_per_task, gpus_per_task, max_retries, data_root,
+def sweep(study_file, out, dry_run, executor, address, jobs, cpus_per_task, gpus_per_task, max_retries, node_wait,
+          data_root,
           benchmark, cuda_graphs, epoch_log, budget_text, quiet) -> None:
     """Run every run of a study file: methods × option grids × datasets × seeds. Re-running skips the
     finished runs and resumes the others."""
@@ -49,7 +53,7 @@ def sweep(study_file, out, dry_run, executor, address, jobs, cpus_per_task, gpus
     from ..sweep.runner import run_sweep
     from ..sweep.study import load_study
 
-    runner = _executor(executor, address, jobs, cpus_per_task, gpus_per_task, max_retries)
+    runner = _executor(executor, address, jobs, cpus_per_task, gpus_per_task, max_retries, node_wait)
     study = load_study(study_file)   # a grid past MAX_RUNS is refused here, from its axes' lengths
     # absolute here, in the driver: a Ray task on another node would put a relative --out in its own folder
     out = Path(os.path.abspath(out if out is not None else Path("sweeps") / study.name))
@@ -119,19 +123,21 @@ def _rerun_command(ctx: click.Context) -> str:
     return shlex.join(words)
 
 
-def _executor(kind: str, address: str | None, jobs: int, cpus: float, gpus: float | None, retries: int):
+def _executor(kind: str, address: str | None, jobs: int, cpus: float, gpus: float | None, retries: int | None,
+              node_wait: float | None):
     """The executor the options ask for; options of the other executor are refused, not ignored."""
     if kind == "local":
         from ..sweep.local import LocalExecutor
 
         given = [name for name, value in (("--address", address), ("--cpus-per-task", cpus),
-                                           ("--gpus-per-task", gpus), ("--max-retries", retries)) if value is not None]
+                                           ("--gpus-per-task", gpus), ("--max-retries", retries),
+                                           ("--node-wait", node_wait)) if value is not None]
         if given:
             raise ConfigError(f"{given[0]} is for --executor ray")
         if jobs < 1:
             raise ConfigError(f"--jobs must be at least 1, got {jobs}")
         return LocalExecutor(jobs=jobs)
-    from ..sweep.ray_executor import RayExecutor, import_ray
+    from ..sweep.ray_executor import NODE_WAIT_S, RayExecutor, import_ray
 
     if jobs != 1:
         raise ConfigError("--jobs is for --executor local; a Ray cluster runs as many tasks as it has resources for")
@@ -139,8 +145,14 @@ def _executor(kind: str, address: str | None, jobs: int, cpus: float, gpus: floa
     check_task_resources(cpus, gpus)
     if retries < 0:
         raise ConfigError(f"--max-retries must be at least 0, got {retries}")
+    if node_wait is not None:
+        if address is None:
+            raise ConfigError("--node-wait is for a cluster given by --address (the local one cannot grow)")
+        if not (math.isfinite(node_wait) and node_wait >= 0):
+            raise ConfigError(f"--node-wait must be a number of seconds of at least 0, got {node_wait:g}")
     import_ray()   # not installed: one line now, before any work
-    return RayExecutor(address=address, cpus_per_task=cpus, gpus_per_task=gpus, max_retries=retries)
+    return RayExecutor(address=address, cpus_per_task=cpus, gpus_per_task=gpus, max_retries=retries,
+                       node_wait=NODE_WAIT_S if node_wait is None else node_wait)
 
 
 MIN_SHARE = 0.01   # the smallest CPU or GPU share a task may ask for (Ray's own grain, 0.0001, is no sensible task)

@@ -31,7 +31,7 @@ from .cost import RunPlan, estimate
 from .epoch_log import check_log_destination, check_log_kind
 from .packed_run import run_packed
 from .presets import cut_schedule
-from .run import Run, RunResult, run_dir_for
+from .run import Run, RunResult, has_ended, run_dir_for
 from .table_run import TableRun
 
 #: whether seeds pack when --pack is not given, by device type: on CUDA the step is launch-bound and
@@ -79,8 +79,9 @@ def run_seeds(method: str, seeds: list[int], *, dataset: str = "cifar10", epochs
                               overrides=overrides) for s in seeds]
     check_log_kind(epoch_log)   # a missing logging library fails before any slow work
     check_folder_path(out, "--out folder")  # a file in the way fails before any slow work (creates nothing)
-    for c in configs:   # every seed's log folder, so that a later seed's is not found after the earlier ran
-        check_log_destination(epoch_log, run_dir_for(out, c))
+    for c in configs:   # every seed's log folder, so that a later seed's is not found after the earlier ran;
+        if not has_ended(run_dir_for(out, c)):   # an ended run logs nothing more: it is answered as ended
+            check_log_destination(epoch_log, run_dir_for(out, c))
     benchmark = Benchmark.load(ensure_table(benchmark_path, log=log))
     table_search = get_method(method).table_search   # searches the table: no dataset, no supernet
     if not table_search:

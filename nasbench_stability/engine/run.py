@@ -70,6 +70,13 @@ def run_dir_for(out: Path, config: RunConfig) -> Path:
     return Path(out) / config.run_name
 
 
+def has_ended(run_dir: Path) -> bool:
+    """Whether the run in ``run_dir`` has ended (finished or diverged, with its config): it is answered
+    from its folder, never run again, so nothing it would write needs checking."""
+    status, problem = read_status(run_dir)
+    return not problem and status.get("state") in TERMINAL and (Path(run_dir) / CONFIG_FILE).exists()
+
+
 def _write_status(run_dir: Path, state: str, epochs_done: int, message: str = "") -> None:
     with writing(run_dir / STATUS_FILE, "run status"):
         write_status(run_dir, state, epochs_done, message)
@@ -284,10 +291,9 @@ class Run:
         cfg = self.config
         created = not self.run_dir.exists()
         ensure_folder(self.run_dir, "run directory")
-        status, problem = read_status(self.run_dir)
-        if not problem and status.get("state") in TERMINAL and (self.run_dir / CONFIG_FILE).exists():
+        if has_ended(self.run_dir):
             _config_needs_writing(self.run_dir, cfg)  # an ended run's config exists: this only reads it
-            yield self._already(status)                # (no lock: read-only storage still answers)
+            yield self._already(read_status(self.run_dir)[0])   # (no lock: read-only storage still answers)
             return
         # before the run writes anything, its lock file included (a run directory that was just made is
         # empty: nothing there can be in the way)
