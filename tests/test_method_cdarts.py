@@ -197,36 +197,37 @@ def test_zero_grad_decides_whether_the_heads_take_the_weight_steps_decay(mode, h
 CLIPPED = {"pretrain_epochs": 2, "grad_clip": 0.01}
 
 
-def test_a_resumed_search_continues_exactly():
-    """Momentum of the pretraining optimizer and every .grad left (the clips read them) travel in the checkpoint."""
+def _resumed(drop_grads: bool = False, epochs: int = 3):
+    """(whole, resumed): one search run for ``epochs`` epochs straight, one stopped after epoch 1, saved, loaded
+    into a new model as the engine reads it (``drop_grads``: without the gradients left in the model) and run on."""
     whole = tiny("cdarts", **CLIPPED)
-    for epoch in range(3):
+    for epoch in range(epochs):
         run_epoch(whole, epoch)
     first = tiny("cdarts", **CLIPPED)
     run_epoch(first, 0)
+    state = first.checkpoint_state()
+    if drop_grads:
+        state["grads"] = {}
     buffer = io.BytesIO()
-    torch.save(first.checkpoint_state(), buffer)
+    torch.save(state, buffer)
     buffer.seek(0)
     resumed = tiny("cdarts", **CLIPPED)
-    resumed.load_checkpoint_state(torch.load(buffer, weights_only=True))   # as the engine reads it
-    for epoch in (1, 2):
+    resumed.load_checkpoint_state(torch.load(buffer, weights_only=True))
+    for epoch in range(1, epochs):
         run_epoch(resumed, epoch)
+    return whole, resumed
+
+
+def test_a_resumed_search_continues_exactly():
+    """Momentum of the pretraining optimizer and every .grad left (the clips read them) travel in the checkpoint."""
+    whole, resumed = _resumed()
     for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
 
 
 def test_a_resume_without_the_gradients_would_differ():
     """The check above can fail: dropping the gradients left in the model changes the next clips."""
-    whole = tiny("cdarts", **CLIPPED)
-    for epoch in range(2):
-        run_epoch(whole, epoch)
-    cut = tiny("cdarts", **CLIPPED)
-    run_epoch(cut, 0)
-    state = cut.checkpoint_state()
-    state["grads"] = {}
-    resumed = tiny("cdarts", **CLIPPED)
-    resumed.load_checkpoint_state(state)
-    run_epoch(resumed, 1)
+    whole, resumed = _resumed(drop_grads=True, epochs=2)
     assert not torch.equal(whole.nets.fc_search.weight, resumed.nets.fc_search.weight)
 
 

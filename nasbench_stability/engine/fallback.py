@@ -29,7 +29,7 @@ import torch
 
 from ..errors import NbsError
 from .graphs import GraphCaptureError
-from .memory import OutOfMemoryError, _what, is_out_of_memory
+from .memory import OutOfMemoryError, error_summary, is_out_of_memory
 
 #: kinds of failure that fall back (:func:`failure_of`)
 GRAPH, MEMORY, VMAP = "graph", "memory", "vmap"
@@ -51,15 +51,15 @@ def failure_of(err: BaseException, *, packed: bool, graphs: bool) -> Failure | N
     """The kind of ``err`` if it falls back (see the module's docstring), else None: the caller re-raises.
     ``packed``: the step was a pack's; ``graphs``: it replayed CUDA graphs."""
     if isinstance(err, GraphCaptureError):
-        return Failure(GRAPH, _what(err)) if graphs else None   # eager steps have no graph to give up
+        return Failure(GRAPH, error_summary(err)) if graphs else None   # eager steps have no graph to give up
     if isinstance(err, OutOfMemoryError) or is_out_of_memory(err):
         if not (packed or graphs):
             return None   # nothing smaller to go on with: the one-line OutOfMemoryError says which sizes to cut
         # ours wraps the allocator's error: its words say what the device lacked
         inner = err.__context__ if isinstance(err, OutOfMemoryError) and err.__context__ is not None else err
-        return Failure(MEMORY, f"out of memory ({_what(inner)})")
+        return Failure(MEMORY, f"out of memory ({error_summary(inner)})")
     if packed and not isinstance(err, NbsError) and _unsupported_under_vmap(err):
-        return Failure(VMAP, f"an op unsupported under vmap ({_what(err)})")
+        return Failure(VMAP, f"an op unsupported under vmap ({error_summary(err)})")
     return None
 
 

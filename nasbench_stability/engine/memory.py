@@ -24,7 +24,7 @@ def is_out_of_memory(err: BaseException) -> bool:
     return isinstance(err, RuntimeError) and any(t in str(err).lower() for t in _OOM_TEXT)
 
 
-def _what(err: BaseException) -> str:
+def error_summary(err: BaseException) -> str:
     """The allocator's own words, cut down: its first line, without the C++ source location."""
     text = (str(err).strip().splitlines() or [type(err).__name__])[0]
     if "] " in text and text.startswith("["):
@@ -44,5 +44,5 @@ def fits_in_memory(cfg: RunConfig, stage: str) -> Iterator[None]:
             torch.cuda.empty_cache()
         raise OutOfMemoryError(
             f"{cfg.run_name} does not fit in memory on {cfg.device} while {stage} (channels={cfg.channels}, "
-            f"cells_per_stage={cfg.cells_per_stage}, batch_size={cfg.batch_size}): {_what(err)}; "
+            f"cells_per_stage={cfg.cells_per_stage}, batch_size={cfg.batch_size}): {error_summary(err)}; "
             f"use smaller --set channels / cells_per_stage / batch_size") from None

@@ -94,7 +94,7 @@ def build_report(paths: PathsLike, out: str | Path, *, benchmark: Benchmark | No
     # tables first: the ranking analysis restores checkpoints and may refuse one; then nothing is written
     epoch_df = supernet_records(df)
     warning = early_warning(epoch_df, criteria) if not epoch_df.empty else None
-    tables = _tables(df, runs, benchmark, criteria, rank_cells, rank_batches, data_root, options, warning)
+    tables = _tables(df, epoch_df, runs, benchmark, criteria, rank_cells, rank_batches, data_root, options, warning)
     roots = [Path(p).expanduser().resolve() for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
     ensure_folder(out / "figures", "report figure folder")
     figures, skipped = render_figures(df, out / "figures", benchmark=benchmark, formats=figure_formats, bands=bands)
@@ -143,8 +143,8 @@ def build_report(paths: PathsLike, out: str | Path, *, benchmark: Benchmark | No
 
 
 # ---- tables ----------------------------------------------------------------------------------
-def _tables(df: pd.DataFrame, runs: pd.DataFrame, benchmark: Benchmark | None, criteria: CollapseCriteria,
-            rank_cells: int, rank_batches: int, data_root, options: PairwiseOptions,
+def _tables(df: pd.DataFrame, epoch_df: pd.DataFrame, runs: pd.DataFrame, benchmark: Benchmark | None,
+            criteria: CollapseCriteria, rank_cells: int, rank_batches: int, data_root, options: PairwiseOptions,
             warning: EarlyWarning | None = None) -> list[Table]:
     results = results_table(df, benchmark)
     columns = result_columns(benchmark.columns if benchmark is not None else None)
@@ -153,7 +153,7 @@ def _tables(df: pd.DataFrame, runs: pd.DataFrame, benchmark: Benchmark | None, c
               tuple(results.footnotes())),
     ]
     # a table search's records are checkpoints of its queries, not epochs: no collapse statistics
-    epoch_df, table_methods = supernet_records(df), sorted(df.loc[table_search_rows(df), "method"].astype(str).unique())
+    table_methods = sorted(df.loc[table_search_rows(df), "method"].astype(str).unique())
     left_out = ((f"Left out: {', '.join(table_methods)}, which search the benchmark table (their records are "
                  f"checkpoints of a query trajectory, not search epochs; see the best-so-far figure).",)
                 if table_methods else ())
