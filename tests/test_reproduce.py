@@ -185,6 +185,31 @@ def test_a_report_from_runs_made_elsewhere_matches_them_by_config(reproduced, cl
 
 
 @pytest.mark.slow
+def test_runs_from_several_folders_are_one_report_and_a_run_found_twice_is_refused(reproduced, cli, tmp_path):
+    """--from-runs is repeatable (one study's DARTS runs, another's stabilizers): seeds split over two folders give
+    the numbers of one folder holding both; the same seed's run in both folders would count twice and is refused."""
+    runs = reproduced / "runs" / "single-darts"
+    for seed, name in ((0, "study-a"), (1, "study-b")):
+        shutil.copytree(runs / f"single-darts-cifar10-seed{seed}", tmp_path / name / f"single-darts-cifar10-seed{seed}")
+    args = ("reproduce", "single-darts-table1", "--preset", "smoke", "--seeds", "2", "--epochs", "2",
+            "--row", "Single-DARTS", *TINY_SETS)
+    out = tmp_path / "report"
+    proc = cli(*args, "--out", str(out), "--from-runs", str(tmp_path / "study-a"), "--from-runs", str(tmp_path / "study-b"))
+    assert proc.returncode == 0, proc.stderr
+    pd.testing.assert_frame_equal(pd.read_csv(out / "comparison.csv"), pd.read_csv(reproduced / "comparison.csv"))
+    assert "These runs were made elsewhere (`study-a/`, `study-b/`, 2 run directories)" in (out / "REPORT.md").read_text()
+    # a folder given twice, or one inside another, is read once
+    again = cli(*args, "--out", str(tmp_path / "again"), "--from-runs", str(tmp_path), "--from-runs",
+                str(tmp_path / "study-a"))
+    assert again.returncode == 0, again.stderr
+    shutil.copytree(runs / "single-darts-cifar10-seed0", tmp_path / "study-b" / "copy-of-seed0")
+    twice = cli(*args, "--out", str(tmp_path / "twice"), "--from-runs", str(tmp_path / "study-a"), "--from-runs",
+                str(tmp_path / "study-b"))
+    assert twice.returncode == 2 and twice.stderr.count("\n") == 1, twice.stderr
+    assert "are the same run (seed 0 of" in twice.stderr and not (tmp_path / "twice").exists()
+
+
+@pytest.mark.slow
 def test_smoke_experiment_report_holds_published_numbers_and_ours_from_the_records(reproduced, bench):
     report = (reproduced / "REPORT.md").read_text()
     lines = pd.read_csv(reproduced / "comparison.csv")

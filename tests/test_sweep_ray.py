@@ -188,12 +188,17 @@ def _lock_holder(lock: Path) -> int | None:
 def _kill_between_epochs(out: Path, stop: threading.Event, killed: dict) -> None:
     """Watch the runs; SIGKILL the worker of the first one caught with epoch 1 checkpointed and epoch 2
     under way (what it says in ``killed``: the run and its epoch-1 record's file identity)."""
+    def between(run: str) -> bool:
+        status, _ = read_status(out / run)
+        return status.get("state") == "running" and status.get("epochs_done") == 1
+
     while not stop.is_set():
         for run in RUNS:
-            status, _ = read_status(out / run)
-            if status.get("state") == "running" and status.get("epochs_done") == 1:
+            if between(run):
                 pid = _lock_holder(out / run / LOCK_FILE)
-                if pid is not None:
+                # again, just before the kill: the search through /proc takes long on a loaded machine, and a
+                # smoke epoch is short (the run may have finished meanwhile, its lock still open)
+                if pid is not None and between(run):
                     first = record_path(out / run, 1).stat()
                     os.kill(pid, signal.SIGKILL)
                     killed.update(run=run, first=(first.st_ino, first.st_mtime_ns))

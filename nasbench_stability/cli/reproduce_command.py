@@ -59,9 +59,9 @@ def _unfinished(results, plan) -> str:
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="A run or method option for every run (e.g. hessian_every=5); not one a row sets itself.")
 @click.option("--report-only", is_flag=True, help="Rewrite the report from the records in --out; run nothing.")
-@click.option("--from-runs", type=click.Path(path_type=Path), default=None, metavar="DIR",
-              help="Report from runs made elsewhere (e.g. an `nbs sweep` folder), matched to the rows by config "
-                   "(give the --preset, --epochs and --set they were made with); run nothing.")
+@click.option("--from-runs", "from_runs", type=click.Path(path_type=Path), multiple=True, metavar="DIR",
+              help="Report from runs made elsewhere (e.g. an `nbs sweep` folder; repeatable), matched to the rows "
+                   "by config (give the --preset, --epochs and --set they were made with); run nothing.")
 @click.option("--pack/--no-pack", default=None, help="Packed seeds (default: on CUDA, for methods that pack).")
 @click.option("--cuda-graphs/--no-cuda-graphs", default=True, show_default=True)
 @click.option("--data-root", type=click.Path(path_type=Path), default=None, help="Dataset file or folder.")
@@ -81,7 +81,7 @@ def reproduce(name, list_, seeds, preset, epochs, device, out, rows, sets, repor
     from ..reproduce.experiments import get_experiment
     from ..reproduce.report import plan_from_manifest, write_report
     from ..destinations import check_writable, ensure_folder, writing
-    from ..reproduce.runner import MANIFEST, execute, make_plan, match_runs, write_manifest
+    from ..reproduce.runner import MANIFEST, execute, make_plan, match_runs, runs_from_text, write_manifest
     from .common import parse_sets
 
     if list_:
@@ -89,17 +89,17 @@ def reproduce(name, list_, seeds, preset, epochs, device, out, rows, sets, repor
         return
     if name is None:
         raise ConfigError("name an experiment (nbs reproduce --list shows them)")
-    if budget is not None and (report_only or from_runs is not None):
+    if budget is not None and (report_only or from_runs):
         raise ConfigError(f"--time-budget limits running; {'--report-only' if report_only else '--from-runs'} "
                           f"runs nothing")
     plan = make_plan(get_experiment(name), seeds=seeds, preset=preset, device=device, epochs=epochs, out=out,
                      rows=tuple(rows), extra=parse_sets(sets))
     sources = runs_from = table = None
-    if from_runs is not None:
+    if from_runs:
         if report_only:
             raise ConfigError("--from-runs already runs nothing; drop --report-only")
         sources = match_runs(plan, from_runs)
-        runs_from = f"`{from_runs.resolve().name}/`, {sum(map(len, sources.values()))} run directories"
+        runs_from = runs_from_text(from_runs, sources)
         check_writable(plan.out, "--out folder")
         table = Benchmark.load(ensure_table(benchmark, log=click.echo))   # a refusal comes before the manifest
         ensure_folder(plan.out, "--out folder")

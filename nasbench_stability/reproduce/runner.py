@@ -14,7 +14,7 @@ import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from .. import __version__
 from ..engine.atomic import write_text_atomic
@@ -185,29 +185,49 @@ def execute(plan: Plan, *, data_root: Path | None = None, benchmark_path: Path |
     return results
 
 
-def match_runs(plan: Plan, root: Path) -> dict[str, list[Path]]:
-    """The run directories under ``root`` (a sweep's folder, say) that are the plan's runs: per run key,
-    those whose saved config is exactly the config the plan resolves for one of its seeds. A run made
-    with any other setting (another preset, a --set the plan lacks) is not matched, so a report never
-    mixes settings without saying so."""
+def match_runs(plan: Plan, roots: Path | Sequence[Path]) -> dict[str, list[Path]]:
+    """The run directories under ``roots`` (sweeps' folders, say: one study's DARTS runs, another's
+    stabilizers) that are the plan's runs: per run key, those whose saved config is exactly the config the
+    plan resolves for one of its seeds. A run made with any other setting (another preset, a --set the plan
+    lacks) is not matched, so a report never mixes settings without saying so; a run found twice (the same
+    seed's config in two directories) is refused, so that no seed counts twice."""
+    roots = [roots] if isinstance(roots, (str, Path)) else list(roots)
     wanted = {json.dumps(c.to_dict(), sort_keys=True, default=str): key
               for key, configs in plan.configs().items() for c in configs}
     found: dict[str, list[Path]] = {key: [] for key in plan.experiment.runs()}
-    for run_dir in find_run_dirs(root):
-        config = read_run_config(run_dir)
-        if not config:
-            continue
-        try:
-            saved = json.dumps(RunConfig.from_dict(config).to_dict(), sort_keys=True, default=str)
-        except (NbsError, TypeError, ValueError):
-            continue
-        if saved in wanted:
-            found[wanted[saved]].append(run_dir)
+    where: dict[str, Path] = {}   # config -> the run directory that has it
+    seen: set[Path] = set()       # a folder given twice, or inside another given
+    for root in roots:
+        for run_dir in find_run_dirs(root):
+            if run_dir.resolve() in seen:
+                continue
+            seen.add(run_dir.resolve())
+            config = read_run_config(run_dir)
+            if not config:
+                continue
+            try:
+                saved = json.dumps(RunConfig.from_dict(config).to_dict(), sort_keys=True, default=str)
+            except (NbsError, TypeError, ValueError):
+                continue
+            if saved in wanted:
+                if saved in where:
+                    raise ConfigError(f"{where[saved]} and {run_dir} are the same run (seed {config.get('seed')} "
+                                      f"of {wanted[saved]}, the same config): give --from-runs folders that hold it once")
+                where[saved] = run_dir
+                found[wanted[saved]].append(run_dir)
     if not any(found.values()):
-        raise ConfigError(f"no run under {root} has the config of any run of {plan.experiment.name} at preset "
+        under = ", ".join(str(r) for r in roots)
+        raise ConfigError(f"no run under {under} has the config of any run of {plan.experiment.name} at preset "
                           f"{plan.preset}" + (f" with {', '.join(f'{k}={v}' for k, v in plan.extra)}" if plan.extra else "")
                           + "; pass the --preset, --epochs and --set the runs were made with")
     return found
+
+
+def runs_from_text(roots: Sequence[Path], sources: dict[str, list[Path]]) -> str:
+    """Where the runs of a --from-runs report lie, as REPORT.md says it: the folders by name (not their
+    paths, which are the machine's), and how many run directories were matched."""
+    names = ", ".join(f"`{Path(r).resolve().name}/`" for r in roots)
+    return f"{names}, {sum(map(len, sources.values()))} run directories"
 
 
 def _shown_argv(args: list[str]) -> list[str]:
