@@ -260,24 +260,8 @@ def test_a_cluster_started_as_the_readme_says_listens_on_loopback_only(cli, ray_
     (nbs puts its driver in the same mode for a loopback address: in cluster mode it would look for its node at
     the network address): every socket of the cluster's processes and the driver is on loopback, as `ss` sees it
     while the sweep's tasks run."""
-    study = tmp_path / "rs.toml"
-    study.write_text(RS_STUDY)
-    seen: dict[str, str] = {}
-    stop = threading.Event()
-
-    def watch() -> None:
-        while not stop.is_set():
-            seen.update(_listening(set(_session_pids(ray_cluster.process.pid)) | {os.getpid()}))
-            time.sleep(0.1)
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    try:
-        result = cli("sweep", str(study), "--executor", "ray", "--address", ray_cluster.address,
-                     "--out", str(tmp_path / "out"), "--quiet")
-    finally:
-        stop.set()
-        watcher.join()
+    result, seen = _sweep_watching_sockets(cli, tmp_path, lambda: set(_session_pids(ray_cluster.process.pid)),
+                                           "--address", ray_cluster.address)
     assert result.returncode == 0 and "2 runs: 2 finished" in result.stdout, result.stdout + result.stderr
     names = " ".join(seen)
     assert "gcs_server" in names and "raylet" in names, seen
@@ -424,10 +408,9 @@ def _is_loopback(local: str) -> bool:
     return ip.is_loopback
 
 
-def test_a_local_ray_listens_on_loopback_only(cli, local_ray, tmp_path):
-    """Every socket of every process of the Ray that `--executor ray` without --address starts (GCS, raylet,
-    object manager, runtime-env agent, workers, the driver's own) is bound to loopback, as `ss` sees it
-    while the sweep runs; and there is no dashboard."""
+def _sweep_watching_sockets(cli, tmp_path: Path, cluster_pids, *options: str):
+    """(result, seen): a table-search sweep through Ray, with the sockets that the processes ``cluster_pids()``
+    names and this one (the driver) listen on, as `ss` sees them every 0.1 s while it runs."""
     study = tmp_path / "rs.toml"
     study.write_text(RS_STUDY)
     seen: dict[str, str] = {}
@@ -435,17 +418,24 @@ def test_a_local_ray_listens_on_loopback_only(cli, local_ray, tmp_path):
 
     def watch() -> None:
         while not stop.is_set():
-            pids = set(_ray_descendants()) | {os.getpid()}
-            seen.update(_listening(pids))
+            seen.update(_listening(cluster_pids() | {os.getpid()}))
             time.sleep(0.1)
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        result = cli("sweep", str(study), "--executor", "ray", "--out", str(tmp_path / "out"), "--quiet")
+        result = cli("sweep", str(study), "--executor", "ray", *options, "--out", str(tmp_path / "out"), "--quiet")
     finally:
         stop.set()
         watcher.join()
+    return result, seen
+
+
+def test_a_local_ray_listens_on_loopback_only(cli, local_ray, tmp_path):
+    """Every socket of every process of the Ray that `--executor ray` without --address starts (GCS, raylet,
+    object manager, runtime-env agent, workers, the driver's own) is bound to loopback, as `ss` sees it
+    while the sweep runs; and there is no dashboard."""
+    result, seen = _sweep_watching_sockets(cli, tmp_path, lambda: set(_ray_descendants()))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 runs: 2 finished" in result.stdout, result.stdout
     names = " ".join(seen)
