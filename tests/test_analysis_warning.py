@@ -419,3 +419,59 @@ def test_a_signal_that_only_tells_methods_apart_scores_pooled_but_not_within_a_m
     column = "AUC within a method [95% CI] (pairs)"
     assert shown.loc[res.indicators.set_index("indicator").loc["lambda_max", "label"], column].startswith("1.00 [")
     assert shown[column].str.endswith("(48)").sum() >= 2
+
+
+# ---- against the naive baseline, pair for pair -----------------------------------------------------------
+def versus(result, indicator: str, k: int) -> pd.Series:
+    rows = result.versus_baseline[(result.versus_baseline["indicator"] == indicator)
+                                  & (result.versus_baseline["k"] == k)]
+    assert len(rows) == 1
+    return rows.iloc[0]
+
+
+def test_the_leading_signal_beats_the_baseline_and_noise_does_not(result):
+    """At k = 5 the parameter-free count is all ties (AUC ½) and λ_max orders every pair (AUC 1): +0.5, with an
+    interval above 0; noise's interval covers 0; at k = 0 the count defines the event and nothing beats it."""
+    lam = versus(result, "lambda_max", 5)
+    assert lam["baseline"] == "param_free" and lam["difference"] == pytest.approx(0.5)
+    assert lam["ci_low"] > 0 and lam["n_pairs"] == len(COLLAPSE_AT) * CONTROLS
+    for noise in ("gc_cos", "gap"):
+        row = versus(result, noise, 5)
+        assert row["ci_low"] <= 0 <= row["ci_high"], (noise, row.to_dict())
+    assert versus(result, "lambda_max", 0)["difference"] == 0.0          # both 1 at the event itself
+    assert versus(result, "gap", 0)["ci_high"] < 0                        # noise loses to the definition
+    base = versus(result, "param_free", 5)
+    assert base["difference"] == 0.0 and base["ci_low"] == base["ci_high"] == 0.0
+
+
+def test_the_difference_is_paired_the_same_runs_resampled_for_both():
+    """Two indicators that order the pairs the same way differ by exactly 0 in every resample: the interval is
+    [0, 0]. Resampling each on its own would give an interval as wide as the AUC's own."""
+    from nasbench_stability.analysis.pair_auc import Resampling, bootstrap_auc, paired_difference
+
+    rng = np.random.default_rng(0)
+    wins = rng.choice([0.0, 0.5, 1.0], size=(8, 7))
+    wins[0, 0] = np.nan                                        # a pair that is not comparable stays out
+    same = paired_difference(wins, wins.copy(), Resampling(500, 0.95, 0))
+    assert same == {"difference": 0.0, "ci_low": 0.0, "ci_high": 0.0, "n_pairs": 55}
+    low, high = bootstrap_auc(wins, Resampling(500, 0.95, 0))
+    assert high - low > 0.1
+    # only the pairs comparable for both count: a baseline missing row 1 drops that row from both
+    partial = wins.copy()
+    partial[1, :] = np.nan
+    flipped = paired_difference(wins, np.where(np.isnan(partial), np.nan, 1.0 - wins), Resampling(500, 0.95, 0))
+    keep = np.isfinite(partial)
+    assert flipped["n_pairs"] == int(keep.sum())
+    assert flipped["difference"] == pytest.approx(2 * wins[keep].mean() - 1)
+
+
+def test_the_report_column_names_the_baseline_and_an_unknown_baseline_is_one_line(result):
+    shown = warning_display(result)
+    column = "AUC − param-free edges [95% CI]"
+    labels = result.indicators.set_index("indicator")["label"]
+    assert shown.loc[labels["param_free"], column] == "(baseline)"
+    assert shown.loc[labels["lambda_max"], column].startswith("+0.50 [+")
+    with pytest.raises(ConfigError, match="baseline 'nope' is not one of the indicators"):
+        early_warning(study(), options=WarningOptions(baseline="nope"))
+    other = early_warning(study(), options=WarningOptions(baseline="lambda_max"))
+    assert versus(other, "param_free", 5)["difference"] == pytest.approx(-0.5)

@@ -18,7 +18,9 @@ Three questions, each a tidy frame of :class:`EarlyWarning`:
     keeps signals that merely drift with the epoch (λ_max grows in every run) from looking predictive. The AUC
     is the fraction of such (collapsing, control) pairs ordered the alarming way, ties ½ (for one common event
     epoch this is Mann–Whitney U / (n₁ n₂), which the tests check against scipy). Its interval: percentile
-    bootstrap over runs, collapsing and control runs resampled separately.
+    bootstrap over runs, collapsing and control runs resampled separately (:mod:`.pair_auc`). Against the naive
+    baseline, the parameter-free count (``versus_baseline``): each indicator's AUC minus the baseline's on the
+    same pairs, with a paired bootstrap, so "does anything beat the count?" has an interval.
 (b) **Alarms at a fixed false-alarm rate** (``alarms``, ``leads``). The threshold is set on the controls: at
     most ``false_alarm_rate`` of them ever cross it over their whole observed search. A collapsing run's first
     crossing at least ``min_lead`` epochs before its event is its alarm; lead time = event − alarm; a run with
@@ -48,6 +50,8 @@ from .collapse import CollapseCriteria
 from .curves import epoch_curves
 from .intervals import DEFAULT_RULE
 from .matrices import stack
+from .pair_auc import (Resampling, RunSignal, aligned, bootstrap_auc, pair_matrix, paired_difference,
+                       pairwise_auc, value_at)
 from .survival import collapse_events
 from .trajectories import supernet_records
 
@@ -75,6 +79,9 @@ class WarningOptions:
       choice; fixed seed, so a report is the same every time it is rebuilt).
     * ``aligned_before = 15``, ``aligned_after = 5``: epochs shown around the collapse in the aligned
       trajectories (our choice).
+    * ``baseline = "param_free"``: the indicator every other is compared with, pair for pair on the same runs
+      (``versus_baseline``): the naive one, the count the collapse criterion itself makes (issue 24: "no indicator
+      beats the parameter-free count" is an answer).
     """
 
     ks: tuple[int, ...] = tuple(range(11))
@@ -89,6 +96,7 @@ class WarningOptions:
     random_state: int = 0
     aligned_before: int = 15
     aligned_after: int = 5
+    baseline: str = "param_free"
 
     def __post_init__(self) -> None:
         if not self.ks or any(int(k) != k or k < 0 for k in self.ks):
@@ -103,6 +111,10 @@ class WarningOptions:
         for name in ("ratio_lag", "ratio_window", "trend_window", "n_resamples"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be ≥ 1, got {getattr(self, name)!r}")
+
+    @property
+    def resampling(self) -> Resampling:
+        return Resampling(self.n_resamples, self.confidence, self.random_state)
 
     @property
     def all_ks(self) -> tuple[int, ...]:
@@ -162,12 +174,6 @@ def trailing_slope(epochs: np.ndarray, values: np.ndarray, window: int) -> np.nd
         if inside.sum() >= 2 and np.ptp(epochs[inside]) > 0:
             out[i] = np.polyfit(epochs[inside].astype(float), values[inside], 1)[0]
     return out
-
-
-def value_at(epochs: np.ndarray, values: np.ndarray, t: float) -> float:
-    """The value at the last recorded epoch ≤ t (NaN before the first)."""
-    i = int(np.searchsorted(epochs, t, side="right")) - 1
-    return float(values[i]) if i >= 0 else math.nan
 
 
 def _hessian_max(run: pd.DataFrame) -> np.ndarray:
@@ -318,17 +324,6 @@ def indicator_values(df: pd.DataFrame, options: WarningOptions = WarningOptions(
 
 # ---- the analysis ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class RunSignal:
-    """One run's oriented indicator values (higher = more alarming) and its event."""
-    epochs: np.ndarray
-    scores: np.ndarray
-    values: np.ndarray
-    time: int            # the event epoch, or the last recorded one (censored)
-    collapsed: bool
-    method: str = ""     # pairs "within a method" compare runs of one method only
-
-
-@dataclass(frozen=True)
 class EarlyWarning:
     """The result of :func:`early_warning`; every frame is tidy (one row per indicator, k or run).
 
@@ -341,6 +336,9 @@ class EarlyWarning:
       method): pooling methods lets a signal that only tells methods apart score as a warning (gradient
       correlation starts far higher under single-level steps); ``status`` ``no comparable pairs`` where no
       method has both a collapsing run and a control.
+    * ``versus_baseline``: ``indicator``, ``k``, ``baseline``, ``difference`` (its AUC minus the baseline's on the
+      pairs comparable for both), ``ci_low``, ``ci_high`` (paired bootstrap: both on the same resampled runs),
+      ``n_pairs``, ``status``; the baseline's own row is 0.
     * ``alarms``: ``indicator``, ``far_target``, ``threshold`` (raw units; alarm when the value is beyond it in the
       alarming ``direction``), ``controls`` (with the signal), ``false_alarms``, ``far_achieved``, ``cases``,
       ``too_early`` (collapsed before any epoch ≥ ``min_lead`` ahead), ``alarmed``, ``missed``, ``missed_fraction``,
@@ -362,6 +360,7 @@ class EarlyWarning:
     indicators: pd.DataFrame
     auc: pd.DataFrame
     auc_within: pd.DataFrame
+    versus_baseline: pd.DataFrame
     alarms: pd.DataFrame
     leads: pd.DataFrame
     stops: pd.DataFrame
@@ -383,13 +382,17 @@ class EarlyWarning:
     def ranking(self, k: int | None = None) -> pd.DataFrame:
         """One row per indicator (all of them, not-recorded ones last): the ``indicators`` columns, the ``auc``
         columns at ``k`` (default ``options.report_k``; their status as ``auc_status``), the ``auc_within`` ones
-        prefixed ``within_``, and the ``alarms`` columns (``alarm_status``); sorted by AUC."""
+        prefixed ``within_``, the ``versus_baseline`` ones prefixed ``vs_``, and the ``alarms`` columns
+        (``alarm_status``); sorted by AUC."""
         k = self.options.report_k if k is None else k
         at_k = self.auc[self.auc["k"] == k].rename(columns={"status": "auc_status"}).set_index("indicator")
         within = self.auc_within[self.auc_within["k"] == k].set_index("indicator").drop(columns=["k"])
+        versus = (self.versus_baseline[self.versus_baseline["k"] == k].set_index("indicator").drop(columns=["k"])
+                  if len(self.versus_baseline) else pd.DataFrame())
         alarms = self.alarms.drop(columns=["direction"]).rename(columns={"status": "alarm_status"})
         out = (self.indicators.set_index("indicator").join(at_k.drop(columns=["k"]))
-               .join(within.add_prefix("within_")).join(alarms.set_index("indicator")))
+               .join(within.add_prefix("within_")).join(versus.add_prefix("vs_"))
+               .join(alarms.set_index("indicator")))
         out["k"] = k
         order = out.assign(_recorded=out["status"] != NOT_RECORDED, _auc=out["auc"].fillna(-1.0))
         order = order.sort_values(["_recorded", "_auc"], ascending=False, kind="stable")
@@ -401,6 +404,9 @@ def early_warning(df: pd.DataFrame, criteria: CollapseCriteria = CollapseCriteri
                   indicators: tuple[Indicator, ...] = INDICATORS) -> EarlyWarning:
     """The early-warning analysis of the runs in ``df`` (:func:`~.loading.load_runs` records); see the module doc.
     Table searches are left out (their records are query checkpoints, not epochs)."""
+    if options.baseline not in {i.name for i in indicators}:
+        raise ConfigError(f"baseline {options.baseline!r} is not one of the indicators "
+                          f"({', '.join(i.name for i in indicators)})")
     df = supernet_records(df)
     key = _key(df)
     events = collapse_events(df, criteria) if len(df) else pd.DataFrame(columns=[key, "time", "collapsed"])
@@ -411,16 +417,20 @@ def early_warning(df: pd.DataFrame, criteria: CollapseCriteria = CollapseCriteri
     if status != OK:
         return _not_enough(status, options, criteria, events, table)
     acc = _accuracy(df, key, criteria)
-    auc, within, alarms, leads, stops, trajectories = [], [], [], [], [], []
+    recorded = set(table.loc[table["status"] != NOT_RECORDED, "indicator"])
+    base = signals[options.baseline] if options.baseline in recorded else None
+    auc, within, versus, alarms, leads, stops, trajectories = [], [], [], [], [], [], []
     for ind in indicators:
         runs = signals[ind.name]
-        if table.loc[table["indicator"] == ind.name, "status"].iloc[0] == NOT_RECORDED:
+        if ind.name not in recorded:
             auc += [_auc_row(ind, k, status=NOT_RECORDED) for k in options.all_ks]
             within += [_auc_row(ind, k, status=NOT_RECORDED) for k in options.all_ks]
             alarms.append(_alarm_row(ind, options, status=NOT_RECORDED))
             continue
         auc += auc_by_k(ind, runs, options)
         within += auc_by_k(ind, runs, options, within_method=True)
+        if base is not None:
+            versus += versus_baseline(ind, runs, base, options)
         summary, per_run, theta = alarm_leads(ind, runs, events, key, options)
         alarms.append(summary)
         leads.append(per_run)
@@ -428,7 +438,7 @@ def early_warning(df: pd.DataFrame, criteria: CollapseCriteria = CollapseCriteri
         trajectories.append(aligned_trajectories(ind, runs, options))
     stops_frame = _concat(stops, STOP_COLUMNS)
     return EarlyWarning(OK, options, criteria, events, table, pd.DataFrame(auc), pd.DataFrame(within),
-                        pd.DataFrame(alarms),
+                        pd.DataFrame(versus, columns=VERSUS_COLUMNS), pd.DataFrame(alarms),
                         _concat(leads, ["indicator", key, "method", "seed", "event_epoch", "alarm_epoch", "lead",
                                         "missed"]),
                         stops_frame, stop_summary(stops_frame), _concat(trajectories, TRAJECTORY_COLUMNS))
@@ -484,58 +494,6 @@ def _accuracy(df: pd.DataFrame, key: str, criteria: CollapseCriteria) -> dict[ob
 
 
 # ---- (a) AUC against k -------------------------------------------------------------------------------
-def pair_matrix(runs: dict[object, RunSignal], k: int, within_method: bool = False) -> tuple[np.ndarray, list, list]:
-    """Wins of each collapsing run (rows) over each control (columns) at k epochs before the row's event:
-    1 (collapsing more alarming), ½ (tie), 0, NaN where the pair is not comparable (the control was not
-    observed up to the event, either value is missing at T − k, or, ``within_method``, the two runs' methods
-    differ). Also the row and column run ids."""
-    cases = [r for r, s in runs.items() if s.collapsed]
-    controls = [r for r, s in runs.items() if not s.collapsed]
-    wins = np.full((len(cases), len(controls)), np.nan)
-    for i, case in enumerate(cases):
-        s = runs[case]
-        t = s.time - k
-        a = value_at(s.epochs, s.scores, t)
-        if not math.isfinite(a):
-            continue
-        for j, control in enumerate(controls):
-            c = runs[control]
-            if c.time < s.time:           # censored before this event: not in its risk set
-                continue
-            if within_method and c.method != s.method:
-                continue
-            b = value_at(c.epochs, c.scores, t)
-            if math.isfinite(b):
-                wins[i, j] = 1.0 if a > b else 0.5 if a == b else 0.0
-    return wins, cases, controls
-
-
-def pairwise_auc(wins: np.ndarray) -> float:
-    """The mean of the comparable pairs (NaN if none)."""
-    valid = np.isfinite(wins)
-    return float(wins[valid].mean()) if valid.any() else math.nan
-
-
-def bootstrap_auc(wins: np.ndarray, options: WarningOptions) -> tuple[float, float]:
-    """Percentile interval of :func:`pairwise_auc` over runs: collapsing and control runs resampled with
-    replacement, each side on its own (so every resample has both); NaN with fewer than 2 runs on a side."""
-    rows, cols = np.isfinite(wins).any(axis=1), np.isfinite(wins).any(axis=0)
-    wins = wins[rows][:, cols]
-    n1, n2 = wins.shape
-    if n1 < 2 or n2 < 2:
-        return math.nan, math.nan
-    rng = np.random.default_rng(options.random_state)
-    # a resample is a count per run; the AUC of counts c, d is c·W·d / c·V·d (V: comparable pairs)
-    c = rng.multinomial(n1, np.full(n1, 1.0 / n1), size=options.n_resamples).astype(float)
-    d = rng.multinomial(n2, np.full(n2, 1.0 / n2), size=options.n_resamples).astype(float)
-    valid = np.isfinite(wins)
-    num = np.einsum("bi,ij,bj->b", c, np.where(valid, wins, 0.0), d)
-    den = np.einsum("bi,ij,bj->b", c, valid.astype(float), d)
-    auc = num[den > 0] / den[den > 0]
-    tail = (1.0 - options.confidence) / 2
-    return float(np.quantile(auc, tail)), float(np.quantile(auc, 1.0 - tail))
-
-
 def auc_by_k(ind: Indicator, runs: dict[object, RunSignal], options: WarningOptions,
              within_method: bool = False) -> list[dict]:
     rows = []
@@ -545,10 +503,27 @@ def auc_by_k(ind: Indicator, runs: dict[object, RunSignal], options: WarningOpti
         if not valid.any():
             rows.append(_auc_row(ind, k, status=NO_PAIRS))
             continue
-        low, high = bootstrap_auc(wins, options)
+        low, high = bootstrap_auc(wins, options.resampling)
         rows.append(_auc_row(ind, k, auc=pairwise_auc(wins), ci_low=low, ci_high=high,
                              n_cases=int(valid.any(axis=1).sum()), n_controls=int(valid.any(axis=0).sum()),
                              n_pairs=int(valid.sum())))
+    return rows
+
+
+VERSUS_COLUMNS = ["indicator", "k", "baseline", "difference", "ci_low", "ci_high", "n_pairs", "status"]
+
+
+def versus_baseline(ind: Indicator, runs: dict[object, RunSignal], base: dict[object, RunSignal],
+                    options: WarningOptions) -> list[dict]:
+    """Per k: the indicator's AUC minus the baseline's, on the (collapsing, control) pairs comparable for both,
+    with a paired bootstrap interval (:func:`~.pair_auc.paired_difference`)."""
+    rows = []
+    for k in options.all_ks:
+        wins, cases, controls = pair_matrix(runs, k)
+        theirs = aligned(*pair_matrix(base, k), cases, controls)
+        diff = paired_difference(wins, theirs, options.resampling)
+        rows.append({"indicator": ind.name, "k": int(k), "baseline": options.baseline, **diff,
+                     "status": OK if diff["n_pairs"] else NO_PAIRS})
     return rows
 
 
@@ -696,7 +671,7 @@ def _not_enough(status: str, options: WarningOptions, criteria: CollapseCriteria
         alarms.append(_alarm_row(ind, options, status=why))
     no_stops = pd.DataFrame(columns=STOP_COLUMNS)
     return EarlyWarning(status, options, criteria, events, table, pd.DataFrame(auc), pd.DataFrame(auc),
-                        pd.DataFrame(alarms),
+                        pd.DataFrame(columns=VERSUS_COLUMNS), pd.DataFrame(alarms),
                         pd.DataFrame(), no_stops, stop_summary(no_stops), pd.DataFrame(columns=TRAJECTORY_COLUMNS))
 
 
@@ -723,6 +698,22 @@ def _lead_text(r: pd.Series) -> str:
     return f"{r['lead_median']:g} [{r['lead_q25']:g}, {r['lead_q75']:g}]"
 
 
+def _short(result: EarlyWarning, name: str) -> str:
+    shorts = result.indicators.set_index("indicator")["short"]
+    return str(shorts.get(name, name))
+
+
+def _versus_text(r: pd.Series, baseline: str) -> str:
+    """The paired difference from the baseline, "baseline" on its own row."""
+    if r["indicator"] == baseline:
+        return "(baseline)"
+    if r.get("vs_status") != OK or not math.isfinite(r.get("vs_difference", math.nan)):
+        return "–"
+    interval = (f" [{r['vs_ci_low']:+.2f}, {r['vs_ci_high']:+.2f}]"
+                if math.isfinite(r["vs_ci_low"]) and math.isfinite(r["vs_ci_high"]) else "")
+    return f"{r['vs_difference']:+.2f}{interval}"
+
+
 def warning_display(result: EarlyWarning, k: int | None = None) -> pd.DataFrame:
     """:meth:`EarlyWarning.ranking` as strings: indicators ranked by AUC at ``k`` with the interval, runs
     compared, alarms at the false-alarm rate, lead times and the early stop's gain on collapsing runs."""
@@ -731,6 +722,7 @@ def warning_display(result: EarlyWarning, k: int | None = None) -> pd.DataFrame:
     gains = (result.stop_summary[result.stop_summary["role"] == COLLAPSING].set_index("indicator")["gain_mean"]
              if len(result.stop_summary) else pd.Series(dtype=float))
     far = f"{result.options.false_alarm_rate:.0%}"
+    base_label = _short(result, result.options.baseline)
     rows = {}
     for _, r in ranking.iterrows():
         auc = _auc_text(r["auc_status"], r["auc"], r["ci_low"], r["ci_high"])
@@ -743,6 +735,7 @@ def warning_display(result: EarlyWarning, k: int | None = None) -> pd.DataFrame:
                                             if shown and r["n_pairs"] > 0 else "–"),
             "AUC within a method [95% CI] (pairs)": (f"{within} ({int(r['within_n_pairs'])})"
                                                      if shown and r["within_n_pairs"] > 0 else within),
+            f"AUC − {base_label} [95% CI]": _versus_text(r, result.options.baseline) if shown else "–",
             f"missed at {far} false alarms": (f"{r['missed_fraction']:.0%} ({int(r['missed'])}/"
                                               f"{int(r['cases'] - r['too_early'])})"
                                               if shown and math.isfinite(r["missed_fraction"]) else "–"),
@@ -821,6 +814,9 @@ def warning_notes(result: EarlyWarning) -> tuple[str, ...]:
         "Pooling methods: a signal that only tells methods apart (gradient correlation is 1 for single-level methods) "
         "scores as if it warned. AUC within a method counts only pairs of a collapsing run and a control of the same "
         "method (the number of such pairs in brackets; none where no method has runs of both kinds).",
+        f"AUC − {_short(result, o.baseline)}: the indicator's AUC minus the naive baseline's ({o.baseline}), both on "
+        f"the pairs comparable for both; [a, b]: {o.confidence:.0%} paired bootstrap (both AUCs on the same resampled "
+        f"runs). An interval above 0 is an indicator that beats the baseline on these runs.",
     ]
     if not result.ok:
         notes.insert(0, f"Not analysed — {result.status}.")
