@@ -418,7 +418,9 @@ def early_warning(df: pd.DataFrame, criteria: CollapseCriteria = CollapseCriteri
         return _not_enough(status, options, criteria, events, table)
     acc = _accuracy(df, key, criteria)
     recorded = set(table.loc[table["status"] != NOT_RECORDED, "indicator"])
-    base = signals[options.baseline] if options.baseline in recorded else None
+    # the baseline's pairs at each k, once: every indicator is compared with them
+    base = ({k: pair_matrix(signals[options.baseline], k) for k in options.all_ks}
+            if options.baseline in recorded else None)
     auc, within, versus, alarms, leads, stops, trajectories = [], [], [], [], [], [], []
     for ind in indicators:
         runs = signals[ind.name]
@@ -513,14 +515,15 @@ def auc_by_k(ind: Indicator, runs: dict[object, RunSignal], options: WarningOpti
 VERSUS_COLUMNS = ["indicator", "k", "baseline", "difference", "ci_low", "ci_high", "n_pairs", "status"]
 
 
-def versus_baseline(ind: Indicator, runs: dict[object, RunSignal], base: dict[object, RunSignal],
+def versus_baseline(ind: Indicator, runs: dict[object, RunSignal], base: dict[int, tuple[np.ndarray, list, list]],
                     options: WarningOptions) -> list[dict]:
-    """Per k: the indicator's AUC minus the baseline's, on the (collapsing, control) pairs comparable for both,
-    with a paired bootstrap interval (:func:`~.pair_auc.paired_difference`)."""
+    """Per k: the indicator's AUC minus the baseline's (``base``: its :func:`~.pair_auc.pair_matrix` per k), on
+    the (collapsing, control) pairs comparable for both, with a paired bootstrap interval
+    (:func:`~.pair_auc.paired_difference`)."""
     rows = []
     for k in options.all_ks:
         wins, cases, controls = pair_matrix(runs, k)
-        theirs = aligned(*pair_matrix(base, k), cases, controls)
+        theirs = aligned(*base[k], cases, controls)
         diff = paired_difference(wins, theirs, options.resampling)
         rows.append({"indicator": ind.name, "k": int(k), "baseline": options.baseline, **diff,
                      "status": OK if diff["n_pairs"] else NO_PAIRS})

@@ -66,7 +66,7 @@ class RayExecutor:
     def run(self, units: list[WorkUnit], env: RunEnvironment, on_done: OnDone) -> list[list[RunOutcome]]:
         ray = import_ray()
         env = dataclasses.replace(env, threads=max(1, int(self.cpus_per_task)))
-        with _loopback_only(ray, self.address is None or on_loopback(self.address)):
+        with _loopback_only(ray, self._on_this_machine):
             return self._run(ray, units, env, on_done)
 
     def _run(self, ray, units: list[WorkUnit], env: RunEnvironment, on_done: OnDone) -> list[list[RunOutcome]]:
@@ -108,6 +108,11 @@ class RayExecutor:
             return self.gpus_per_task
         return 1.0 if unit.runs[0].config.device.startswith("cuda") else 0.0
 
+    @property
+    def _on_this_machine(self) -> bool:
+        """Ray started here, or a cluster on this machine's loopback: joined in single-node mode, from 127.0.0.1."""
+        return self.address is None or on_loopback(self.address)
+
     def _where(self) -> str:
         return f"the Ray cluster at {self.address}" if self.address else "the local Ray cluster"
 
@@ -132,10 +137,9 @@ class RayExecutor:
             check_reachable(self.address)
         # started here: on loopback (with _loopback_only), no dashboard, which would be one more port;
         # a cluster on this machine's loopback is joined from loopback
+        placement = {"_node_ip_address": LOOPBACK} if self._on_this_machine else {}
         if self.address is None:
-            placement = {"include_dashboard": False, "_node_ip_address": LOOPBACK}
-        else:
-            placement = {"_node_ip_address": LOOPBACK} if on_loopback(self.address) else {}
+            placement["include_dashboard"] = False
         try:
             ray.init(address=self.address, log_to_driver=not env.quiet, logging_level=logging.WARNING,
                      configure_logging=True, **placement)
